@@ -1,0 +1,1 @@
+"""Offer experimentation and holdout framework (Cloud Functions on Firestore and Pub/Sub)."""
