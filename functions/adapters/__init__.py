@@ -1,0 +1,1 @@
+"""Thin adapters to the cloud: Firestore repositories, Pub/Sub publishing, auth, outbox."""

@@ -1,0 +1,85 @@
+"""Authentication with Firebase ID tokens; roles come from custom claims.
+
+Roles: viewer < pm < approver < operator < admin are staff roles, `service` is for backends
+(KPI producers, the app's server), `user` is an end user. Routes name the roles they accept;
+admin is accepted everywhere. With FIREBASE_AUTH_EMULATOR_HOST set the Admin SDK accepts
+unsigned tokens (local runs and tests); that mode refuses to start inside Cloud Run.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+import firebase_admin
+from firebase_admin import auth as fb_auth
+
+from functions.config import settings
+from functions.core.errors import Unauthenticated
+
+ROLES = ("viewer", "pm", "approver", "operator", "admin", "service", "user")
+STAFF = frozenset({"viewer", "pm", "approver", "operator", "admin"})
+
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Principal:
+    uid: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    email: str | None = None
+
+    def has_any(self, allowed: frozenset[str]) -> bool:
+        return "admin" in self.roles or bool(self.roles & allowed)
+
+    @property
+    def primary_role(self) -> str:
+        for role in ("admin", "operator", "approver", "pm", "viewer", "service", "user"):
+            if role in self.roles:
+                return role
+        return "user"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"uid": self.uid, "role": self.primary_role}
+
+
+SYSTEM = Principal(uid="system:sweep", roles=frozenset({"service"}))
+
+
+def _app() -> firebase_admin.App:
+    if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") and os.environ.get("K_SERVICE") and not os.environ.get(
+        "ALLOW_UNSIGNED_TOKENS"
+    ):
+        raise RuntimeError("FIREBASE_AUTH_EMULATOR_HOST is set in a deployed service: refusing unsigned tokens")
+    name = f"offers-{settings().project_id}"
+    with _lock:
+        try:
+            return firebase_admin.get_app(name)
+        except ValueError:
+            return firebase_admin.initialize_app(options={"projectId": settings().project_id}, name=name)
+
+
+def roles_from_claims(claims: dict) -> frozenset[str]:
+    raw = claims.get("roles", claims.get("role", []))
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        return frozenset()
+    return frozenset(r for r in raw if isinstance(r, str) and r in ROLES)
+
+
+def authenticate(authorization: str | None) -> Principal:
+    """Verify a `Bearer <Firebase ID token>` header and return who is calling."""
+    if not authorization or not authorization.startswith("Bearer "):
+        raise Unauthenticated("missing bearer token", code="MISSING_TOKEN")
+    token = authorization[len("Bearer ") :].strip()
+    try:
+        claims = fb_auth.verify_id_token(token, app=_app())
+    except (fb_auth.InvalidIdTokenError, fb_auth.ExpiredIdTokenError, ValueError) as exc:
+        raise Unauthenticated("invalid ID token", code="INVALID_TOKEN", details={"reason": str(exc)[:200]}) from exc
+    uid = claims.get("uid") or claims.get("sub")
+    if not isinstance(uid, str) or not uid:
+        raise Unauthenticated("token has no subject", code="INVALID_TOKEN")
+    roles = roles_from_claims(claims) or frozenset({"user"})
+    return Principal(uid=uid, roles=roles, email=claims.get("email"))

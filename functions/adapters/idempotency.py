@@ -1,0 +1,30 @@
+"""Exactly-once effects under at-least-once delivery.
+
+The key document is created in the same transaction as the effect, so a redelivered event
+either finds the key (and does nothing) or the earlier attempt never committed at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from google.cloud import firestore
+
+from functions.adapters.firestore import PROCESSED_EVENTS
+
+
+def key_ref(parent: firestore.DocumentReference, event_id: str) -> firestore.DocumentReference:
+    # Event ids come from outside: hash them so '/' or odd unicode cannot escape the path.
+    return parent.collection(PROCESSED_EVENTS).document(hashlib.sha256(event_id.encode()).hexdigest()[:40])
+
+
+def already_processed(txn: firestore.Transaction, parent: firestore.DocumentReference, event_id: str) -> bool:
+    """Read phase: must run before the transaction writes anything."""
+    return key_ref(parent, event_id).get(transaction=txn).exists
+
+
+def mark_processed(
+    txn: firestore.Transaction | firestore.WriteBatch, parent: firestore.DocumentReference, event_id: str
+) -> None:
+    txn.create(key_ref(parent, event_id), {"eventId": event_id, "at": datetime.now(UTC)})

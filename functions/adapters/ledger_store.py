@@ -1,0 +1,95 @@
+"""Appending ledger entries inside the caller's transaction.
+
+Layout: `experimentLedger/{chainId}` holds the chain head (seq, hash); entries live one per
+document at `experimentLedger/{chainId}/entries/{seq:012d}`. The head is the only document
+every append touches, and only appends to the same chain (one experiment) share it, so
+contention stays per experiment. Firestore transactions read before they write: call
+`read_head` in the read phase, `append` in the write phase.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from google.cloud import firestore
+
+from functions.adapters.firestore import EXPERIMENT_LEDGER, db
+from functions.core.ledger.entry import GENESIS_HASH, SealedEntry, seal_entry
+
+ENTRIES = "entries"
+
+
+def experiment_chain(experiment_id: str) -> str:
+    return f"exp-{experiment_id}"
+
+
+def cohort_chain(cohort_id: str) -> str:
+    return f"cohort-{cohort_id}"
+
+
+def chain_ref(chain_id: str) -> firestore.DocumentReference:
+    return db().collection(EXPERIMENT_LEDGER).document(chain_id)
+
+
+def entry_id(seq: int) -> str:
+    return f"{seq:012d}"
+
+
+@dataclass
+class Head:
+    chain_id: str
+    next_seq: int
+    prev_hash: str
+    exists: bool
+
+
+def read_head(txn: firestore.Transaction | None, chain_id: str) -> Head:
+    snap = chain_ref(chain_id).get(transaction=txn)
+    if not snap.exists:
+        return Head(chain_id=chain_id, next_seq=0, prev_hash=GENESIS_HASH, exists=False)
+    doc = snap.to_dict() or {}
+    return Head(chain_id=chain_id, next_seq=int(doc["headSeq"]) + 1, prev_hash=str(doc["headHash"]), exists=True)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def append(
+    txn: firestore.Transaction | firestore.WriteBatch,
+    head: Head,
+    *,
+    actor: dict[str, str],
+    action: str,
+    subject: dict[str, Any],
+    payload: dict[str, Any],
+    timestamp: str | None = None,
+) -> SealedEntry:
+    """Stage one entry and the head move; `head` advances so several appends can share a commit."""
+    sealed = seal_entry(
+        chain_id=head.chain_id,
+        seq=head.next_seq,
+        prev_hash=head.prev_hash,
+        timestamp=timestamp or now_iso(),
+        actor=actor,
+        action=action,
+        subject=subject,
+        payload=payload,
+    )
+    ref = chain_ref(head.chain_id)
+    # create() makes a lost race fail loudly instead of overwriting an entry.
+    txn.create(ref.collection(ENTRIES).document(entry_id(sealed.seq)), sealed.to_document())
+    txn.set(
+        ref,
+        {"chainId": head.chain_id, "headSeq": sealed.seq, "headHash": sealed.hash, "updatedAt": datetime.now(UTC)},
+    )
+    head.next_seq, head.prev_hash, head.exists = sealed.seq + 1, sealed.hash, True
+    return sealed
+
+
+def entries(chain_id: str) -> list[dict[str, Any]]:
+    """All stored entries of a chain, in document-id (= seq) order."""
+    stream = chain_ref(chain_id).collection(ENTRIES).order_by("__name__").stream()
+    return [s.to_dict() or {} for s in stream]

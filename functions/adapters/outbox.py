@@ -1,0 +1,77 @@
+"""Transactional outbox: a message is stored in the same commit as the state change it
+announces, then published after the commit.
+
+Without it a crash between "commit" and "publish" would lose a kill-switch message, or a
+failed commit would announce a change that never happened. Messages carry a stable
+`messageKey` attribute so subscribers can drop the rare duplicate (publish succeeded, marking
+it sent did not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from functions.adapters import pubsub
+from functions.adapters.firestore import OUTBOX, db
+
+log = logging.getLogger(__name__)
+
+
+def message_id(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def enqueue(
+    txn: firestore.Transaction | firestore.WriteBatch,
+    parent: firestore.DocumentReference,
+    topic_key: str,
+    payload: dict[str, Any],
+    key: str,
+) -> str:
+    """Stage a message in the caller's transaction/batch; `key` makes it unique per change."""
+    mid = message_id(key)
+    txn.set(
+        parent.collection(OUTBOX).document(mid),
+        {
+            "topic": topic_key,
+            "payload": json.dumps(payload, sort_keys=True, allow_nan=False),
+            "messageKey": mid,
+            "createdAt": datetime.now(UTC),
+            "sent": False,
+        },
+    )
+    return mid
+
+
+def _publish_one(snapshot: firestore.DocumentSnapshot) -> bool:
+    doc = snapshot.to_dict() or {}
+    if doc.get("sent"):
+        return False
+    pubsub.publish(doc["topic"], json.loads(doc["payload"]), messageKey=doc["messageKey"])
+    snapshot.reference.update({"sent": True, "sentAt": datetime.now(UTC)})
+    return True
+
+
+def flush(parent: firestore.DocumentReference) -> int:
+    """Publish the unsent messages of one parent document, oldest first."""
+    pending = parent.collection(OUTBOX).where(filter=FieldFilter("sent", "==", False)).stream()
+    return sum(_publish_one(s) for s in sorted(pending, key=lambda s: s.get("createdAt")))
+
+
+def flush_all(limit: int = 500) -> int:
+    """Publish every unsent message anywhere (the sweep's safety net after crashes)."""
+    query = db().collection_group(OUTBOX).where(filter=FieldFilter("sent", "==", False)).limit(limit)
+    sent = 0
+    for snapshot in query.stream():
+        try:
+            sent += _publish_one(snapshot)
+        except Exception:  # keep flushing the others; the next sweep retries this one
+            log.exception("outbox publish failed", extra={"json_fields": {"outbox": snapshot.id}})
+    return sent

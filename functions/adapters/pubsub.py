@@ -1,0 +1,53 @@
+"""Publishing to Pub/Sub.
+
+Publishing blocks until the server acknowledges, so a caller that marks an outbox message as
+sent knows it really left. A process-wide client keeps batching threads to one set.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import pubsub_v1
+
+from functions.config import settings
+
+_lock = threading.Lock()
+_publisher: pubsub_v1.PublisherClient | None = None
+
+PUBLISH_TIMEOUT_SECONDS = 30.0
+
+
+def publisher() -> pubsub_v1.PublisherClient:
+    global _publisher
+    with _lock:
+        if _publisher is None:
+            _publisher = pubsub_v1.PublisherClient()
+        return _publisher
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def publish(topic_key: str, payload: dict[str, Any], **attributes: str) -> str:
+    """Publish JSON to the configured topic `topic_key` (a Topics field name); returns message id."""
+    future = publisher().publish(settings().topic_path(topic_key), encode(payload), **attributes)
+    return str(future.result(timeout=PUBLISH_TIMEOUT_SECONDS))
+
+
+def ensure_topics(*topic_keys: str) -> list[str]:
+    """Create the topics if missing (local runs and tests; deploy.sh creates them in the cloud)."""
+    created = []
+    client = publisher()
+    for key in topic_keys or tuple(settings().topics.all()):
+        path = settings().topic_path(key)
+        try:
+            client.create_topic(name=path)
+            created.append(path)
+        except gexc.AlreadyExists:
+            pass
+    return created

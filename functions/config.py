@@ -1,0 +1,87 @@
+"""Runtime configuration, read once from the environment.
+
+One place names every knob so the README's configuration table and the code cannot drift;
+tests change settings with environment variables and `reset_settings()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Topics:
+    kpi_events: str = "kpi-events"
+    fraud_signals: str = "fraud-signals"
+    spillover_events: str = "spillover-events"
+    exposures: str = "exposures"
+    sweep_ticks: str = "sweep-ticks"
+    kill_switch: str = "kill-switch"
+    experiment_state: str = "experiment-state"
+    ledger_checkpoints: str = "ledger-checkpoints"
+
+    def all(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_id: str
+    region: str
+    topics: Topics
+    topic_prefix: str
+    max_body_bytes: int
+    max_event_age_seconds: int
+    kpi_shards: int
+    base_currency: str
+    currency_rates: dict[str, float] = field(default_factory=dict)
+    ledger_signing_key: str = ""
+    ledger_key_file: str = ".run/ledger-dev-key.pem"
+    config_cache_seconds: float = 5.0
+    log_level: str = "INFO"
+
+    def topic(self, name: str) -> str:
+        """Full topic id (prefix lets parallel tests use their own topics)."""
+        return f"{self.topic_prefix}{getattr(self.topics, name)}"
+
+    def topic_path(self, name: str) -> str:
+        return f"projects/{self.project_id}/topics/{self.topic(name)}"
+
+
+def _project_id() -> str:
+    for name in ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "GCP_PROJECT"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return "demo-offers"
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    rates = json.loads(_env("CURRENCY_RATES", '{"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "JPY": 0.0067}'))
+    return Settings(
+        project_id=_project_id(),
+        region=_env("FUNCTION_REGION", "europe-west1"),
+        topics=Topics(),
+        topic_prefix=_env("TOPIC_PREFIX", ""),
+        max_body_bytes=int(_env("MAX_BODY_BYTES", str(2 * 1024 * 1024))),
+        max_event_age_seconds=int(_env("MAX_EVENT_AGE_SECONDS", str(3 * 24 * 3600))),
+        kpi_shards=int(_env("KPI_SHARDS", "10")),
+        base_currency=_env("BASE_CURRENCY", "USD"),
+        currency_rates={k.upper(): float(v) for k, v in rates.items()},
+        ledger_signing_key=_env("LEDGER_SIGNING_KEY", ""),
+        ledger_key_file=_env("LEDGER_KEY_FILE", ".run/ledger-dev-key.pem"),
+        config_cache_seconds=float(_env("CONFIG_CACHE_SECONDS", "5")),
+        log_level=_env("LOG_LEVEL", "INFO"),
+    )
+
+
+def reset_settings() -> None:
+    settings.cache_clear()

@@ -1,0 +1,118 @@
+"""How every Pub/Sub-triggered function treats a delivery.
+
+- Transient infrastructure errors are raised, so Pub/Sub redelivers (with backoff and a
+  dead-letter topic after max attempts, see deploy.sh).
+- Permanent errors (undecodable message, schema violation, coded domain error) are logged and
+  acknowledged: retrying cannot fix them and would block the subscription.
+- Events older than MAX_EVENT_AGE_SECONDS are dropped: a replay storm of stale KPIs after an
+  outage must not rewrite history.
+Idempotency itself is the handler's job (its effect and its key commit together), keyed on
+`EventContext.event_id`: the event's own id when it has one, else the message id.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from functions.config import settings
+from functions.core.errors import AppError
+
+log = logging.getLogger("functions.events")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class EventContext:
+    event_id: str
+    message_id: str
+    published_at: datetime | None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+class PermanentEventError(Exception):
+    """The delivery can never succeed; acknowledge it."""
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def decode_pubsub(cloud_event: Any) -> tuple[dict[str, Any], EventContext]:
+    data = cloud_event.data or {}
+    message = data.get("message", {}) if isinstance(data, dict) else {}
+    try:
+        raw = base64.b64decode(message.get("data", ""), validate=True)
+        payload = json.loads(raw) if raw else {}
+    except (binascii.Error, ValueError) as exc:
+        raise PermanentEventError(f"undecodable message: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise PermanentEventError("message data is not a JSON object")
+    message_id = str(message.get("messageId") or message.get("message_id") or cloud_event["id"])
+    published = _parse_time(message.get("publishTime") or message.get("publish_time")) or _parse_time(
+        cloud_event.get("time") if hasattr(cloud_event, "get") else None
+    )
+    own_id = payload.get("eventId")
+    ctx = EventContext(
+        event_id=own_id if isinstance(own_id, str) and own_id else message_id,
+        message_id=message_id,
+        published_at=published,
+        attributes=dict(message.get("attributes") or {}),
+    )
+    return payload, ctx
+
+
+def pubsub_handler(model: type[M]) -> Callable[[Callable[[EventContext, M], Any]], Callable[[Any], None]]:
+    """Wrap `fn(ctx, payload_model)` as a Pub/Sub CloudEvent function body."""
+
+    def decorate(fn: Callable[[EventContext, M], Any]) -> Callable[[Any], None]:
+        @functools.wraps(fn)
+        def handle(cloud_event: Any) -> None:
+            fields: dict[str, Any] = {"handler": fn.__name__}
+            try:
+                payload, ctx = decode_pubsub(cloud_event)
+                fields.update(eventId=ctx.event_id, messageId=ctx.message_id)
+                age_limit = settings().max_event_age_seconds
+                if ctx.published_at and (datetime.now(UTC) - ctx.published_at).total_seconds() > age_limit:
+                    log.warning("dropped stale event", extra={"json_fields": {**fields, "outcome": "stale"}})
+                    return
+                try:
+                    parsed = model.model_validate(payload)
+                except ValidationError as exc:
+                    raise PermanentEventError(f"schema violation: {exc.errors(include_url=False)[:3]}") from exc
+                result = fn(ctx, parsed)
+                log.info("event handled", extra={"json_fields": {**fields, "outcome": str(result)[:200]}})
+            except (PermanentEventError, AppError) as exc:
+                log.error("event rejected permanently", extra={"json_fields": {**fields, "error": str(exc)[:500]}})
+
+        return handle
+
+    return decorate
+
+
+def firestore_document_path(cloud_event: Any) -> str:
+    """`offerExperiments/abc` from a Firestore CloudEvent (subject `documents/...`)."""
+    subject = ""
+    try:
+        subject = cloud_event["subject"] or ""
+    except KeyError:
+        subject = ""
+    return subject.split("documents/", 1)[-1] if "documents/" in subject else subject

@@ -1,0 +1,28 @@
+"""Which event source triggers which entry point of main.py.
+
+One table for the local router (push subscriptions, ticker, Firestore bridge), deploy.sh
+(checked by a test) and the README.
+"""
+
+from __future__ import annotations
+
+HTTP_FUNCTIONS = ("holdouts", "experiments", "analytics", "rollouts", "ledger", "assign")
+
+# entry point -> topic key in functions.config.Topics
+PUBSUB_FUNCTIONS = {
+    "kpi_events": "kpi_events",
+    "fraud_signals": "fraud_signals",
+    "spillover_events": "spillover_events",
+    "exposures": "exposures",
+    "sweep": "sweep_ticks",
+}
+
+# entry point -> (collection, document pattern) for google.cloud.firestore.document.v1.written
+FIRESTORE_FUNCTIONS = {
+    "experiment_written": ("offerExperiments", "offerExperiments/{experimentId}"),
+}
+
+# Outbound topics nobody in this project subscribes to by default (apps and auditors do).
+OUTBOUND_TOPICS = ("kill_switch", "experiment_state", "ledger_checkpoints")
+
+SWEEP_SCHEDULE = "*/5 * * * *"

@@ -1,0 +1,1 @@
+"""Local development: emulator harness, the all-functions router, the demo. Never deployed."""
