@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 import uuid
@@ -57,10 +58,8 @@ class PubsubProbe:
 
     def close(self) -> None:
         for path in self.subscriptions:
-            try:
+            with contextlib.suppress(Exception):
                 self.subscriber.delete_subscription(request={"subscription": path})
-            except Exception:  # noqa: S110 - best-effort cleanup on a throwaway emulator
-                pass
         self.subscriber.close()
 
 

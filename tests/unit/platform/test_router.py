@@ -1,0 +1,129 @@
+"""The HTTP plumbing every function shares, through functions-framework's own app."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from functions_framework import create_app
+
+from localdev.tokens import bearer
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def client():
+    return create_app(target="echo", source=str(ROOT / "tests/support/echo_http.py")).test_client()
+
+
+def test_unauthenticated_call_gets_401(client):
+    resp = client.post("/widgets", json={"name": "a", "size": 1})
+    assert resp.status_code == 401
+    assert resp.get_json()["error"]["code"] == "MISSING_TOKEN"
+
+
+def test_garbage_token_gets_401(client):
+    resp = client.post("/widgets", json={"name": "a", "size": 1}, headers={"Authorization": "Bearer nope"})
+    assert resp.status_code == 401
+    assert resp.get_json()["error"]["code"] == "INVALID_TOKEN"
+
+
+def test_wrong_role_gets_403(client):
+    resp = client.post("/widgets", json={"name": "a", "size": 1}, headers=bearer("v", ["viewer"]))
+    assert resp.status_code == 403
+    body = resp.get_json()["error"]
+    assert body["code"] == "FORBIDDEN" and "pm" in body["details"]["required"]
+
+
+def test_admin_is_allowed_everywhere(client):
+    resp = client.post("/widgets", json={"name": "a", "size": 1}, headers=bearer("root", ["admin"]))
+    assert resp.status_code == 201
+    assert resp.get_json() == {"name": "a", "size": 1, "by": "root"}
+
+
+def test_malformed_json_gets_400(client):
+    resp = client.post("/widgets", data=b'{"name": ', headers=bearer("p", ["pm"]), content_type="application/json")
+    assert resp.status_code == 400
+    assert resp.get_json()["error"]["code"] == "MALFORMED_JSON"
+
+
+@pytest.mark.parametrize("raw", [b'{"name": "a", "size": NaN}', b'{"name": "a", "size": Infinity}'])
+def test_non_json_constants_are_rejected(client, raw):
+    resp = client.post("/widgets", data=raw, headers=bearer("p", ["pm"]), content_type="application/json")
+    assert resp.status_code == 400
+
+
+def test_schema_violation_gets_422_naming_the_field(client):
+    resp = client.post("/widgets", json={"name": "a", "size": "big"}, headers=bearer("p", ["pm"]))
+    assert resp.status_code == 422
+    err = resp.get_json()["error"]
+    assert err["code"] == "VALIDATION_FAILED"
+    assert err["message"].startswith("size:")
+    assert err["details"]["errors"][0]["field"] == "size"
+
+
+def test_unknown_field_is_rejected_by_name(client):
+    resp = client.post("/widgets", json={"name": "a", "size": 1, "colour": "red"}, headers=bearer("p", ["pm"]))
+    assert resp.status_code == 422
+    assert resp.get_json()["error"]["details"]["errors"][0]["field"] == "colour"
+
+
+def test_deep_json_gets_400(client):
+    deep = "[" * 100 + "]" * 100
+    body = f'{{"name": "a", "size": 1, "x": {deep}}}'.encode()
+    resp = client.post("/widgets", data=body, headers=bearer("p", ["pm"]), content_type="application/json")
+    assert resp.status_code == 400
+    assert resp.get_json()["error"]["code"] == "JSON_TOO_DEEP"
+
+
+def test_oversized_body_gets_413(client, monkeypatch):
+    from functions.config import reset_settings
+
+    monkeypatch.setenv("MAX_BODY_BYTES", "64")
+    reset_settings()
+    try:
+        resp = client.post("/widgets", json={"name": "a" * 100, "size": 1}, headers=bearer("p", ["pm"]))
+    finally:
+        monkeypatch.delenv("MAX_BODY_BYTES")
+        reset_settings()
+    assert resp.status_code == 413
+
+
+def test_unknown_route_404_and_wrong_method_405(client):
+    assert client.get("/nothing", headers=bearer("p", ["pm"])).status_code == 404
+    resp = client.delete("/widgets", headers=bearer("p", ["pm"]))
+    assert resp.status_code == 405
+    assert resp.get_json()["error"]["details"]["allowed"] == ["POST"]
+
+
+def test_domain_errors_use_the_envelope(client):
+    resp = client.get("/widgets/taken", headers=bearer("p", ["pm"]))
+    assert resp.status_code == 409
+    assert resp.get_json() == {"error": {"code": "TAKEN", "message": "widget taken", "details": {"id": "taken"}}}
+
+
+def test_unexpected_errors_are_a_coded_500_with_request_id(client):
+    resp = client.get("/widgets/boom", headers={**bearer("p", ["pm"]), "X-Request-Id": "req-123"})
+    assert resp.status_code == 500
+    assert resp.get_json()["error"]["details"]["requestId"] == "req-123"
+    assert resp.headers["X-Request-Id"] == "req-123"
+
+
+def test_request_id_is_generated_when_absent(client):
+    resp = client.get("/healthz")
+    assert len(resp.headers["X-Request-Id"]) == 32
+
+
+def test_function_name_prefix_is_accepted(client):
+    assert client.get("/echo/healthz").status_code == 200
+
+
+def test_openapi_document_lists_routes_with_schemas(client):
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.1")
+    op = spec["paths"]["/echo/widgets"]["post"]
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = spec["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert set(schema["required"]) == {"name", "size"}
+    assert "401" in op["responses"] and "422" in op["responses"]
+    json.dumps(spec)
