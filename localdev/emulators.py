@@ -91,6 +91,7 @@ class Emulators:
     pubsub_host: str = ""
     external: bool = False
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _saved_env: dict[str, str | None] = field(default_factory=dict)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -180,13 +181,23 @@ class Emulators:
             env={**os.environ, **env},
             start_new_session=True,  # own process group: stop() kills the launcher and its java child
         )
+        record = os.environ.get("EMULATOR_PIDS_FILE")
+        if record:  # lets the test command prove afterwards that nothing was left running
+            with open(record, "a") as fh:
+                fh.write(f"{self.processes[name].pid}\n")
 
     def _export(self) -> None:
-        os.environ["FIRESTORE_EMULATOR_HOST"] = self.firestore_host
-        os.environ["PUBSUB_EMULATOR_HOST"] = self.pubsub_host
-        os.environ["GOOGLE_CLOUD_PROJECT"] = self.project_id
-        os.environ["GCLOUD_PROJECT"] = self.project_id
-        os.environ.setdefault("FIREBASE_AUTH_EMULATOR_HOST", AUTH_PLACEHOLDER)
+        """Export the variables the clients read; stop() puts the previous values back."""
+        wanted = {
+            "FIRESTORE_EMULATOR_HOST": self.firestore_host,
+            "PUBSUB_EMULATOR_HOST": self.pubsub_host,
+            "GOOGLE_CLOUD_PROJECT": self.project_id,
+            "GCLOUD_PROJECT": self.project_id,
+            "FIREBASE_AUTH_EMULATOR_HOST": os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") or AUTH_PLACEHOLDER,
+        }
+        for key, value in wanted.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
 
     def stop(self) -> None:
         for proc in self.processes.values():
@@ -201,10 +212,13 @@ class Emulators:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
-        if self.processes and not self.external:
-            for name in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"):
-                os.environ.pop(name, None)
         self.processes.clear()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.processes.values()]

@@ -32,6 +32,8 @@ def setup_push(base_url: str) -> dict[str, str]:
                     }
                 )
             except gexc.AlreadyExists:
-                subscriber.modify_push_config(request={"subscription": path, "push_config": {"push_endpoint": endpoint}})
+                subscriber.modify_push_config(
+                    request={"subscription": path, "push_config": {"push_endpoint": endpoint}}
+                )
             created[settings().topic(topic_key)] = endpoint
     return created

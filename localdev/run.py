@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from werkzeug.serving import make_server
 
-from localdev.emulators import EmulatorUnavailable, Emulators, free_port
+from localdev.emulators import Emulators, EmulatorUnavailable, free_port
 
 
 def _ticker(stop: threading.Event, seconds: float) -> None:

@@ -15,7 +15,11 @@ def entry_points(source: Path = MAIN) -> dict[str, str]:
         if not isinstance(node, ast.FunctionDef):
             continue
         for deco in node.decorator_list:
-            if isinstance(deco, ast.Attribute) and isinstance(deco.value, ast.Name):
-                if deco.value.id == "functions_framework" and deco.attr in {"http", "cloud_event"}:
-                    found[node.name] = "http" if deco.attr == "http" else "cloudevent"
+            if (
+                isinstance(deco, ast.Attribute)
+                and isinstance(deco.value, ast.Name)
+                and deco.value.id == "functions_framework"
+                and deco.attr in {"http", "cloud_event"}
+            ):
+                found[node.name] = "http" if deco.attr == "http" else "cloudevent"
     return found

@@ -16,13 +16,19 @@ os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "demo-offers-test")
 os.environ.setdefault("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("LEDGER_KEY_FILE", str(ROOT / ".run" / "ledger-test-key.pem"))
+os.environ.setdefault("EMULATOR_PIDS_FILE", str(ROOT / ".run" / "test-emulator-pids"))
+
+
+def pytest_sessionstart(session):
+    (ROOT / ".run").mkdir(exist_ok=True)
+    Path(os.environ["EMULATOR_PIDS_FILE"]).write_text("")
 
 
 @pytest.fixture(scope="session")
 def emulators():
     from functions.adapters.firestore import reset_client
     from functions.config import reset_settings
-    from localdev.emulators import EmulatorUnavailable, Emulators
+    from localdev.emulators import Emulators, EmulatorUnavailable
 
     try:
         emu = Emulators(project_id=os.environ["GOOGLE_CLOUD_PROJECT"]).start()

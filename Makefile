@@ -1,0 +1,19 @@
+# The two commands: `make run` (the whole system + demo) and `make test` (the whole suite).
+.PHONY: run test setup lint bench-list
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	.venv/bin/python -m localdev.run
+
+test: setup
+	.venv/bin/ruff check .
+	.venv/bin/python -m pytest -p no:cacheprovider
+	@bash scripts/check_no_stray_emulators.sh
+
+lint: setup
+	.venv/bin/ruff check .
+
+bench-list: setup
+	.venv/bin/python -m bench

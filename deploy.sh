@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Deploy every Cloud Function, the Firestore rules and indexes, the Pub/Sub topics and the
+# Cloud Scheduler job.
+#
+#   ./deploy.sh --dry-run [--project P] [--region R]   print every command, touch nothing
+#   ./deploy.sh --project P [--region R]               deploy for real (gcloud + firebase CLIs)
+#
+# The trigger table mirrors functions/triggers.py (a test keeps them in step).
+set -euo pipefail
+
+DRY_RUN=0
+PROJECT="${GOOGLE_CLOUD_PROJECT:-}"
+REGION="${FUNCTION_REGION:-europe-west1}"
+RUNTIME="python311"
+SERVICE_ACCOUNT="${SERVICE_ACCOUNT:-}"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --dry-run) DRY_RUN=1; shift ;;
+    --project) PROJECT="$2"; shift 2 ;;
+    --region) REGION="$2"; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+if [[ -z "$PROJECT" ]]; then
+  if [[ $DRY_RUN -eq 1 ]]; then PROJECT="my-project"; else echo "--project is required" >&2; exit 2; fi
+fi
+
+run() {
+  if [[ $DRY_RUN -eq 1 ]]; then
+    printf '+'; printf ' %q' "$@"; printf '\n'
+  else
+    "$@"
+  fi
+}
+
+SA_FLAG=()
+[[ -n "$SERVICE_ACCOUNT" ]] && SA_FLAG=(--service-account="$SERVICE_ACCOUNT")
+COMMON=(--gen2 --runtime="$RUNTIME" --region="$REGION" --source=. --project="$PROJECT" "${SA_FLAG[@]}"
+        --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FUNCTION_REGION=$REGION"
+        --set-secrets="LEDGER_SIGNING_KEY=ledger-signing-key:latest")
+
+# -- topics ---------------------------------------------------------------------------------
+TOPICS=(kpi-events fraud-signals spillover-events exposures sweep-ticks kill-switch experiment-state
+        ledger-checkpoints dead-letter)
+for topic in "${TOPICS[@]}"; do
+  run gcloud pubsub topics create "$topic" --project="$PROJECT"
+done
+
+# -- HTTP functions: name memory min max ------------------------------------------------------
+HTTP_FUNCTIONS=(
+  "holdouts 512Mi 0 20"
+  "experiments 512Mi 0 20"
+  "analytics 2Gi 0 10"
+  "rollouts 512Mi 0 10"
+  "ledger 1Gi 0 10"
+  "assign 512Mi 1 100"
+)
+for spec in "${HTTP_FUNCTIONS[@]}"; do
+  read -r name memory min max <<<"$spec"
+  # Authentication is the function's own (Firebase ID tokens), so the HTTP endpoint is public.
+  run gcloud functions deploy "$name" "${COMMON[@]}" --entry-point="$name" --trigger-http \
+    --allow-unauthenticated --memory="$memory" --min-instances="$min" --max-instances="$max" --timeout=60s
+done
+
+# -- Pub/Sub functions: name topic memory max -------------------------------------------------
+PUBSUB_FUNCTIONS=(
+  "kpi_events kpi-events 512Mi 50"
+  "fraud_signals fraud-signals 256Mi 10"
+  "spillover_events spillover-events 256Mi 10"
+  "exposures exposures 256Mi 20"
+  "sweep sweep-ticks 1Gi 1"
+)
+for spec in "${PUBSUB_FUNCTIONS[@]}"; do
+  read -r name topic memory max <<<"$spec"
+  run gcloud functions deploy "$name" "${COMMON[@]}" --entry-point="$name" --trigger-topic="$topic" \
+    --retry --memory="$memory" --min-instances=0 --max-instances="$max" --timeout=540s
+done
+# Poison messages go to a dead-letter topic after 10 attempts instead of retrying forever.
+for spec in "${PUBSUB_FUNCTIONS[@]}"; do
+  read -r name topic _ <<<"$spec"
+  run gcloud pubsub subscriptions update "eventarc-${REGION}-${name//_/-}-sub" --project="$PROJECT" \
+    --dead-letter-topic=dead-letter --max-delivery-attempts=10
+done
+
+# -- Firestore-triggered functions ------------------------------------------------------------
+run gcloud functions deploy experiment_written "${COMMON[@]}" --entry-point=experiment_written \
+  --trigger-location="$REGION" \
+  --trigger-event-filters="type=google.cloud.firestore.document.v1.written" \
+  --trigger-event-filters="database=(default)" \
+  --trigger-event-filters-path-pattern="document=offerExperiments/{experimentId}" \
+  --retry --memory=256Mi --max-instances=10
+
+# -- Firestore rules and indexes --------------------------------------------------------------
+run firebase deploy --only firestore:rules,firestore:indexes --project "$PROJECT" --non-interactive
+
+# -- Scheduler: the sweep every 5 minutes -----------------------------------------------------
+run gcloud scheduler jobs create pubsub offers-sweep --project="$PROJECT" --location="$REGION" \
+  --schedule="*/5 * * * *" --topic=sweep-ticks --message-body='{}' --time-zone=UTC
+
+[[ $DRY_RUN -eq 1 ]] && echo "# dry run: nothing was deployed"
+exit 0
