@@ -19,9 +19,29 @@ os.environ.setdefault("LEDGER_KEY_FILE", str(ROOT / ".run" / "ledger-test-key.pe
 os.environ.setdefault("EMULATOR_PIDS_FILE", str(ROOT / ".run" / "test-emulator-pids"))
 
 
+_QUERIES = None
+
+
 def pytest_sessionstart(session):
+    global _QUERIES
+    from tests.support.query_recorder import QueryRecorder
+
     (ROOT / ".run").mkdir(exist_ok=True)
     Path(os.environ["EMULATOR_PIDS_FILE"]).write_text("")
+    _QUERIES = QueryRecorder()
+    _QUERIES.install()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Every query the suite issued must be served by firestore.indexes.json."""
+    if _QUERIES is None or not _QUERIES.shapes:
+        return
+    missing = _QUERIES.write_report(ROOT / "artifacts" / "firestore-queries.json", ROOT / "firestore.indexes.json")
+    if missing:
+        print("\nFAIL: queries without a composite index in firestore.indexes.json:")
+        for shape in missing:
+            print(f"  {shape.to_dict()}")
+        session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")
