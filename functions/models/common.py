@@ -9,8 +9,16 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 # Ids become Firestore document ids: no '/', no '__x__' reserved names, no '.' / '..', bounded.
-ID_PATTERN = r"^(?!\.\.?$)(?!__.*__$)[A-Za-z0-9._:@+=-]{1,128}$"
-Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+ID_PATTERN = r"^[A-Za-z0-9._:@+=-]{1,128}$"
+
+
+def _document_id(value: str) -> str:
+    if value in {".", ".."} or (value.startswith("__") and value.endswith("__")):
+        raise ValueError("reserved Firestore id")
+    return value
+
+
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN), AfterValidator(_document_id)]
 # External unit ids (users, devices, wallets) may be any printable text; they are hashed,
 # never used as a path segment directly.
 UnitId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
