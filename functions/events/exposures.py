@@ -1,13 +1,29 @@
 """Pub/Sub handler for first-exposure records published by the assign hot path (exposures topic).
 
-Owned by the holdouts module."""
+Owned by the holdouts module. Creates each exposure document only if absent, so redelivery
+and the many repeats of one unit across requests change nothing.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
 
-from functions.events.delivery import PermanentEventError
+from functions.events.delivery import EventContext, pubsub_handler
+from functions.models.assign import ExposureMessage
+from functions.services.holdouts import exposures
 
 
-def handle(cloud_event: Any) -> None:
-    raise PermanentEventError("handler not wired yet")
+def _at(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@pubsub_handler(ExposureMessage)
+def handle(ctx: EventContext, message: ExposureMessage) -> str:
+    at = _at(message.at)
+    created = exposures.record_exposures(message.rows, at)
+    seen = exposures.record_sightings(message.sightings, at)
+    return f"exposures={created} sightings={seen}"

@@ -1,0 +1,1 @@
+"""Ledger hashing core (format documented in the README)."""

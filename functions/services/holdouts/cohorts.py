@@ -1,0 +1,163 @@
+"""Holdout cohorts: create, read, update (unfrozen only), freeze.
+
+Every change commits together with its ledger entry on the cohort's chain, so the audit trail
+can never disagree with the cohort. Freezing is one-way: afterwards the fields that decide
+who is held out (FROZEN_FIELDS) are refused with 409 FROZEN_COHORT, which is what makes
+"a unit's assignment never changes" true.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from functions.adapters import ledger_store
+from functions.adapters.firestore import HOLDOUT_COHORTS, db, transactional
+from functions.core.errors import Conflict, NotFound
+from functions.models.holdouts import (
+    DEFAULT_POLICIES,
+    FROZEN_FIELDS,
+    Cohort,
+    CohortCreate,
+    CohortUpdate,
+    FreezeRequest,
+)
+from functions.services.holdouts import rules
+from functions.services.holdouts.keys import cohort_ref
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def to_model(cohort_id: str, doc: dict[str, Any]) -> Cohort:
+    return Cohort.model_validate({**doc, "id": cohort_id})
+
+
+def _ledger_view(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: doc[k] for k in (*FROZEN_FIELDS, "name", "scope", "frozen", "version", "spilloverPolicies") if k in doc}
+
+
+def create(body: CohortCreate, actor: dict[str, str]) -> Cohort:
+    cohort_id = f"hc-{uuid.uuid4().hex[:16]}"
+    now = _now()
+    policies = {**{str(k): str(v) for k, v in DEFAULT_POLICIES.items()},
+                **{str(k): str(v) for k, v in body.spilloverPolicies.items()}}
+    doc: dict[str, Any] = {
+        "name": body.name,
+        "description": body.description,
+        "percentage": float(body.percentage),
+        "salt": body.salt or secrets.token_hex(16),
+        "hashVersion": body.hashVersion,
+        "eligibility": rules.validate(body.eligibility),
+        "unitType": str(body.unitType),
+        "scope": str(body.scope),
+        "teamId": body.teamId,
+        "experimentId": body.experimentId,
+        "spilloverPolicies": policies,
+        "frozen": False,
+        "frozenAt": None,
+        "frozenBy": None,
+        "version": 1,
+        "createdAt": now,
+        "createdBy": actor.get("uid", ""),
+        "updatedAt": now,
+    }
+    ref = cohort_ref(cohort_id)
+
+    @transactional
+    def run(txn: firestore.Transaction) -> None:
+        head = ledger_store.read_head(txn, ledger_store.cohort_chain(cohort_id))
+        txn.create(ref, doc)
+        ledger_store.append(txn, head, actor=actor, action="COHORT_CREATED",
+                            subject={"type": "holdoutCohort", "id": cohort_id}, payload=_ledger_view(doc))
+
+    run(db().transaction())
+    return to_model(cohort_id, doc)
+
+
+def get(cohort_id: str) -> Cohort:
+    snap = cohort_ref(cohort_id).get()
+    if not snap.exists:
+        raise NotFound(f"cohort {cohort_id} not found", code="COHORT_NOT_FOUND")
+    return to_model(cohort_id, snap.to_dict() or {})
+
+
+def list_cohorts(frozen: bool | None = None, limit: int = 100) -> list[Cohort]:
+    query: Any = db().collection(HOLDOUT_COHORTS)
+    if frozen is not None:
+        query = query.where(filter=FieldFilter("frozen", "==", frozen))
+    snaps = sorted(query.limit(limit).stream(), key=lambda s: s.id)
+    return [to_model(s.id, s.to_dict() or {}) for s in snaps]
+
+
+def _load(txn: firestore.Transaction, cohort_id: str) -> dict[str, Any]:
+    snap = cohort_ref(cohort_id).get(transaction=txn)
+    if not snap.exists:
+        raise NotFound(f"cohort {cohort_id} not found", code="COHORT_NOT_FOUND")
+    return snap.to_dict() or {}
+
+
+def _check_version(doc: dict[str, Any], expected: int | None) -> None:
+    if expected is not None and int(doc["version"]) != expected:
+        raise Conflict("cohort changed since you read it", code="VERSION_MISMATCH",
+                       details={"expectedVersion": expected, "version": doc["version"]})
+
+
+def update(cohort_id: str, body: CohortUpdate, actor: dict[str, str]) -> Cohort:
+    changes = body.model_dump(exclude_unset=True, exclude={"expectedVersion"}, mode="json")
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if "eligibility" in changes:
+        changes["eligibility"] = rules.validate(changes["eligibility"])
+    ref = cohort_ref(cohort_id)
+
+    @transactional
+    def run(txn: firestore.Transaction) -> dict[str, Any]:
+        doc = _load(txn, cohort_id)
+        head = ledger_store.read_head(txn, ledger_store.cohort_chain(cohort_id))
+        _check_version(doc, body.expectedVersion)
+        if doc.get("frozen"):
+            touched = sorted(k for k in changes if k in FROZEN_FIELDS)
+            if touched:
+                raise Conflict(f"cohort {cohort_id} is frozen; {', '.join(touched)} can never change",
+                               code="FROZEN_COHORT", details={"fields": touched, "frozenAt": doc.get("frozenAt")})
+        effective = {k: v for k, v in changes.items() if doc.get(k) != v}
+        if "spilloverPolicies" in effective:
+            effective["spilloverPolicies"] = {**doc.get("spilloverPolicies", {}), **effective["spilloverPolicies"]}
+        if not effective:
+            return doc
+        new = {**doc, **effective, "version": int(doc["version"]) + 1, "updatedAt": _now()}
+        txn.set(ref, new)
+        ledger_store.append(txn, head, actor=actor, action="COHORT_UPDATED",
+                            subject={"type": "holdoutCohort", "id": cohort_id},
+                            payload={"changes": effective, "version": new["version"]})
+        return new
+
+    return to_model(cohort_id, run(db().transaction()))
+
+
+def freeze(cohort_id: str, body: FreezeRequest, actor: dict[str, str]) -> Cohort:
+    ref = cohort_ref(cohort_id)
+
+    @transactional
+    def run(txn: firestore.Transaction) -> dict[str, Any]:
+        doc = _load(txn, cohort_id)
+        head = ledger_store.read_head(txn, ledger_store.cohort_chain(cohort_id))
+        _check_version(doc, body.expectedVersion)
+        if doc.get("frozen"):
+            return doc  # idempotent: freezing twice changes nothing and writes no second entry
+        now = _now()
+        new = {**doc, "frozen": True, "frozenAt": now, "frozenBy": actor.get("uid", ""),
+               "version": int(doc["version"]) + 1, "updatedAt": now}
+        txn.set(ref, new)
+        ledger_store.append(txn, head, actor=actor, action="COHORT_FROZEN",
+                            subject={"type": "holdoutCohort", "id": cohort_id},
+                            payload={**_ledger_view(new), "reason": body.reason})
+        return new
+
+    return to_model(cohort_id, run(db().transaction()))
