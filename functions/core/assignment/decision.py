@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
 from functions.core.assignment.eligibility import ALWAYS, Rules
-from functions.core.assignment.hashing import bucket, buckets
+from functions.core.assignment.hashing import bucket, bucket_array
 
 
 class Status(StrEnum):
@@ -151,37 +153,154 @@ def expected_split(weights: Sequence[tuple[str, float]] | Mapping[str, float], s
     return split
 
 
-def _decide_experiment(
-    exp: ExperimentConfig,
-    rid: str,
-    b: float,
-    attributes: Mapping[str, Any],
-    held_by: set[str],
-    global_holdout: bool,
-    team_holdouts: set[str],
-) -> ExperimentDecision:
-    eid = exp.experiment_id
-    if not exp.eligibility.matches(attributes):
-        return ExperimentDecision(eid, Status.NOT_ELIGIBLE, None, False)
-    if exp.restricted_regions and attributes.get("region") in exp.restricted_regions:
-        return ExperimentDecision(eid, Status.REGION_RESTRICTED, None, False)
-    if global_holdout or (exp.holdout_cohort_id in held_by) or (exp.team_id and exp.team_id in team_holdouts):
-        return ExperimentDecision(eid, Status.HOLDOUT, None, False)
-    if exp.layer is not None:
-        lo, hi = exp.layer_range
-        if not lo <= bucket(rid, f"layer:{exp.layer}", exp.hash_version) < hi:
-            return ExperimentDecision(eid, Status.LAYER_EXCLUDED, None, False)
-    if exp.paused:
-        return ExperimentDecision(eid, Status.PAUSED, None, False)
-    if b >= 1.0 - exp.control_share:
-        return ExperimentDecision(eid, Status.ASSIGNED, exp.control, True)
-    stage = exp.stage
-    if b < stage:
-        variant = pick_weighted(bucket(rid, f"{exp.salt}:variant", exp.hash_version), exp.variants[1:])
-        return ExperimentDecision(eid, Status.ASSIGNED, variant, True)
-    if exp.max_stage_reached is not None and b < exp.max_stage_reached:
-        return ExperimentDecision(eid, Status.ROLLED_BACK, None, False)
-    return ExperimentDecision(eid, Status.NOT_EXPOSED, None, False)
+STATUS_ORDER = tuple(Status)
+_CODE = {status: i for i, status in enumerate(STATUS_ORDER)}
+
+
+@dataclass(frozen=True)
+class BatchColumns:
+    """A batch decision as columns (numpy arrays), the fast form: one entry per unit."""
+
+    unit_ids: Sequence[str]
+    cohort_ids: tuple[str, ...]
+    cohort_eligible: np.ndarray  # bool [cohorts, units]
+    cohort_member: np.ndarray  # bool [cohorts, units]: eligible and inside the holdout share
+    experiment_ids: tuple[str, ...]
+    status: np.ndarray  # int8 [experiments, units], index into STATUS_ORDER
+    variant: np.ndarray  # int16 [experiments, units], index into the experiment's variants, -1 = none
+    variant_keys: tuple[tuple[str, ...], ...]
+
+    def to_units(self) -> list[UnitDecision]:
+        out = []
+        cohorts, exps, keys = self.cohort_ids, self.experiment_ids, self.variant_keys
+        member, eligible = self.cohort_member.T.tolist(), self.cohort_eligible.T.tolist()
+        status, variant = self.status.T.tolist(), self.variant.T.tolist()
+        for i, unit in enumerate(self.unit_ids):
+            held = tuple(sorted(c for c, m in zip(cohorts, member[i], strict=True) if m))
+            elig = {c: m for c, e, m in zip(cohorts, eligible[i], member[i], strict=True) if e}
+            decisions = tuple(
+                ExperimentDecision(
+                    eid,
+                    STATUS_ORDER[status[i][j]],
+                    keys[j][variant[i][j]] if variant[i][j] >= 0 else None,
+                    STATUS_ORDER[status[i][j]] == Status.ASSIGNED,
+                )
+                for j, eid in enumerate(exps)
+            )
+            out.append(UnitDecision(unit, held, elig, decisions))
+        return out
+
+
+def _rule_mask(rules: Rules, attrs: Sequence[Mapping[str, Any]], n: int) -> np.ndarray:
+    if not rules.rules:
+        return np.ones(n, dtype=bool)
+    return np.fromiter((rules.matches(a) for a in attrs), dtype=bool, count=n)
+
+
+def _overridden(
+    base: np.ndarray, unit_ids: Sequence[str], rids: Mapping[str, str], salt: str, version: int
+) -> np.ndarray:
+    if not rids:
+        return base
+    out = base.copy()
+    for i, unit in enumerate(unit_ids):
+        rid = rids.get(unit)
+        if rid:
+            out[i] = bucket(rid, salt, version)
+    return out
+
+
+def decide_columns(
+    config: AssignmentConfig,
+    unit_ids: Sequence[str],
+    attributes: Sequence[Mapping[str, Any] | None] | None = None,
+    randomisation_overrides: Mapping[str, Mapping[str, str]] | None = None,
+) -> BatchColumns:
+    """Decide for many units at once, vectorised over units. `randomisation_overrides` maps
+    cohort id -> {unit id: randomisation id} (wallet/household cluster ids under the CLUSTER
+    policy); an experiment randomises by the same id as its holdout cohort, so a cluster lands
+    on one side together."""
+    n = len(unit_ids)
+    overrides = randomisation_overrides or {}
+    attrs = [a or {} for a in attributes] if attributes is not None else [{}] * n
+    cohorts = config.cohorts
+    eligible = np.zeros((len(cohorts), n), dtype=bool)
+    member = np.zeros((len(cohorts), n), dtype=bool)
+    global_held = np.zeros(n, dtype=bool)
+    held_by: dict[str, np.ndarray] = {}
+    team_held: dict[str, np.ndarray] = {}
+    for k, cohort in enumerate(cohorts):
+        eligible[k] = _rule_mask(cohort.eligibility, attrs, n)
+        b = _overridden(bucket_array(unit_ids, cohort.salt, cohort.hash_version), unit_ids,
+                        overrides.get(cohort.cohort_id, {}), cohort.salt, cohort.hash_version)
+        member[k] = eligible[k] & (b < cohort.share)
+        held_by[cohort.cohort_id] = member[k]
+        if cohort.scope == "GLOBAL":
+            global_held |= member[k]
+        elif cohort.scope == "TEAM" and cohort.team_id:
+            team_held[cohort.team_id] = team_held.get(cohort.team_id, np.zeros(n, dtype=bool)) | member[k]
+    regions = None
+    status = np.zeros((len(config.experiments), n), dtype=np.int8)
+    variant = np.full((len(config.experiments), n), -1, dtype=np.int16)
+    for j, exp in enumerate(config.experiments):
+        rids = overrides.get(exp.holdout_cohort_id or "", {})
+        code = np.full(n, _CODE[Status.NOT_EXPOSED], dtype=np.int8)
+        undecided = np.ones(n, dtype=bool)
+
+        def settle(mask: np.ndarray, st: Status, code=code, undecided=undecided) -> np.ndarray:
+            hit = undecided & mask
+            code[hit] = _CODE[st]
+            undecided &= ~hit
+            return hit
+
+        settle(~_rule_mask(exp.eligibility, attrs, n), Status.NOT_ELIGIBLE)
+        if exp.restricted_regions:
+            if regions is None:
+                regions = np.array([a.get("region") for a in attrs], dtype=object)
+            settle(np.isin(regions, list(exp.restricted_regions)), Status.REGION_RESTRICTED)
+        holdout = global_held.copy()
+        if exp.holdout_cohort_id in held_by:
+            holdout |= held_by[exp.holdout_cohort_id]
+        if exp.team_id and exp.team_id in team_held:
+            holdout |= team_held[exp.team_id]
+        settle(holdout, Status.HOLDOUT)
+        if exp.layer is not None:
+            salt = f"layer:{exp.layer}"
+            lb = _overridden(bucket_array(unit_ids, salt, exp.hash_version), unit_ids, rids, salt, exp.hash_version)
+            lo, hi = exp.layer_range
+            settle(~((lb >= lo) & (lb < hi)), Status.LAYER_EXCLUDED)
+        if exp.paused:
+            settle(np.ones(n, dtype=bool), Status.PAUSED)
+        b = _overridden(bucket_array(unit_ids, exp.salt, exp.hash_version), unit_ids, rids, exp.salt,
+                        exp.hash_version)
+        in_control = settle(b >= 1.0 - exp.control_share, Status.ASSIGNED)
+        variant[j][in_control] = 0
+        treated = settle(b < exp.stage, Status.ASSIGNED)
+        if treated.any():
+            idx = np.flatnonzero(treated)
+            if len(exp.variants) == 2:
+                variant[j][idx] = 1
+            else:
+                vsalt = f"{exp.salt}:variant"
+                picked_ids = [unit_ids[i] for i in idx]
+                vb = _overridden(bucket_array(picked_ids, vsalt, exp.hash_version), picked_ids, rids, vsalt,
+                                 exp.hash_version)
+                weights = np.array([w for _, w in exp.variants[1:]], dtype=float)
+                edges = np.cumsum(weights / weights.sum())
+                variant[j][idx] = 1 + np.minimum(np.searchsorted(edges, vb, side="right"), len(weights) - 1)
+        if exp.max_stage_reached is not None:
+            settle(b < exp.max_stage_reached, Status.ROLLED_BACK)
+        status[j] = code
+    return BatchColumns(
+        unit_ids=unit_ids,
+        cohort_ids=tuple(c.cohort_id for c in cohorts),
+        cohort_eligible=eligible,
+        cohort_member=member,
+        experiment_ids=tuple(e.experiment_id for e in config.experiments),
+        status=status,
+        variant=variant,
+        variant_keys=tuple(tuple(k for k, _ in e.variants) for e in config.experiments),
+    )
 
 
 def decide_batch(
@@ -190,44 +309,8 @@ def decide_batch(
     attributes: Sequence[Mapping[str, Any] | None] | None = None,
     randomisation_overrides: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[UnitDecision]:
-    """Decide for many units at once. `randomisation_overrides` maps cohort id -> {unit id:
-    randomisation id} (wallet/household cluster ids under the CLUSTER policy); an experiment
-    randomises by the same id as its holdout cohort so a cluster lands on one side together."""
-    overrides = randomisation_overrides or {}
-    attrs_list = list(attributes) if attributes is not None else [None] * len(unit_ids)
-    has_overrides = any(overrides.values())
-    # Vectorised hashing where no override applies (the common case).
-    cohort_b = {c.cohort_id: buckets(unit_ids, c.salt, c.hash_version) for c in config.cohorts}
-    exp_b = {e.experiment_id: buckets(unit_ids, e.salt, e.hash_version) for e in config.experiments}
-    out: list[UnitDecision] = []
-    for i, unit in enumerate(unit_ids):
-        attrs = attrs_list[i] or {}
-        held_by: set[str] = set()
-        eligible: dict[str, bool] = {}
-        team_holdouts: set[str] = set()
-        global_holdout = False
-        for cohort in config.cohorts:
-            if not cohort.eligibility.matches(attrs):
-                continue
-            rid = overrides.get(cohort.cohort_id, {}).get(unit) if has_overrides else None
-            b = bucket(rid, cohort.salt, cohort.hash_version) if rid else cohort_b[cohort.cohort_id][i]
-            inside = b < cohort.share
-            eligible[cohort.cohort_id] = inside
-            if inside:
-                held_by.add(cohort.cohort_id)
-                if cohort.scope == "GLOBAL":
-                    global_holdout = True
-                elif cohort.scope == "TEAM" and cohort.team_id:
-                    team_holdouts.add(cohort.team_id)
-        decisions = []
-        for exp in config.experiments:
-            rid = unit
-            if has_overrides and exp.holdout_cohort_id:
-                rid = overrides.get(exp.holdout_cohort_id, {}).get(unit) or unit
-            b = exp_b[exp.experiment_id][i] if rid == unit else bucket(rid, exp.salt, exp.hash_version)
-            decisions.append(_decide_experiment(exp, rid, b, attrs, held_by, global_holdout, team_holdouts))
-        out.append(UnitDecision(unit, tuple(sorted(held_by)), eligible, tuple(decisions)))
-    return out
+    """Per-unit objects (what the API returns); see decide_columns for the semantics."""
+    return decide_columns(config, unit_ids, attributes, randomisation_overrides).to_units()
 
 
 def decide(config: AssignmentConfig, unit_id: str, attributes: Mapping[str, Any] | None = None,

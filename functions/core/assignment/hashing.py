@@ -10,7 +10,9 @@ The separator cannot occur in salts or unit ids (both reject control characters)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+import numpy as np
 
 from functions.core.errors import Unprocessable
 
@@ -37,3 +39,14 @@ def buckets(unit_ids: Iterable[str], salt: str, version: int = 1) -> list[float]
     _check(version)
     sha, prefix, scale, frombytes = hashlib.sha256, f"v1{_SEP}{salt}{_SEP}", _SCALE, int.from_bytes
     return [frombytes(sha((prefix + u).encode()).digest()[:8], "big") / scale for u in unit_ids]
+
+
+def bucket_array(unit_ids: Sequence[str], salt: str, version: int = 1) -> np.ndarray:
+    """Batch form as a float64 array, identical values: one C-level join instead of a Python
+    float per unit (the hot path's dominant cost after SHA-256 itself)."""
+    _check(version)
+    if not unit_ids:
+        return np.zeros(0)
+    sha, prefix = hashlib.sha256, f"v1{_SEP}{salt}{_SEP}"
+    raw = b"".join([sha((prefix + u).encode()).digest()[:8] for u in unit_ids])
+    return np.frombuffer(raw, dtype=">u8").astype(np.float64) / _SCALE

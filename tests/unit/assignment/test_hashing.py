@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from functions.core.assignment.hashing import bucket, buckets
+from functions.core.assignment.hashing import bucket, bucket_array, buckets
 from functions.core.errors import Unprocessable
 from tests.conftest import ROOT
 
@@ -23,9 +23,10 @@ def test_published_vectors(vector):
     assert int(vector["hex64"], 16) / 2**64 == vector["bucket"]
 
 
-def test_batch_equals_single():
-    ids = [f"u{i}" for i in range(1000)]
+def test_batch_forms_equal_single():
+    ids = [f"u{i}" for i in range(1000)] + [v["unitId"] for v in VECTORS]
     assert buckets(ids, "s") == [bucket(u, "s") for u in ids]
+    assert bucket_array(ids, "s").tolist() == [bucket(u, "s") for u in ids]
 
 
 def test_unknown_version_is_a_coded_error():
