@@ -1,0 +1,19 @@
+"""Bias-corrected analytics, pure numpy/scipy.
+
+| method | module | when | reference |
+|---|---|---|---|
+| Welch t-test | inference.welch | mean KPIs, unequal variances | Welch (1947); = scipy ttest_ind(equal_var=False) |
+| two-proportion z-test | inference.two_proportion_z | conversion KPIs | = statsmodels proportions_ztest |
+| CUPED | inference.cuped | a pre-period covariate exists | Deng et al. (2013); = OLS y ~ 1 + T + pre |
+| delta-method ratio | inference.delta_ratio | ratio KPIs (refunds per purchase) | Deng et al. (2018) |
+| relative lift CI | inference.relative_lift | every comparison | delta method on the ratio of means |
+| Holm / Benjamini-Hochberg | multiple | secondary KPIs | = statsmodels multipletests |
+| confidence sequence | sequential | guardrails in every sweep | Waudby-Smith et al. (2023), gbstats tuning |
+| SRM chi-square | quality.srm | every analysis and rollout stage | flag at p < 0.001 |
+| pre-period balance | quality.pre_period_balance | CUPED inputs | A/A test on the covariate |
+| exclusion balance | quality.exclusion_balance | every filter | chi-square removed vs kept per arm |
+| winsorizing | corrections.winsorize | revenue-like KPIs | pooled 99th percentile or absolute cap |
+| robust outliers | corrections.robust_outliers | bots / abnormal usage | median/MAD robust z |
+| power / MDE | power | every result | two-sample normal approximation |
+| trust + decision | trust.recommend | every result | SRM / exclusion imbalance => UNTRUSTWORTHY |
+"""

@@ -1,0 +1,60 @@
+"""Power: the minimum detectable effect now, and the sample needed for the planned one."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from scipy import stats
+
+from functions.core.stats.inference import finite
+
+
+def sample_size_per_arm(sd: float, mde_absolute: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Two-sided two-sample z approximation, equal arms (matches statsmodels NormalIndPower)."""
+    if mde_absolute <= 0 or sd <= 0:
+        return math.inf
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    return 2 * (z * sd / mde_absolute) ** 2
+
+
+def mde_absolute(sd: float, n_control: float, n_treatment: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    if n_control <= 0 or n_treatment <= 0:
+        return math.inf
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    return z * sd * math.sqrt(1 / n_control + 1 / n_treatment)
+
+
+@dataclass(frozen=True)
+class PowerReport:
+    mde_relative_now: float | None
+    planned_mde_relative: float
+    needed_per_arm: float | None
+    have_per_arm: float
+    underpowered: bool
+    days_more: float | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return finite({"mdeRelativeNow": self.mde_relative_now, "plannedMdeRelative": self.planned_mde_relative,
+                       "neededPerArm": self.needed_per_arm, "havePerArm": self.have_per_arm,
+                       "underpowered": self.underpowered, "daysMore": self.days_more, "message": self.message})
+
+
+def power_report(baseline_mean: float, sd: float, n_control: float, n_treatment: float, planned_mde_relative: float,
+                 daily_units_per_arm: float | None = None, alpha: float = 0.05, power: float = 0.8) -> PowerReport:
+    if baseline_mean == 0 or sd <= 0:
+        return PowerReport(None, planned_mde_relative, None, min(n_control, n_treatment), True, None,
+                           "cannot compute power: zero baseline or no variance yet")
+    mde_now = mde_absolute(sd, n_control, n_treatment, alpha, power) / abs(baseline_mean)
+    needed = sample_size_per_arm(sd, planned_mde_relative * abs(baseline_mean), alpha, power)
+    have = min(n_control, n_treatment)
+    under = have < needed
+    days = (needed - have) / daily_units_per_arm if under and daily_units_per_arm else None
+    if under:
+        message = f"underpowered: {have:.0f} of {needed:.0f} units per arm"
+        message += f"; keep running ~{math.ceil(days)} more days" if days is not None else ""
+    else:
+        message = f"powered: {have:.0f} units per arm detect a {mde_now:.2%} effect"
+    return PowerReport(mde_now, planned_mde_relative, needed, have, under, days, message)
