@@ -45,3 +45,6 @@ if [[ -z "${FIRESTORE_EMULATOR_HOST:-}" ]] && ! have_emulators; then
 fi
 # wrk drives the HTTP benchmarks (bench/ only; not needed to run or test).
 command -v wrk >/dev/null 2>&1 || apt_install wrk || true
+# gbstats (GrowthBook's stats engine, the peer our sequential bounds are checked against) needs
+# numpy<2, so it lives in its own venv.
+.venv/bin/python -c "from bench import peers; peers.ensure()" || echo "WARNING: could not create .venv-peers (gbstats)" >&2
