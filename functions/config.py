@@ -47,6 +47,7 @@ class Settings:
     ledger_key_file: str = ".run/ledger-dev-key.pem"
     config_cache_seconds: float = 5.0
     log_level: str = "INFO"
+    sweep_window_seconds: int = 300
 
     def topic(self, name: str) -> str:
         """Full topic id (prefix lets parallel tests use their own topics)."""
@@ -80,6 +81,7 @@ def settings() -> Settings:
         ledger_key_file=_env("LEDGER_KEY_FILE", ".run/ledger-dev-key.pem"),
         config_cache_seconds=float(_env("CONFIG_CACHE_SECONDS", "5")),
         log_level=_env("LOG_LEVEL", "INFO"),
+        sweep_window_seconds=int(_env("SWEEP_WINDOW_SECONDS", "300")),
     )
 
 

@@ -1,5 +1,130 @@
-"""HTTP function `experiments`: definition, approvals, lifecycle, KPI batches, health."""
+"""HTTP function `experiments`: definition, approvals, lifecycle, KPI batches, health, sweep."""
 
-from functions.api.router import Router
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from functions.api.router import ANY_STAFF, RequestContext, Router
+from functions.models.common import StrictModel
+from functions.models.experiments import (
+    ApproveRequest,
+    CreateExperiment,
+    ExperimentOut,
+    KpiBatch,
+    LifecycleRequest,
+    OptionalReason,
+    Reason,
+    UpdateExperiment,
+)
+from functions.services import sweep
+from functions.services.experiments import approvals, definitions, health, kpi, repository, start, transitions
+from functions.services.experiments.lifecycle_helper import run_full_lifecycle
 
 router = Router("experiments", "Offer experiments", "Lifecycle, approvals, KPI ingestion, guardrails.")
+PM = frozenset({"pm"})
+OPERATOR = frozenset({"operator", "pm"})
+
+
+class ListQuery(StrictModel):
+    state: str | None = Field(default=None, pattern=r"^[A-Z_]{1,30}$")
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class ExperimentList(StrictModel):
+    experiments: list[ExperimentOut]
+
+
+def _out(doc: dict[str, Any]) -> ExperimentOut:
+    return repository.to_out(doc)
+
+
+@router.post("/kpi-events", roles={"service"}, body=KpiBatch, summary="Ingest a batch of KPI observations")
+def ingest_kpis(ctx: RequestContext, body: KpiBatch):
+    return kpi.ingest(body.events).to_dict()
+
+
+@router.post("/lifecycle", roles=PM, body=LifecycleRequest, status=201,
+             summary="runFullExperimentLifecycle: create, submit, approve (approver tokens), start")
+def lifecycle(ctx: RequestContext, body: LifecycleRequest):
+    return run_full_lifecycle(body, ctx.principal)
+
+
+@router.post("/sweep", roles={"operator"}, summary="Run the sweep now (normally Cloud Scheduler does)")
+def run_sweep_now(ctx: RequestContext):
+    return sweep.run_sweep()
+
+
+@router.post("/", roles=PM, body=CreateExperiment, response=ExperimentOut, status=201,
+             summary="Create an experiment (needs a frozen holdout)")
+def create(ctx: RequestContext, body: CreateExperiment):
+    return _out(definitions.create(body, ctx.actor))
+
+
+@router.get("/", roles=ANY_STAFF, query=ListQuery, response=ExperimentList, summary="List experiments")
+def list_all(ctx: RequestContext, query: ListQuery):
+    return ExperimentList(experiments=[_out(d) for d in repository.list_experiments(query.state, query.limit)])
+
+
+@router.get("/{experiment_id}", roles=ANY_STAFF, response=ExperimentOut, summary="Get one experiment")
+def get(ctx: RequestContext, experiment_id: str):
+    return _out(repository.load(None, experiment_id))
+
+
+@router.put("/{experiment_id}", roles=PM, body=UpdateExperiment, response=ExperimentOut,
+            summary="Replace the definition (before start; voids approvals)")
+def update(ctx: RequestContext, experiment_id: str, body: UpdateExperiment):
+    return _out(definitions.update(experiment_id, body.definition, ctx.actor, body.expectedVersion))
+
+
+@router.post("/{experiment_id}/submit", roles=PM, body=OptionalReason, response=ExperimentOut)
+def submit(ctx: RequestContext, experiment_id: str, body: OptionalReason):
+    """Submit for approval."""
+    return _out(approvals.submit(experiment_id, ctx.actor, body.expectedVersion))
+
+
+@router.post("/{experiment_id}/approve", roles={"approver"}, body=ApproveRequest, response=ExperimentOut)
+def approve(ctx: RequestContext, experiment_id: str, body: ApproveRequest):
+    """Approve (four eyes: never the author)."""
+    return _out(approvals.approve(experiment_id, ctx.principal, body.comment))
+
+
+@router.post("/{experiment_id}/reject", roles={"approver"}, body=Reason, response=ExperimentOut)
+def reject(ctx: RequestContext, experiment_id: str, body: Reason):
+    """Reject with a reason (back to DRAFT)."""
+    return _out(approvals.reject(experiment_id, ctx.principal, body.reason))
+
+
+@router.post("/{experiment_id}/start", roles=OPERATOR, body=OptionalReason, response=ExperimentOut)
+def start_experiment(ctx: RequestContext, experiment_id: str, body: OptionalReason):
+    """Start an APPROVED experiment (allocates its layer slice, pre-registers the plan)."""
+    return _out(start.start(experiment_id, ctx.actor, body.expectedVersion))
+
+
+def _transition_route(action: str, needs_reason: bool):
+    model = Reason if needs_reason else OptionalReason
+
+    def handler(ctx: RequestContext, experiment_id: str, body):
+        return _out(transitions.transition(experiment_id, action, ctx.actor, body.reason, {},
+                                           body.expectedVersion))
+
+    handler.__name__ = f"{action.lower()}_experiment"
+    router.post(f"/{{experiment_id}}/{action.lower()}", roles=OPERATOR, body=model, response=ExperimentOut,
+                summary=f"{action.title()} the experiment")(handler)
+
+
+for _action, _needs_reason in (("PAUSE", True), ("RESUME", False), ("KILL", True), ("COMPLETE", False),
+                               ("CANCEL", False)):
+    _transition_route(_action, _needs_reason)
+
+
+@router.get("/{experiment_id}/health", roles=ANY_STAFF, summary="Exposure, SRM, guardrails, snapshot age")
+def get_health(ctx: RequestContext, experiment_id: str):
+    return health.health(experiment_id)
+
+
+@router.get("/{experiment_id}/events", roles=ANY_STAFF, summary="The experiment's event history")
+def events(ctx: RequestContext, experiment_id: str):
+    repository.load(None, experiment_id)
+    return {"events": repository.events(experiment_id)}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from functions.adapters import outbox
 from functions.events.delivery import EventContext, pubsub_handler
 from functions.models.common import StrictModel
+from functions.services.sweep import run_sweep
 
 
 class SweepTick(StrictModel):
@@ -17,7 +17,8 @@ class SweepTick(StrictModel):
 
 @pubsub_handler(SweepTick)
 def _sweep(ctx: EventContext, tick: SweepTick) -> dict[str, Any]:
-    return {"outboxPublished": outbox.flush_all()}
+    # The window comes from the delivery time, so a redelivered tick lands in the same window.
+    return run_sweep(ctx.published_at or tick.tick)
 
 
 def handle(cloud_event: Any) -> None:

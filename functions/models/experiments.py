@@ -1,0 +1,175 @@
+"""Experiment definitions, lifecycle requests, KPI events and the kill-switch message."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from functions.models.common import FiniteFloat, Id, Name, PastTimestamp, StrictModel, Text, UnitId
+
+
+class OfferType(StrEnum):
+    PRICE_CHANGE = "PRICE_CHANGE"
+    PAYWALL = "PAYWALL"
+    PROMOTION = "PROMOTION"
+    BUNDLE = "BUNDLE"
+    TRIAL = "TRIAL"
+    DISCOUNT = "DISCOUNT"
+
+
+class Hypothesis(StrictModel):
+    statement: Text = Field(min_length=1)
+    expectedImpact: Text = ""
+    risks: Text = ""
+    successCriteria: Text = ""
+
+
+class Variant(StrictModel):
+    key: Id
+    weight: FiniteFloat = Field(gt=0, le=100)
+    offer: dict[str, Any] = Field(default_factory=dict, description="e.g. {'price': 9.99, 'currency': 'EUR'}")
+
+
+class KpiRole(StrEnum):
+    PRIMARY = "PRIMARY"
+    SECONDARY = "SECONDARY"
+
+
+class KpiType(StrEnum):
+    MEAN = "MEAN"
+    PROPORTION = "PROPORTION"
+    RATIO = "RATIO"
+
+
+class Direction(StrEnum):
+    INCREASE = "INCREASE"
+    DECREASE = "DECREASE"
+
+
+class Kpi(StrictModel):
+    metric: Id
+    role: KpiRole
+    type: KpiType = KpiType.MEAN
+    direction: Direction = Direction.INCREASE
+    perUnitCap: FiniteFloat | None = Field(default=None, gt=0)
+    numerator: Id | None = None
+    denominator: Id | None = None
+
+    @model_validator(mode="after")
+    def _ratio_parts(self) -> Kpi:
+        if self.type == KpiType.RATIO and not (self.numerator and self.denominator):
+            raise ValueError("a RATIO KPI names its numerator and denominator metrics")
+        return self
+
+
+class GuardrailAction(StrEnum):
+    ALERT = "ALERT"
+    PAUSE = "PAUSE"
+    KILL = "KILL"
+
+
+class Guardrail(StrictModel):
+    metric: Id
+    harmfulDirection: Direction = Direction.INCREASE
+    maxRelativeDegradation: FiniteFloat | None = Field(default=None, ge=0, le=10)
+    absoluteMax: FiniteFloat | None = None
+    absoluteMin: FiniteFloat | None = None
+    action: GuardrailAction = GuardrailAction.PAUSE
+    minUnitsPerArm: int = Field(default=100, ge=2, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _has_limit(self) -> Guardrail:
+        if self.maxRelativeDegradation is None and self.absoluteMax is None and self.absoluteMin is None:
+            raise ValueError("a guardrail needs maxRelativeDegradation, absoluteMax or absoluteMin")
+        return self
+
+
+class ExperimentDefinition(StrictModel):
+    name: Name
+    description: Text = ""
+    hypothesis: Hypothesis
+    offerType: OfferType
+    offerConfig: dict[str, Any] = Field(default_factory=dict)
+    variants: list[Variant] = Field(min_length=2, max_length=10)
+    targeting: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    holdoutCohortId: Id | None = None
+    kpis: list[Kpi] = Field(min_length=1, max_length=30)
+    guardrails: list[Guardrail] = Field(default_factory=list, max_length=30)
+    minimumDetectableEffect: FiniteFloat = Field(default=0.05, gt=0, le=10)
+    plannedDurationDays: int = Field(default=14, ge=1, le=365)
+    requiredApprovers: list[Id] = Field(default_factory=list, max_length=10)
+    layer: Id | None = None
+    layerShare: FiniteFloat = Field(default=1.0, gt=0, le=1)
+    restrictedRegions: list[Id] = Field(default_factory=list, max_length=300)
+    teamId: Id | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentDefinition:
+        primaries = [k for k in self.kpis if k.role == KpiRole.PRIMARY]
+        if len(primaries) != 1:
+            raise ValueError("exactly one PRIMARY KPI is required")
+        keys = [v.key for v in self.variants]
+        if len(set(keys)) != len(keys):
+            raise ValueError("variant keys must be unique")
+        return self
+
+
+class CreateExperiment(ExperimentDefinition):
+    id: Id | None = None
+
+
+class UpdateExperiment(StrictModel):
+    definition: ExperimentDefinition
+    expectedVersion: int | None = None
+
+
+class Reason(StrictModel):
+    reason: Text = Field(min_length=1)
+    expectedVersion: int | None = None
+
+
+class OptionalReason(StrictModel):
+    reason: Text = ""
+    expectedVersion: int | None = None
+
+
+class ApproveRequest(StrictModel):
+    comment: Text = ""
+
+
+class Consent(StrictModel):
+    analytics: bool = True
+
+
+class KpiEvent(StrictModel):
+    eventId: Id
+    unitId: UnitId
+    metric: Id
+    value: FiniteFloat = Field(ge=0, le=1e12)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    timestamp: PastTimestamp
+    region: Id | None = None
+    consent: Consent = Field(default_factory=Consent)
+    preValue: FiniteFloat | None = Field(default=None, ge=0, le=1e12)
+
+
+class KpiBatch(StrictModel):
+    events: list[KpiEvent] = Field(min_length=1, max_length=1000)
+
+
+class LifecycleRequest(StrictModel):
+    definition: CreateExperiment
+    approverTokens: list[str] = Field(default_factory=list, max_length=10)
+
+
+class ExperimentOut(StrictModel):
+    id: str
+    state: str
+    version: int
+    definition: dict[str, Any]
+    approvals: dict[str, Any] = Field(default_factory=dict)
+    rollout: dict[str, Any] | None = None
+    layerRange: list[float] | None = None
+    planHash: str | None = None

@@ -1,0 +1,1 @@
+"""OfferExperimentOrchestrator: definitions, approvals, lifecycle, KPI ingestion, health."""

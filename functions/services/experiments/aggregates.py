@@ -1,0 +1,27 @@
+"""Reading the sharded sufficient statistics back: O(variants x metrics x shards) documents."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from functions.core.stats.sufficient import MomentStats, RatioStats
+from functions.services.experiments import repository
+
+
+def read(experiment_id: str) -> dict[str, dict[str, MomentStats | RatioStats]]:
+    """variant -> metric -> merged stats (ratio metrics are keyed ratio-<num>-per-<den>)."""
+    merged: dict[str, dict[str, MomentStats | RatioStats]] = defaultdict(dict)
+    for snap in repository.ref(experiment_id).collection(repository.AGGREGATES).stream():
+        raw = snap.to_dict() or {}
+        variant, metric = raw.get("variant"), raw.get("metric")
+        if not variant or not metric:
+            continue
+        stats = RatioStats.from_dict(raw) if metric.startswith("ratio-") else MomentStats.from_dict(raw)
+        current = merged[variant].get(metric)
+        merged[variant][metric] = stats if current is None else current + stats  # type: ignore[operator]
+    return {variant: dict(metrics) for variant, metrics in merged.items()}
+
+
+def units_per_variant(stats: dict[str, dict[str, MomentStats | RatioStats]]) -> dict[str, float]:
+    """Units with any observation, per variant (max over metrics: every unit has one metric at least)."""
+    return {variant: max((s.n for s in metrics.values()), default=0.0) for variant, metrics in stats.items()}

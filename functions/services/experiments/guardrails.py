@@ -1,0 +1,43 @@
+"""Guardrail evaluation over the merged sufficient statistics, with always-valid bounds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.core.stats.sequential import absolute_guardrail, relative_guardrail
+from functions.core.stats.sufficient import MomentStats, RatioStats
+
+SEVERITY = {"ALERT": 1, "PAUSE": 2, "KILL": 3}
+
+
+def evaluate(doc: dict[str, Any], stats: dict[str, dict[str, MomentStats | RatioStats]]) -> list[dict[str, Any]]:
+    control = doc["variants"][0]["key"]
+    treatments = [v["key"] for v in doc["variants"][1:]]
+    verdicts = []
+    for g in doc.get("guardrails") or []:
+        metric = g["metric"]
+        base = stats.get(control, {}).get(metric, MomentStats())
+        for arm in treatments:
+            treated = stats.get(arm, {}).get(metric, MomentStats())
+            if not isinstance(base, MomentStats) or not isinstance(treated, MomentStats):
+                continue
+            checks = []
+            if g.get("maxRelativeDegradation") is not None:
+                checks.append(relative_guardrail(base, treated, g.get("harmfulDirection", "INCREASE"),
+                                                 float(g["maxRelativeDegradation"]),
+                                                 min_units=int(g.get("minUnitsPerArm", 100))))
+            if g.get("absoluteMax") is not None:
+                checks.append(absolute_guardrail(treated, maximum=float(g["absoluteMax"]),
+                                                 min_units=int(g.get("minUnitsPerArm", 100))))
+            if g.get("absoluteMin") is not None:
+                checks.append(absolute_guardrail(treated, minimum=float(g["absoluteMin"]),
+                                                 min_units=int(g.get("minUnitsPerArm", 100))))
+            for verdict in checks:
+                verdicts.append({"guardrail": metric, "arm": arm, "action": g.get("action", "PAUSE"),
+                                 **verdict.to_dict()})
+    return verdicts
+
+
+def worst_breach(verdicts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    breached = [v for v in verdicts if v["status"] == "BREACHED"]
+    return max(breached, key=lambda v: SEVERITY.get(v["action"], 0)) if breached else None

@@ -1,0 +1,69 @@
+"""`GET /experiments/{id}/health`: one look at whether an experiment can be trusted right now."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from functions.adapters.firestore import EXPERIMENT_SNAPSHOTS, HOLDOUT_ASSIGNMENTS, db
+from functions.config import settings
+from functions.core.assignment.decision import expected_split
+from functions.core.stats.quality import srm
+from functions.services.experiments import aggregates, repository
+
+
+def exposure_counts(experiment_id: str, variants: list[str]) -> dict[str, int]:
+    """First exposures per variant, counted by the server (count aggregation, no unit rows read)."""
+    base = db().collection(HOLDOUT_ASSIGNMENTS).where(filter=FieldFilter("experimentId", "==", experiment_id))
+    counts = {}
+    for variant in variants:
+        result = base.where(filter=FieldFilter("variant", "==", variant)).count().get()
+        counts[variant] = int(result[0][0].value)
+    return counts
+
+
+def latest_snapshot(experiment_id: str) -> dict[str, Any] | None:
+    query = (db().collection(EXPERIMENT_SNAPSHOTS)
+             .where(filter=FieldFilter("experimentId", "==", experiment_id))
+             .order_by("windowStart", direction=firestore.Query.DESCENDING).limit(1))
+    for snap in query.stream():
+        return snap.to_dict()
+    return None
+
+
+def health(experiment_id: str) -> dict[str, Any]:
+    doc = repository.load(None, experiment_id)
+    variants = [v["key"] for v in doc["variants"]]
+    exposures = exposure_counts(experiment_id, variants)
+    rollout = doc.get("rollout") or {}
+    split = expected_split([(v["key"], float(v["weight"])) for v in doc["variants"]], rollout.get("stage"))
+    srm_check = srm(exposures, split)
+    snapshot = latest_snapshot(experiment_id)
+    now = datetime.now(UTC)
+    age = (now - snapshot["takenAt"]).total_seconds() if snapshot else None
+    verdicts = snapshot.get("guardrails", []) if snapshot else []
+    reasons = []
+    if doc["state"] == "KILLED" or any(v.get("status") == "BREACHED" for v in verdicts):
+        overall = "VIOLATED"
+        reasons += [f"guardrail {v['guardrail']} breached on {v['arm']}" for v in verdicts
+                    if v.get("status") == "BREACHED"] or ["experiment was killed"]
+    else:
+        overall = "HEALTHY"
+        if srm_check.failed:
+            overall, reasons = "AT_RISK", [*reasons, "sample ratio mismatch"]
+        if doc["state"] == "RUNNING" and (age is None or age > 3 * settings().sweep_window_seconds):
+            overall, reasons = "AT_RISK", [*reasons, "no recent snapshot"]
+        if doc["state"] == "PAUSED":
+            overall, reasons = "AT_RISK", [*reasons, "paused"]
+    stats = aggregates.read(experiment_id)
+    return {
+        "experimentId": experiment_id, "state": doc["state"], "overall": overall, "reasons": reasons,
+        "exposures": exposures, "unitsWithKpis": aggregates.units_per_variant(stats),
+        "srm": srm_check.to_dict(), "expectedSplit": split, "rollout": rollout,
+        "guardrails": verdicts, "latestSnapshotAgeSeconds": age,
+        "latestSnapshotId": f"{experiment_id}__{snapshot['windowStart'].strftime('%Y%m%dT%H%M%SZ')}"
+        if snapshot else None,
+    }

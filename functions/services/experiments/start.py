@@ -1,0 +1,67 @@
+"""Starting an experiment: holdout still frozen, a free slice of its mutual-exclusion layer,
+and the analysis plan pre-registered in the ledger, all in the START commit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from functions.adapters import ledger_store
+from functions.adapters.firestore import OFFER_EXPERIMENTS, db, transactional
+from functions.core.errors import Conflict
+from functions.core.ledger.preregistration import analysis_plan, plan_hash
+from functions.core.lifecycle import Action
+from functions.services.experiments import repository
+from functions.services.experiments.definitions import require_frozen_holdout
+from functions.services.experiments.transitions import apply_transition
+
+
+def free_range(occupied: list[tuple[float, float]], width: float) -> tuple[float, float] | None:
+    """First gap of at least `width` in [0, 1) between occupied ranges."""
+    cursor = 0.0
+    for lo, hi in sorted(occupied):
+        if lo - cursor >= width - 1e-12:
+            return cursor, cursor + width
+        cursor = max(cursor, hi)
+    return (cursor, cursor + width) if 1.0 - cursor >= width - 1e-12 else None
+
+
+def start(experiment_id: str, actor: dict[str, str], expected_version: int | None = None) -> dict[str, Any]:
+    experiment_ref = repository.ref(experiment_id)
+
+    @transactional
+    def run(txn: firestore.Transaction) -> dict[str, Any]:
+        current = repository.load(txn, experiment_id)
+        repository.check_version(current, expected_version)
+        require_frozen_holdout(txn, current.get("holdoutCohortId"))
+        updates: dict[str, Any] = {"startedAt": datetime.now(UTC)}
+        layer = current.get("layer")
+        if layer:
+            query = db().collection(OFFER_EXPERIMENTS).where(filter=FieldFilter("layer", "==", layer))
+            occupied = [tuple(d.get("layerRange")) for d in (s.to_dict() or {} for s in txn.get(query))
+                        if d.get("state") in ("RUNNING", "PAUSED") and d.get("layerRange")]
+            slot = free_range(occupied, float(current.get("layerShare", 1.0)))
+            if slot is None:
+                raise Conflict(f"layer {layer} has no free share of {current.get('layerShare')}", code="LAYER_FULL",
+                               details={"occupied": occupied})
+            updates["layerRange"] = list(slot)
+        else:
+            updates["layerRange"] = [0.0, 1.0]
+        plan = analysis_plan(current)
+        updates["planHash"] = plan_hash(plan)
+        updates.setdefault("rollout", current.get("rollout") or {"stage": None, "maxStageReached": None,
+                                                                  "status": "FULL"})
+        head = ledger_store.read_head(txn, ledger_store.experiment_chain(experiment_id))
+        ledger_store.append(txn, head, actor=actor, action="PLAN_PREREGISTERED",
+                            subject={"experimentId": experiment_id},
+                            payload={"planHash": updates["planHash"], "plan": plan})
+        return apply_transition(txn, experiment_ref, current, Action.START.value, actor, "started",
+                                {"layerRange": updates["layerRange"], "planHash": updates["planHash"]}, head,
+                                updates=updates)
+
+    after = run(db().transaction())
+    repository.invalidate()
+    return after
