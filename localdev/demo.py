@@ -1,16 +1,129 @@
-"""The demo the run command plays against the served functions."""
+"""The demo the run command plays: a full experiment lifecycle over HTTP and Pub/Sub against
+the served functions, ending in an automatic guardrail kill and its kill-switch message."""
 
 from __future__ import annotations
 
+import random
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
 import requests
+from google.cloud import pubsub_v1
 
-from functions.triggers import HTTP_FUNCTIONS
-from localdev.tokens import bearer
+from functions.adapters.pubsub import publish
+from functions.config import settings
+from localdev.tokens import bearer, mint
+
+PM = bearer("demo-pm", ["pm"])
+OPERATOR = bearer("demo-operator", ["operator"])
+SERVICE = bearer("demo-backend", ["service"])
+VIEWER = bearer("demo-viewer", ["viewer"])
 
 
-def run_demo(base: str) -> None:
-    admin = bearer("demo-admin", ["admin"])
-    for name in HTTP_FUNCTIONS:
-        who = requests.get(f"{base}/{name}/whoami", headers=admin, timeout=10)
-        spec = requests.get(f"{base}/{name}/openapi.json", timeout=10)
-        print(f"  {name:12s} whoami {who.status_code}  openapi paths {len(spec.json().get('paths', {}))}")
+def _say(text: str) -> None:
+    print(f"  - {text}", flush=True)
+
+
+def _call(method: str, url: str, headers: dict[str, str], body: Any = None) -> dict[str, Any]:
+    resp = requests.request(method, url, json=body, headers=headers, timeout=60)
+    if resp.status_code >= 400:
+        raise RuntimeError(f"{method} {url} -> {resp.status_code}: {resp.text[:500]}")
+    return resp.json()
+
+
+def _wait(predicate, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise RuntimeError(f"demo timed out waiting for {what}")
+
+
+def run_demo(base: str, units: int = 600, seed: int = 7) -> dict[str, Any]:
+    rng = random.Random(seed)
+    print("demo: an annual-plan price test with a frozen 10% global holdout", flush=True)
+    subscriber = pubsub_v1.SubscriberClient()
+    kill_sub = f"projects/{settings().project_id}/subscriptions/demo-kill-switch-{uuid.uuid4().hex[:6]}"
+    subscriber.create_subscription(request={"name": kill_sub, "topic": settings().topic_path("kill_switch")})
+
+    cohort = _call("POST", f"{base}/holdouts/cohorts", PM,
+                   {"name": "global holdout 2026", "percentage": 10, "scope": "GLOBAL"})
+    _call("POST", f"{base}/holdouts/cohorts/{cohort['id']}/freeze", PM, {"reason": "demo"})
+    _say(f"holdout cohort {cohort['id']} created and frozen (10%, salt {cohort['salt']})")
+
+    definition = {
+        "name": "Annual plan +10%", "offerType": "PRICE_CHANGE",
+        "hypothesis": {"statement": "A 10% higher annual price lifts revenue per user without more refunds",
+                       "expectedImpact": "+5% revenue per user", "risks": "refund spike",
+                       "successCriteria": "revenue up, refunds under 8%"},
+        "offerConfig": {"oldPrice": 49.99, "newPrice": 54.99, "currency": "EUR"},
+        "variants": [{"key": "control", "weight": 50}, {"key": "treatment", "weight": 50}],
+        "holdoutCohortId": cohort["id"],
+        "kpis": [{"metric": "revenue", "role": "PRIMARY", "type": "MEAN", "direction": "INCREASE"}],
+        "guardrails": [{"metric": "refund", "harmfulDirection": "INCREASE", "absoluteMax": 0.08,
+                        "action": "KILL", "minUnitsPerArm": 30}],
+        "requiredApprovers": ["demo-approver"],
+    }
+    run = _call("POST", f"{base}/experiments/lifecycle", PM,
+                {"definition": definition, "approverTokens": [mint("demo-approver", ["approver"])]})
+    eid = run["experimentId"]
+    _say(f"experiment {eid}: " + " -> ".join(s["step"] for s in run["steps"]) + f" (state {run['state']})")
+
+    ids = [f"demo-user-{i:05d}" for i in range(units)]
+    decided = _call("POST", f"{base}/assign/batch", SERVICE,
+                    {"units": [{"unitId": u, "attributes": {"region": "DE"}} for u in ids]})
+    arms: dict[str, str] = {}
+    statuses: Counter = Counter()
+    for result in decided["results"]:
+        decision = result["experiments"].get(eid, {})
+        statuses[decision.get("status", "NONE")] += 1
+        if decision.get("status") == "ASSIGNED":
+            arms[result["unitId"]] = decision["variant"]
+    _say(f"assigned {units} users: {dict(statuses)}; exposures go to the exposures topic")
+    _wait(lambda: sum(_call("GET", f"{base}/experiments/{eid}/health", VIEWER)["exposures"].values())
+          >= len(arms), 60, "exposure log")
+
+    sent = 0
+    for unit, arm in arms.items():
+        publish("kpi_events", {"eventId": f"rev-{unit}", "unitId": unit, "metric": "revenue",
+                               "value": 54.99 if arm == "treatment" else 49.99, "currency": "EUR",
+                               "timestamp": datetime.now(UTC).isoformat(), "region": "DE"})
+        refunded = rng.random() < (0.35 if arm == "treatment" else 0.03)
+        publish("kpi_events", {"eventId": f"ref-{unit}", "unitId": unit, "metric": "refund",
+                               "value": 1.0 if refunded else 0.0, "timestamp": datetime.now(UTC).isoformat()})
+        sent += 2
+    _say(f"published {sent} KPI events to Pub/Sub (treatment refunds ~35%, control ~3%)")
+    _wait(lambda: min(_call("GET", f"{base}/experiments/{eid}/health", VIEWER)["unitsWithKpis"].values() or [0])
+          >= 0.9 * min(Counter(arms.values()).values()), 120, "KPI ingestion")
+
+    publish("sweep_ticks", {"eventId": f"demo-tick-{uuid.uuid4().hex[:8]}",
+                            "tick": datetime.now(UTC).isoformat()})
+    _say("sweep tick published (Cloud Scheduler does this every 5 minutes)")
+    state = _wait(lambda: (lambda s: s if s in ("KILLED", "PAUSED") else None)(
+        _call("GET", f"{base}/experiments/{eid}", VIEWER)["state"]), 90, "guardrail action")
+    health = _call("GET", f"{base}/experiments/{eid}/health", VIEWER)
+    breach = next((g for g in health["guardrails"] if g["status"] == "BREACHED"), {})
+    _say(f"guardrail refund breached on {breach.get('arm')}: observed {breach.get('observed', 0):.3f}, "
+         f"always-valid lower bound {breach.get('bound', 0):.3f} > limit 0.08 -> experiment {state}")
+    message = None
+    deadline = time.monotonic() + 30
+    while message is None and time.monotonic() < deadline:
+        resp = subscriber.pull(request={"subscription": kill_sub, "max_messages": 10}, timeout=10)
+        for m in resp.received_messages:
+            message = m.message.data.decode()
+        if resp.received_messages:
+            subscriber.acknowledge(request={"subscription": kill_sub,
+                                            "ack_ids": [m.ack_id for m in resp.received_messages]})
+    _say(f"kill-switch message received by a subscriber: {message}")
+    verify = requests.get(f"{base}/ledger/verify/{eid}", headers=VIEWER, timeout=60)
+    if verify.status_code == 200:
+        _say(f"ledger chain verifies: {verify.json().get('ok')}")
+    subscriber.delete_subscription(request={"subscription": kill_sub})
+    subscriber.close()
+    print(f"demo done: experiment {eid} is {state}", flush=True)
+    return {"experimentId": eid, "state": state, "killSwitch": message}

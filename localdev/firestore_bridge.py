@@ -49,7 +49,7 @@ class FirestoreBridge:
                 "Content-Type": "application/json",
             }
             try:
-                requests.post(f"{self.base_url}/{function}", data=b"{}", headers=headers, timeout=30)
+                requests.post(f"{self.base_url}/{function}/", data=b"{}", headers=headers, timeout=30)
             except requests.RequestException:
                 log.exception("firestore bridge delivery failed")
 

@@ -21,7 +21,7 @@ def setup_push(base_url: str) -> dict[str, str]:
     with subscriber:
         for function, topic_key in PUBSUB_FUNCTIONS.items():
             path = subscription_path(function)
-            endpoint = f"{base_url.rstrip('/')}/{function}"
+            endpoint = f"{base_url.rstrip('/')}/{function}/"  # mounted apps answer / (no redirect)
             try:
                 subscriber.create_subscription(
                     request={
