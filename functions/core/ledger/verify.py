@@ -1,0 +1,111 @@
+"""Chain verification: every link, every hash, and the kind and first index of any damage.
+
+The fast path hashes the stored canonical bytes and checks the link by locating the exact
+`"prevHash":"<hex>","seq":<n>,"subject":` token RFC 8785's sorted keys put in every body (a
+payload string cannot forge it: its quotes are escaped). Only when something is wrong does
+the slow path parse entries to name the damage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from functions.core.ledger.entry import GENESIS_HASH
+
+MODIFIED_ENTRY = "MODIFIED_ENTRY"
+DELETED_ENTRY = "DELETED_ENTRY"
+INSERTED_ENTRY = "INSERTED_ENTRY"
+REORDERED_ENTRIES = "REORDERED_ENTRIES"
+TRUNCATED_TAIL = "TRUNCATED_TAIL"
+REPLACED_GENESIS = "REPLACED_GENESIS"
+BAD_SIGNATURE = "BAD_SIGNATURE"
+
+
+@dataclass(frozen=True)
+class ChainVerdict:
+    ok: bool
+    chain_id: str
+    length: int
+    first_bad_index: int | None = None
+    damage: str | None = None
+    detail: str = ""
+    head_hash: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "chainId": self.chain_id, "length": self.length, "firstBadIndex": self.first_bad_index,
+                "damage": self.damage, "detail": self.detail, "headHash": self.head_hash}
+
+
+def _body(doc: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(doc.get("canonical", ""))
+    except ValueError:
+        return {}
+
+
+def _classify(chain_id: str, docs: Sequence[Mapping[str, Any]], i: int) -> tuple[str, int, str]:
+    """Name the damage first seen at position i (slow path)."""
+    doc = docs[i]
+    body = _body(doc)
+    actual = hashlib.sha256(b"\x00" + str(doc.get("canonical", "")).encode()).hexdigest()
+    seq = body.get("seq", doc.get("seq"))
+    prev = docs[i - 1]["hash"] if i else GENESIS_HASH
+    if actual != doc.get("hash") or body.get("seq") != doc.get("seq") or body.get("prevHash") != doc.get(
+            "prevHash"):
+        return MODIFIED_ENTRY, i, "stored hash or fields do not match the entry's canonical body"
+    if i == 0 and body.get("prevHash") != GENESIS_HASH:
+        return REPLACED_GENESIS, 0, "the first entry does not start from the fixed genesis hash"
+    if isinstance(seq, int) and seq > i:
+        later = [d.get("seq") for d in docs[i + 1:]]
+        if i in later:
+            return REORDERED_ENTRIES, i, f"entry {i} appears later; order is broken"
+        return DELETED_ENTRY, i, f"entries {i}..{seq - 1} are missing"
+    if isinstance(seq, int) and seq < i:
+        twins = [j for j in range(i) if docs[j].get("seq") == seq]
+        if twins:
+            j = twins[0]
+            before = docs[j - 1].get("hash") if j else GENESIS_HASH
+            if body.get("prevHash") == before:  # the genuine entry links past docs[j]: j was slipped in
+                return INSERTED_ENTRY, j, f"entry at position {j} was inserted (duplicate sequence {seq})"
+        return REORDERED_ENTRIES, i, f"sequence number {seq} at position {i}"
+    if body.get("prevHash") != prev:
+        if i >= 2 and body.get("prevHash") == docs[i - 2].get("hash"):
+            return INSERTED_ENTRY, i - 1, f"entry {i - 1} was inserted between {i - 2} and {i}"
+        return MODIFIED_ENTRY, i - 1, f"entry {i - 1} no longer has the hash entry {i} committed to"
+    if body.get("chainId") != chain_id:
+        return INSERTED_ENTRY, i, "entry belongs to another chain"
+    return MODIFIED_ENTRY, i, "entry body is inconsistent"
+
+
+def verify_chain(chain_id: str, documents: Sequence[Mapping[str, Any]],
+                 expected_head: tuple[int, str] | None = None) -> ChainVerdict:
+    """`documents` as stored, in document-id order; `expected_head` (seq, hash) from the last
+    signed checkpoint or the chain's head document catches truncation and appended forgeries."""
+    sha = hashlib.sha256
+    prev = GENESIS_HASH
+    chain_token = f'"chainId":"{chain_id}"'
+    for i, doc in enumerate(documents):
+        canonical = doc.get("canonical")
+        if not isinstance(canonical, str):
+            kind, at, detail = _classify(chain_id, documents, i)
+            return ChainVerdict(False, chain_id, len(documents), at, kind, detail)
+        h = sha(b"\x00" + canonical.encode()).hexdigest()
+        if (h != doc.get("hash") or doc.get("seq") != i or doc.get("prevHash") != prev
+                or f'"prevHash":"{prev}","seq":{i},"subject":' not in canonical or chain_token not in canonical):
+            kind, at, detail = _classify(chain_id, documents, i)
+            return ChainVerdict(False, chain_id, len(documents), at, kind, detail)
+        prev = h
+    length = len(documents)
+    if expected_head is not None:
+        head_seq, head_hash = expected_head
+        if length < head_seq + 1:
+            return ChainVerdict(False, chain_id, length, length, TRUNCATED_TAIL,
+                                f"checkpoint has {head_seq + 1} entries, store has {length}", prev)
+        if documents[head_seq]["hash"] != head_hash:
+            return ChainVerdict(False, chain_id, length, head_seq, MODIFIED_ENTRY,
+                                "entry differs from the one the checkpoint signed", prev)
+    return ChainVerdict(True, chain_id, length, None, None, "", prev if documents else None)
