@@ -1,5 +1,90 @@
-"""HTTP function `ledger`: verification, proofs, checkpoints, audit reports, exports."""
+"""HTTP function `ledger`: verification, checkpoints, proofs, audit reports, exports."""
 
-from functions.api.router import Router
+from __future__ import annotations
+
+import flask
+from pydantic import Field
+
+from functions.api.router import ANY_STAFF, RequestContext, Router
+from functions.core.ledger import signing
+from functions.models.common import Id, StrictModel
+from functions.services.ledger import checkpoints, export, proofs, report, verification
+from functions.services.ledger import log as ledger_log
 
 router = Router("ledger", "Experiment ledger", "Tamper-evident audit trail with proofs, reports and exports.")
+OPERATORS = frozenset({"operator"})
+
+
+class InclusionQuery(StrictModel):
+    chainId: Id
+    seq: int = Field(ge=0, le=10**12)
+    treeSize: int | None = Field(default=None, ge=1, le=10**12)
+
+
+class ConsistencyQuery(StrictModel):
+    first: int = Field(ge=1, le=10**12)
+    second: int = Field(ge=1, le=10**12)
+
+
+class ExportQuery(StrictModel):
+    experimentId: Id | None = None
+    format: str = Field(default="jsonl", pattern=r"^(jsonl|csv)$")
+    since: str | None = Field(default=None, max_length=40)
+    until: str | None = Field(default=None, max_length=40)
+
+
+@router.get("/verify", roles=ANY_STAFF, summary="Verify every chain and every checkpoint")
+def verify_all(ctx: RequestContext):
+    return verification.verify_all()
+
+
+@router.get("/verify/{experiment_id}", roles=ANY_STAFF, summary="verifyLedgerIntegrity(experimentId)")
+def verify_one(ctx: RequestContext, experiment_id: str):
+    return verification.verify_experiment(experiment_id)
+
+
+@router.post("/checkpoints", roles=OPERATORS, summary="Take a signed checkpoint now")
+def create_checkpoint(ctx: RequestContext):
+    made = checkpoints.create_checkpoint(actor=ctx.actor)
+    return {"created": made is not None, "checkpoint": made or ledger_log.latest_checkpoint()}
+
+
+@router.get("/checkpoints", roles=ANY_STAFF, summary="All checkpoints")
+def list_checkpoints(ctx: RequestContext):
+    return {"checkpoints": ledger_log.checkpoints()}
+
+
+@router.get("/public-key", public=True, summary="The Ed25519 public key that verifies checkpoints")
+def public_key(ctx: RequestContext):
+    key = ledger_log.signing_key()
+    return {"keyId": signing.key_id(key), "publicKeyPem": signing.public_pem(key)}
+
+
+@router.get("/proofs/inclusion", roles=ANY_STAFF, query=InclusionQuery, summary="Inclusion proof for an entry")
+def inclusion(ctx: RequestContext, query: InclusionQuery):
+    return proofs.inclusion(query.chainId, query.seq, query.treeSize)
+
+
+@router.get("/proofs/consistency", roles=ANY_STAFF, query=ConsistencyQuery, summary="Consistency proof")
+def consistency(ctx: RequestContext, query: ConsistencyQuery):
+    return proofs.consistency(query.first, query.second)
+
+
+@router.get("/reports/{experiment_id}", roles=ANY_STAFF, summary="Audit report (JSON)")
+def audit_report(ctx: RequestContext, experiment_id: str):
+    return report.build(experiment_id)
+
+
+@router.get("/reports/{experiment_id}/html", roles=ANY_STAFF, content_type="text/html",
+            summary="Audit report (board-ready HTML)")
+def audit_report_html(ctx: RequestContext, experiment_id: str):
+    return flask.Response(report.render_html(report.build(experiment_id)), mimetype="text/html")
+
+
+@router.get("/exports", roles=ANY_STAFF, query=ExportQuery, content_type="application/x-ndjson,text/csv",
+            summary="Streamed export (JSON Lines or CSV) with the verification status in the header")
+def export_entries(ctx: RequestContext, query: ExportQuery):
+    if query.format == "csv":
+        return flask.Response(export.csv_lines(query.experimentId, query.since, query.until), mimetype="text/csv")
+    return flask.Response(export.jsonl(query.experimentId, query.since, query.until),
+                          mimetype="application/x-ndjson")

@@ -261,6 +261,15 @@ class Router:
         except AppError as err:
             status = err.status
             response = json_response(err.to_dict(), status)
+        except (gexc.Aborted, gexc.Conflict) as exc:
+            status = 409
+            response = self._contention(fields, exc)
+        except ValueError as exc:
+            if isinstance(exc.__cause__, gexc.Aborted | gexc.Conflict):  # transaction retries exhausted
+                status = 409
+                response = self._contention(fields, exc)
+            else:
+                response = self._internal(fields, request_id)
         except _TRANSIENT as exc:
             status = 503
             log.warning("transient backend error", extra={"json_fields": {**fields, "error": str(exc)[:300]}})
@@ -270,11 +279,7 @@ class Router:
                 headers={"Retry-After": "1"},
             )
         except Exception:
-            log.exception("unhandled error", extra={"json_fields": fields})
-            response = json_response(
-                {"error": {"code": "INTERNAL", "message": "internal error", "details": {"requestId": request_id}}},
-                500,
-            )
+            response = self._internal(fields, request_id)
         response.headers["X-Request-Id"] = request_id
         fields["httpRequest"] = {
             "requestMethod": request.method,
@@ -284,6 +289,19 @@ class Router:
         }
         log.info("%s %s %s", request.method, request.path, status, extra={"json_fields": fields})
         return response
+
+    @staticmethod
+    def _internal(fields: dict[str, Any], request_id: str) -> flask.Response:
+        log.exception("unhandled error", extra={"json_fields": fields})
+        return json_response(
+            {"error": {"code": "INTERNAL", "message": "internal error", "details": {"requestId": request_id}}}, 500)
+
+    @staticmethod
+    def _contention(fields: dict[str, Any], exc: Exception) -> flask.Response:
+        log.warning("write contention", extra={"json_fields": {**fields, "error": str(exc)[:300]}})
+        return json_response(
+            {"error": {"code": "CONTENTION", "message": "concurrent change on the same object; retry",
+                       "details": {}}}, 409, headers={"Retry-After": "1"})
 
     def _dispatch(self, request: flask.Request, request_id: str, fields: dict[str, Any]) -> flask.Response:
         route, params = self._match(request.method, self._local_path(request.path))
@@ -356,7 +374,8 @@ class Router:
             ok_schema = ref(r.response, "serialization") if r.response else {}
             op["responses"][str(r.status)] = {
                 "description": "success",
-                "content": {r.content_type: {"schema": ok_schema if r.content_type == "application/json" else {}}},
+                "content": {ct: {"schema": ok_schema if ct == "application/json" else {}}
+                            for ct in r.content_type.split(",")},
             }
             error_ref = ref(ErrorEnvelope, "serialization")
             codes = ["400", "404", "405", "409", "413", "422", "503"] + ([] if r.public else ["401", "403"])

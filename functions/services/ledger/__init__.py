@@ -1,0 +1,1 @@
+"""ExperimentLedgerService: checkpoints, verification, proofs, audit reports, exports."""

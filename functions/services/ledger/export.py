@@ -1,0 +1,57 @@
+"""Streamed CSV and JSON Lines exports, with the verification status in the header."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from functions.adapters import ledger_store
+from functions.services.ledger import log as ledger_log
+from functions.services.ledger.verification import verify_chain_id
+
+COLUMNS = ["chainId", "seq", "timestamp", "action", "actorUid", "actorRole", "prevHash", "hash"]
+
+
+def _chains(experiment_id: str | None) -> list[str]:
+    return [ledger_store.experiment_chain(experiment_id)] if experiment_id else ledger_log.chain_ids()
+
+
+def _entries(chains: list[str], since: str | None, until: str | None) -> Iterator[dict[str, Any]]:
+    for chain in chains:
+        for entry in ledger_store.entries(chain):
+            ts = entry.get("timestamp", "")
+            if (since and ts < since) or (until and ts > until):
+                continue
+            yield entry
+
+
+def header(chains: list[str]) -> dict[str, Any]:
+    verdicts = [verify_chain_id(c) for c in chains]
+    return {"verification": {"ok": all(v.ok for v in verdicts), "chains": len(verdicts),
+                             "damaged": [v.to_dict() for v in verdicts if not v.ok]}}
+
+
+def jsonl(experiment_id: str | None, since: str | None, until: str | None) -> Iterator[str]:
+    chains = _chains(experiment_id)
+    yield json.dumps(header(chains)) + "\n"
+    for entry in _entries(chains, since, until):
+        yield json.dumps({k: entry[k] for k in ("chainId", "seq", "prevHash", "hash", "canonical")}) + "\n"
+
+
+def csv_lines(experiment_id: str | None, since: str | None, until: str | None) -> Iterator[str]:
+    chains = _chains(experiment_id)
+    yield f"# {json.dumps(header(chains))}\n"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for entry in _entries(chains, since, until):
+        actor = entry.get("actor") or {}
+        writer.writerow([entry["chainId"], entry["seq"], entry.get("timestamp"), entry.get("action"),
+                         actor.get("uid"), actor.get("role"), entry["prevHash"], entry["hash"]])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()

@@ -1,0 +1,87 @@
+"""The audit report per experiment: history, approvals, guardrail actions, rollout path, final
+analysis, pre-registration deviations and integrity, as JSON and as a board-ready HTML page."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from functions.adapters import ledger_store
+from functions.adapters.firestore import EXPERIMENT_ANALYSES, ROLLOUT_EVENTS, db
+from functions.core.ledger.preregistration import analysis_plan, plan_hash
+from functions.services.experiments import repository
+from functions.services.ledger.verification import verify_experiment
+
+
+def _bodies(experiment_id: str) -> list[dict[str, Any]]:
+    return [json.loads(d["canonical"]) for d in ledger_store.entries(ledger_store.experiment_chain(experiment_id))]
+
+
+def build(experiment_id: str) -> dict[str, Any]:
+    doc = repository.load(None, experiment_id)
+    entries = _bodies(experiment_id)
+    timeline = [{"seq": e["seq"], "at": e["timestamp"], "action": e["action"], "actor": e["actor"],
+                 "reason": (e.get("payload") or {}).get("reason", "")} for e in entries]
+    approvals = [t for t in timeline if t["action"] in ("EXPERIMENT_APPROVE", "EXPERIMENT_APPROVAL_RECORDED",
+                                                          "EXPERIMENT_REJECT")]
+    guardrail_actions = [{"at": e["timestamp"], "action": e["action"], **(e["payload"].get("details") or {})}
+                         for e in entries if e["payload"].get("details", {}).get("guardrail")]
+    registered = [e["payload"]["planHash"] for e in entries if e["action"] == "PLAN_PREREGISTERED"]
+    current_hash = plan_hash(analysis_plan(doc))
+    deviations = [] if not registered or registered[-1] == current_hash else [
+        {"registered": registered[-1], "current": current_hash, "message": "analysis plan changed after start"}]
+    rollout = [s.to_dict() for s in db().collection(ROLLOUT_EVENTS)
+               .where(filter=FieldFilter("experimentId", "==", experiment_id)).stream()]
+    analyses = [s.to_dict() for s in db().collection(EXPERIMENT_ANALYSES)
+                .where(filter=FieldFilter("experimentId", "==", experiment_id)).stream()]
+    final = max(analyses, key=lambda a: str(a.get("createdAt", "")), default=None)
+    return {
+        "experimentId": experiment_id, "name": doc.get("name"), "state": doc.get("state"),
+        "hypothesis": doc.get("hypothesis"), "author": doc.get("author"), "timeline": timeline,
+        "approvals": approvals, "guardrailActions": guardrail_actions,
+        "rolloutPath": sorted(({"at": str(r.get("at")), "from": r.get("fromStage"), "to": r.get("toStage"),
+                                "kind": r.get("kind")} for r in rollout), key=lambda r: r["at"]),
+        "finalAnalysis": {"id": final.get("id"), "recommendation": final.get("recommendation")} if final else None,
+        "preRegistration": {"planHash": registered[-1] if registered else None, "deviations": deviations},
+        "integrity": verify_experiment(experiment_id),
+    }
+
+
+def _rows(items: list[dict[str, Any]], keys: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(i.get(k, '')))}</td>" for k in keys) + "</tr>"
+                   for i in items)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(report: dict[str, Any]) -> str:
+    integrity = report["integrity"]
+    status = "VERIFIED" if integrity["ok"] else f"DAMAGED: {integrity['damage']} at {integrity['firstBadIndex']}"
+    cp = integrity.get("checkpoint") or {}
+    final = report.get("finalAnalysis") or {}
+    deviations = report["preRegistration"]["deviations"]
+    esc = html.escape
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Audit report: {esc(str(report['name']))}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}}table{{border-collapse:collapse;width:100%}}
+td,th{{border:1px solid #ccc;padding:.3rem .5rem;text-align:left}}.ok{{color:#064}}.bad{{color:#a00}}
+.kpi{{display:inline-block;margin-right:2rem;font-size:1.2rem}}</style></head><body>
+<h1>Audit report: {esc(str(report['name']))}</h1>
+<p><span class="kpi">State: <b>{esc(str(report['state']))}</b></span>
+<span class="kpi">Integrity: <b class="{'ok' if integrity['ok'] else 'bad'}">{esc(status)}</b></span>
+<span class="kpi">Entries: <b>{integrity['length']}</b></span></p>
+<p>Verified against checkpoint: tree size {esc(str(cp.get('treeSize')))}, root {esc(str(cp.get('rootHash')))},
+signed {esc(str(cp.get('at')))} (key {esc(str(cp.get('keyId')))}).</p>
+<h2>Hypothesis</h2><p>{esc(json.dumps(report.get('hypothesis')))}</p>
+<h2>Pre-registration</h2><p>Plan hash {esc(str(report['preRegistration']['planHash']))};
+{'<b class="bad">deviations: ' + esc(json.dumps(deviations)) + '</b>' if deviations else 'no deviations.'}</p>
+<h2>Approvals</h2>{_rows(report['approvals'], ['at', 'action', 'actor', 'reason'])}
+<h2>Guardrail actions</h2>{_rows(report['guardrailActions'], ['at', 'action', 'guardrail', 'arm', 'observed',
+                                                               'bound', 'limit'])}
+<h2>Rollout path</h2>{_rows(report['rolloutPath'], ['at', 'kind', 'from', 'to'])}
+<h2>Final analysis</h2><p>{esc(json.dumps(final))}</p>
+<h2>Timeline</h2>{_rows(report['timeline'], ['seq', 'at', 'action', 'actor', 'reason'])}
+</body></html>"""

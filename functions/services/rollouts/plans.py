@@ -1,0 +1,70 @@
+"""Creating or replacing a rollout plan: only before the experiment starts, so the stages the
+approvers saw are the stages that run (a RUNNING rollout changes only through actions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.cloud import firestore
+
+from functions.adapters.firestore import db, transactional
+from functions.core.errors import Conflict, Unprocessable
+from functions.core.rollout.plan import PlanState, new_plan
+from functions.core.rollout.requirements import StageRequirements
+from functions.core.rollout.stages import DEFAULT_STAGES, control_share, validate_stages
+from functions.models.rollouts import PlanRequest, RequirementsIn
+from functions.services.experiments import repository as experiments
+from functions.services.rollouts import store
+from functions.services.rollouts.inputs import weights
+
+EDITABLE_STATES = frozenset({"DRAFT", "PENDING_APPROVAL", "APPROVED"})
+
+
+def _requirements(body: PlanRequest, stages: tuple[float, ...]) -> tuple[StageRequirements, ...]:
+    if body.perStage is not None and len(body.perStage) != len(stages):
+        raise Unprocessable(f"perStage has {len(body.perStage)} entries for {len(stages)} stages",
+                            code="INVALID_REQUIREMENTS", details={"reason": "perStage length must match stages"})
+    unknown = [s for s in body.manualApprovalStages if not any(abs(s - t) < 1e-12 for t in stages)]
+    if unknown:
+        raise Unprocessable(f"manualApprovalStages {unknown} are not stages of the plan",
+                            code="INVALID_REQUIREMENTS", details={"reason": "unknown approval stage",
+                                                                  "stages": list(stages), "unknown": unknown})
+    out = []
+    for i, stage in enumerate(stages):
+        raw: RequirementsIn = body.perStage[i] if body.perStage is not None else body.requirements
+        manual = any(abs(stage - s) < 1e-12 for s in body.manualApprovalStages)
+        out.append(StageRequirements(raw.minTimeAtStageSeconds, raw.minUnitsPerArm, raw.noGuardrailViolation,
+                                     raw.srmPass, raw.dataQuality, manual))
+    return tuple(out)
+
+
+def put_plan(experiment_id: str, body: PlanRequest, actor: dict[str, str]) -> dict[str, Any]:
+    """Validate (422 with the reason) and store the plan, mirrored into the experiment."""
+    if body.stages is not None:
+        validate_stages(body.stages, 0.0)  # shape errors answer before any read; the capacity check needs the doc
+
+    @transactional
+    def run(txn: firestore.Transaction) -> dict[str, Any]:
+        current = store.read(txn, experiment_id)
+        state_name = current.experiment.get("state")
+        if state_name not in EDITABLE_STATES:
+            raise Conflict(f"the rollout plan of a {state_name} experiment cannot be replaced; use the "
+                           "rollout actions", code="ROLLOUT_PLAN_LOCKED", details={"state": state_name})
+        stages = validate_stages(body.stages if body.stages is not None else DEFAULT_STAGES,
+                                 control_share(weights(current.experiment)))
+        previous = PlanState.from_doc(current.plan) if current.plan else None
+        state, change = new_plan(stages, _requirements(body, stages), previous)
+        now = store.now_utc()
+        event = store.commit(txn, current, state, change, actor=actor, reason=body.reason or change.kind.value,
+                             now=now, extra={"stages": list(stages),
+                                             "requirementsByStage": [r.to_dict() for r in state.requirements]})
+        return {"plan": {**state.to_doc(), "experimentId": experiment_id}, "event": event}
+
+    result = run(db().transaction())
+    experiments.invalidate()
+    return result
+
+
+def get_plan(experiment_id: str) -> dict[str, Any]:
+    experiments.load(None, experiment_id)
+    return store.require_plan(None, experiment_id)
