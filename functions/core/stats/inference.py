@@ -20,7 +20,11 @@ OK, EMPTY_ARM, INSUFFICIENT_DATA, ZERO_VARIANCE = "OK", "EMPTY_ARM", "INSUFFICIE
 
 
 def finite(value: Any) -> Any:
-    """None for NaN/Inf (JSON has no such numbers)."""
+    """None for NaN/Inf (JSON has no such numbers); numpy scalars become Python ones."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, list | tuple):

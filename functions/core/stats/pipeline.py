@@ -39,6 +39,7 @@ class AnalysisConfig:
         return {"control": self.control, "direction": self.direction,
                 "expectedSplit": dict(self.expected_split or {}), "alpha": self.alpha,
                 "plannedMdeRelative": self.planned_mde_relative, "minUnitsPerArm": self.min_units_per_arm,
+                "dailyUnitsPerArm": self.daily_units_per_arm,
                 "useCuped": self.use_cuped,
                 "winsorPercentile": self.exclusions.winsor_percentile, "winsorCap": self.exclusions.winsor_cap}
 
@@ -83,7 +84,8 @@ def analyse_stats(stats: Mapping[str, MomentStats], cfg: AnalysisConfig, assigne
             "recommendation": rec.to_dict(),
         }
     inputs = {"stats": {arm: s.to_dict() for arm, s in sorted(stats.items())}, "assigned": counts,
-              "config": cfg.to_dict()}
+              "config": cfg.to_dict(), "extraChecks": [c.to_dict() for c in extra_checks or []],
+              "excludedShare": excluded_share}
     return finite({
         "engineVersion": ENGINE_VERSION,
         "methods": {"primary": "cuped" if cfg.use_cuped else "welch", "srm": "chi-square", "lift": "delta method"},
@@ -102,10 +104,14 @@ def replay_stats(document: Mapping[str, Any]) -> dict[str, Any]:
     cfg = AnalysisConfig(control=cfg_raw["control"], direction=cfg_raw["direction"],
                          expected_split=cfg_raw.get("expectedSplit") or None, alpha=cfg_raw["alpha"],
                          planned_mde_relative=cfg_raw["plannedMdeRelative"],
-                         min_units_per_arm=cfg_raw["minUnitsPerArm"],
-                         use_cuped=cfg_raw["useCuped"])
+                         min_units_per_arm=cfg_raw["minUnitsPerArm"], use_cuped=cfg_raw["useCuped"],
+                         daily_units_per_arm=cfg_raw.get("dailyUnitsPerArm"),
+                         exclusions=ExclusionConfig(winsor_percentile=cfg_raw.get("winsorPercentile"),
+                                                    winsor_cap=cfg_raw.get("winsorCap")))
     stats = {arm: MomentStats.from_dict(raw) for arm, raw in inputs["stats"].items()}
-    return analyse_stats(stats, cfg, inputs.get("assigned"),
+    checks = [quality.CheckResult(c["name"], c["status"], c.get("pValue"), c.get("details") or {})
+              for c in inputs.get("extraChecks", [])]
+    return analyse_stats(stats, cfg, inputs.get("assigned"), checks, inputs.get("excludedShare", 0.0),
                          extras={k: document[k] for k in ("exclusions", "spilloverExcluded") if k in document})
 
 

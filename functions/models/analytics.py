@@ -1,0 +1,43 @@
+"""Analytics requests: fraud signals, analysis runs, the power calculator."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from functions.models.common import FiniteFloat, Id, PastTimestamp, StrictModel, Text, UnitId
+
+
+class FraudSignal(StrictModel):
+    eventId: Id
+    unitId: UnitId
+    reason: Text = Field(min_length=1, max_length=500)
+    source: Id = "fraud-service"
+    flaggedAt: PastTimestamp | None = None
+
+
+class FraudBatch(StrictModel):
+    signals: list[FraudSignal] = Field(min_length=1, max_length=1000)
+
+
+class AnalysisRequest(StrictModel):
+    winsorPercentile: FiniteFloat | None = Field(default=0.99, gt=0.5, le=1.0)
+    winsorCap: FiniteFloat | None = Field(default=None, gt=0)
+    multipleComparisons: str = Field(default="holm", pattern=r"^(holm|bh|none)$")
+    dailyUnitsPerArm: FiniteFloat | None = Field(default=None, gt=0)
+
+
+class PowerRequest(StrictModel):
+    baselineMean: FiniteFloat | None = None
+    standardDeviation: FiniteFloat | None = Field(default=None, gt=0)
+    baselineRate: FiniteFloat | None = Field(default=None, gt=0, lt=1)
+    mdeRelative: FiniteFloat = Field(gt=0, le=10)
+    alpha: FiniteFloat = Field(default=0.05, gt=0, lt=0.5)
+    power: FiniteFloat = Field(default=0.8, gt=0.5, lt=1)
+
+    @model_validator(mode="after")
+    def _baseline(self) -> PowerRequest:
+        if self.baselineRate is None and (self.baselineMean is None or self.standardDeviation is None):
+            raise ValueError("give baselineRate, or baselineMean with standardDeviation")
+        if self.baselineRate is None and self.baselineMean == 0:
+            raise ValueError("baselineMean must not be zero for a relative MDE")
+        return self

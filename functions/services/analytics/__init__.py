@@ -1,0 +1,1 @@
+"""BiasCorrectedAnalytics as a service: fraud flags, immutable analyses, replay."""
