@@ -35,13 +35,15 @@ from functions.core.errors import (
     Unprocessable,
 )
 from functions.logs import trace_field
-from functions.models.common import ErrorEnvelope
+from functions.models.common import ID_PATTERN, ErrorEnvelope
 
 log = logging.getLogger("functions.http")
 
 ANY_STAFF = frozenset({"viewer", "pm", "approver", "operator", "admin"})
 AUTHENTICATED = frozenset({"viewer", "pm", "approver", "operator", "admin", "service", "user"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Every path parameter is a Firestore document id; anything else cannot name a stored object.
+_PATH_ID = re.compile(ID_PATTERN)
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.TooManyRequests)
 MAX_JSON_DEPTH = 32
 
@@ -242,7 +244,12 @@ class Router:
             if not m:
                 continue
             if route.method == method or (method == "HEAD" and route.method == "GET"):
-                return route, m.groupdict()
+                params = m.groupdict()
+                bad = sorted(k for k, v in params.items() if not _PATH_ID.fullmatch(v) or v in {".", ".."})
+                if bad:
+                    raise NotFound(f"no such {bad[0]}", code="UNKNOWN_ID",
+                                   details={"parameter": bad[0], "pattern": ID_PATTERN})
+                return route, params
             allowed.append(route.method)
         if allowed:
             raise MethodNotAllowed(f"{method} not allowed on {path}", details={"allowed": sorted(set(allowed))})
@@ -356,7 +363,7 @@ class Router:
                 "responses": {},
             }
             parameters = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": ID_PATTERN}}
                 for p in re.findall(r"\{(\w+)\}", r.path)
             ]
             if r.query:
