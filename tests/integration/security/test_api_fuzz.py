@@ -1,6 +1,7 @@
 """Property-based fuzzing of every HTTP function from its own OpenAPI document (schemathesis),
 served by functions-framework with the emulators up, as each role: no 5xx, every response
-matches the documented status codes, content type and schema.
+matches the documented status codes, content type and schema; and afterwards the ledger
+(seeded with a running experiment so there is history to damage) still verifies.
 
 Bounded here (FUZZ_EXAMPLES per operation, default 8); `python -m bench fuzz` runs the long version.
 """
@@ -11,7 +12,9 @@ import os
 
 import pytest
 
+from functions.services.ledger.verification import verify_all
 from functions.triggers import HTTP_FUNCTIONS
+from tests.support.factories import running_experiment
 from tests.support.fuzz import ROLES, fuzz_function
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
@@ -20,4 +23,10 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("name", HTTP_FUNCTIONS)
 def test_fuzz_every_route_as_every_role(emulators, name, role):
+    running_experiment()
+    before = verify_all()
+    assert before["ok"] and before["entries"] > 0, before
     assert fuzz_function(name, role, EXAMPLES) > 0
+    after = verify_all()
+    assert after["ok"], after
+    assert after["entries"] >= before["entries"]
