@@ -27,6 +27,7 @@ class Topics:
     kill_switch: str = "kill-switch"
     experiment_state: str = "experiment-state"
     ledger_checkpoints: str = "ledger-checkpoints"
+    quarantine: str = "quarantined-events"
 
     def all(self) -> dict[str, str]:
         return dict(self.__dict__)

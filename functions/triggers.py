@@ -23,6 +23,6 @@ FIRESTORE_FUNCTIONS = {
 }
 
 # Outbound topics nobody in this project subscribes to by default (apps and auditors do).
-OUTBOUND_TOPICS = ("kill_switch", "experiment_state", "ledger_checkpoints")
+OUTBOUND_TOPICS = ("kill_switch", "experiment_state", "ledger_checkpoints", "quarantine")
 
 SWEEP_SCHEDULE = "*/5 * * * *"

@@ -56,6 +56,9 @@ def emulators():
         pytest.fail(f"EMULATORS UNAVAILABLE - integration tests cannot run:\n{exc}", pytrace=False)
     reset_settings()
     reset_client()
+    from functions.adapters.pubsub import ensure_topics
+
+    ensure_topics()  # the unprefixed topics, e.g. where handlers quarantine refused events
     yield emu
     emu.stop()
     reset_client()

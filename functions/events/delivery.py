@@ -2,10 +2,12 @@
 
 - Transient infrastructure errors are raised, so Pub/Sub redelivers (with backoff and a
   dead-letter topic after max attempts, see deploy.sh).
-- Permanent errors (undecodable message, schema violation, coded domain error) are logged and
-  acknowledged: retrying cannot fix them and would block the subscription.
-- Events older than MAX_EVENT_AGE_SECONDS are dropped: a replay storm of stale KPIs after an
-  outage must not rewrite history.
+- Permanent errors (undecodable message, schema violation, coded domain error) are acknowledged:
+  retrying cannot fix them and would block the subscription. They are not silently lost: the
+  original message and the coded reason go to the `quarantined-events` topic, where a producer
+  can find, fix and resend them (if that publish fails, the delivery is retried instead).
+- Events older than MAX_EVENT_AGE_SECONDS are dropped the same way (reason STALE_EVENT): a
+  replay storm of stale KPIs after an outage must not rewrite history.
 Idempotency itself is the handler's job (its effect and its key commit together), keyed on
 `EventContext.event_id`: the event's own id when it has one, else the message id.
 """
@@ -41,7 +43,37 @@ class EventContext:
 
 
 class PermanentEventError(Exception):
-    """The delivery can never succeed; acknowledge it."""
+    """The delivery can never succeed; acknowledge it (and quarantine it)."""
+
+    def __init__(self, message: str, code: str = "INVALID_EVENT", details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details or {}
+
+
+MAX_QUARANTINED_DATA_CHARS = 65536
+
+
+def quarantine(source: str, cloud_event: Any, code: str, reason: str, details: dict[str, Any]) -> None:
+    """Publish the refused message with its reason; keyed on the message id so redelivery dedups."""
+    from functions.adapters import pubsub  # here, not at import: the core of delivery needs no client
+
+    data = cloud_event.data if isinstance(cloud_event.data, dict) else {}
+    message = data.get("message", {}) if isinstance(data.get("message"), dict) else {}
+    raw = message.get("data", "")
+    raw = raw if isinstance(raw, str) else ""
+    message_id = str(message.get("messageId") or message.get("message_id") or cloud_event["id"])
+    pubsub.publish("quarantine", {
+        "source": source,
+        "messageId": message_id,
+        "code": code,
+        "reason": reason[:1000],
+        "details": json.loads(json.dumps(details, default=str)),
+        "data": raw[:MAX_QUARANTINED_DATA_CHARS],
+        "dataTruncated": len(raw) > MAX_QUARANTINED_DATA_CHARS,
+        "attributes": {str(k): str(v) for k, v in dict(message.get("attributes") or {}).items()},
+        "quarantinedAt": datetime.now(UTC).isoformat(),
+    }, messageKey=f"{source}:{message_id}", code=code)
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -63,9 +95,9 @@ def decode_pubsub(cloud_event: Any) -> tuple[dict[str, Any], EventContext]:
         raw = base64.b64decode(message.get("data", ""), validate=True)
         payload = json.loads(raw) if raw else {}
     except (binascii.Error, ValueError) as exc:
-        raise PermanentEventError(f"undecodable message: {exc}") from exc
+        raise PermanentEventError(f"undecodable message: {exc}", code="UNDECODABLE") from exc
     if not isinstance(payload, dict):
-        raise PermanentEventError("message data is not a JSON object")
+        raise PermanentEventError("message data is not a JSON object", code="UNDECODABLE")
     message_id = str(message.get("messageId") or message.get("message_id") or cloud_event["id"])
     published = _parse_time(message.get("publishTime") or message.get("publish_time")) or _parse_time(
         cloud_event.get("time") if hasattr(cloud_event, "get") else None
@@ -92,16 +124,22 @@ def pubsub_handler(model: type[M]) -> Callable[[Callable[[EventContext, M], Any]
                 fields.update(eventId=ctx.event_id, messageId=ctx.message_id)
                 age_limit = settings().max_event_age_seconds
                 if ctx.published_at and (datetime.now(UTC) - ctx.published_at).total_seconds() > age_limit:
-                    log.warning("dropped stale event", extra={"json_fields": {**fields, "outcome": "stale"}})
-                    return
+                    raise PermanentEventError(f"published more than {age_limit}s ago", code="STALE_EVENT",
+                                              details={"publishedAt": ctx.published_at.isoformat()})
                 try:
                     parsed = model.model_validate(payload)
                 except ValidationError as exc:
-                    raise PermanentEventError(f"schema violation: {exc.errors(include_url=False)[:3]}") from exc
+                    errors = [{"field": ".".join(str(p) for p in e["loc"]) or "(event)", "message": e["msg"]}
+                              for e in exc.errors(include_url=False, include_context=False, include_input=False)]
+                    raise PermanentEventError(f"schema violation: {errors[0]['field']}: {errors[0]['message']}",
+                                              code="SCHEMA_VIOLATION", details={"errors": errors[:20]}) from exc
                 result = fn(ctx, parsed)
                 log.info("event handled", extra={"json_fields": {**fields, "outcome": str(result)[:200]}})
             except (PermanentEventError, AppError) as exc:
-                log.error("event rejected permanently", extra={"json_fields": {**fields, "error": str(exc)[:500]}})
+                code, details = exc.code, exc.details
+                log.error("event rejected permanently",
+                          extra={"json_fields": {**fields, "code": code, "error": str(exc)[:500]}})
+                quarantine(fn.__module__.rsplit(".", 1)[-1], cloud_event, code, str(exc), details)
 
         return handle
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from functions_framework import create_app
 
@@ -52,3 +55,19 @@ def test_outbox_publishes_once_after_commit(emulators, topics):
     messages = topics.drain(sub)
     assert [m["experimentId"] for m in messages] == [parent.id]
     assert messages[0]["_attributes"]["messageKey"] == outbox.message_id("k1")
+
+
+def test_refused_events_are_quarantined_with_their_reason_once_per_message(emulators, topics):
+    sub = topics.subscribe("quarantine")
+    client = create_app(target="kpi_events", source=str(ROOT / "main.py")).test_client()
+    future = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+    bad = push_envelope({"eventId": "kpi-bad-1", "unitId": "u1", "metric": "revenue", "value": -5,
+                         "timestamp": future}, message_id="m-bad-1")
+    for _ in range(2):  # redelivered: still one distinct quarantined message (same messageKey)
+        assert client.post("/", json=bad).status_code == 200
+    messages = topics.drain(sub)
+    assert {m["_attributes"]["messageKey"] for m in messages} == {"kpi:m-bad-1"}
+    body = messages[0]
+    assert body["code"] == "SCHEMA_VIOLATION" and body["source"] == "kpi"
+    assert {e["field"] for e in body["details"]["errors"]} >= {"value", "timestamp"}
+    assert json.loads(base64.b64decode(body["data"]))["eventId"] == "kpi-bad-1"
