@@ -35,15 +35,13 @@ from functions.core.errors import (
     Unprocessable,
 )
 from functions.logs import trace_field
-from functions.models.common import ID_PATTERN, ErrorEnvelope
+from functions.models.common import ID_PATTERN, ErrorEnvelope, is_document_id
 
 log = logging.getLogger("functions.http")
 
 ANY_STAFF = frozenset({"viewer", "pm", "approver", "operator", "admin"})
 AUTHENTICATED = frozenset({"viewer", "pm", "approver", "operator", "admin", "service", "user"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Every path parameter is a Firestore document id; anything else cannot name a stored object.
-_PATH_ID = re.compile(ID_PATTERN)
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.TooManyRequests)
 MAX_JSON_DEPTH = 32
 
@@ -245,7 +243,8 @@ class Router:
                 continue
             if route.method == method or (method == "HEAD" and route.method == "GET"):
                 params = m.groupdict()
-                bad = sorted(k for k, v in params.items() if not _PATH_ID.fullmatch(v) or v in {".", ".."})
+                # Every path parameter is a document id; anything else cannot name a stored object.
+                bad = sorted(k for k, v in params.items() if not is_document_id(v))
                 if bad:
                     raise NotFound(f"no such {bad[0]}", code="UNKNOWN_ID",
                                    details={"parameter": bad[0], "pattern": ID_PATTERN})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -12,8 +13,20 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 ID_PATTERN = r"^[A-Za-z0-9._:@+=-]{1,128}$"
 
 
+_ID = re.compile(ID_PATTERN)
+
+
+def is_reserved_id(value: str) -> bool:
+    return value in {".", ".."} or (value.startswith("__") and value.endswith("__"))
+
+
+def is_document_id(value: str) -> bool:
+    """What any id from outside must satisfy before it names a Firestore document."""
+    return bool(_ID.fullmatch(value)) and not is_reserved_id(value)
+
+
 def _document_id(value: str) -> str:
-    if value in {".", ".."} or (value.startswith("__") and value.endswith("__")):
+    if is_reserved_id(value):
         raise ValueError("reserved Firestore id")
     return value
 
