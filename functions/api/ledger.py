@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import flask
 from pydantic import Field
 
 from functions.api.router import ANY_STAFF, RequestContext, Router
+from functions.core.errors import Unprocessable
 from functions.core.ledger import signing
 from functions.models.common import Id, StrictModel
 from functions.services.ledger import checkpoints, export, proofs, report, verification
@@ -29,8 +32,16 @@ class ConsistencyQuery(StrictModel):
 class ExportQuery(StrictModel):
     experimentId: Id | None = None
     format: str = Field(default="jsonl", pattern=r"^(jsonl|csv)$")
-    since: str | None = Field(default=None, max_length=40)
-    until: str | None = Field(default=None, max_length=40)
+    since: datetime | None = Field(default=None, description="ISO 8601; entries at or after (UTC if no offset)")
+    until: datetime | None = Field(default=None, description="ISO 8601; entries at or before")
+
+
+def _ledger_time(value: datetime | None) -> str | None:
+    """The ledger's own timestamp format, so the range compares like with like."""
+    if value is None:
+        return None
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @router.get("/verify", roles=ANY_STAFF, summary="Verify every chain and every checkpoint")
@@ -84,7 +95,10 @@ def audit_report_html(ctx: RequestContext, experiment_id: str):
 @router.get("/exports", roles=ANY_STAFF, query=ExportQuery, content_type="application/x-ndjson,text/csv",
             summary="Streamed export (JSON Lines or CSV) with the verification status in the header")
 def export_entries(ctx: RequestContext, query: ExportQuery):
+    since, until = _ledger_time(query.since), _ledger_time(query.until)
+    if since and until and since > until:
+        raise Unprocessable("since must not be after until", code="BAD_RANGE",
+                            details={"since": since, "until": until})
     if query.format == "csv":
-        return flask.Response(export.csv_lines(query.experimentId, query.since, query.until), mimetype="text/csv")
-    return flask.Response(export.jsonl(query.experimentId, query.since, query.until),
-                          mimetype="application/x-ndjson")
+        return flask.Response(export.csv_lines(query.experimentId, since, until), mimetype="text/csv")
+    return flask.Response(export.jsonl(query.experimentId, since, until), mimetype="application/x-ndjson")

@@ -13,6 +13,8 @@ LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 # Fixed genesis: SHA-256 of a domain-separated constant, the prev_hash of every chain's entry 0.
 GENESIS_HASH = hashlib.sha256(b"offer-experiments/ledger/genesis/v1").hexdigest()
+# The body's top-level link; the verifier's fast path finds it as the last such token.
+PREV_TOKEN = '"prevHash":"'
 
 
 def entry_hash_from_canonical(canonical: bytes) -> str:
@@ -63,5 +65,7 @@ def seal_entry(
         "subject": subject,
         "payload": payload,
     }
+    if PREV_TOKEN.encode() in canonical_bytes(subject):
+        raise ValueError("a ledger subject must not carry a prevHash key (it would shadow the chain link)")
     canonical = canonical_bytes(body)
     return SealedEntry(chain_id, seq, prev_hash, entry_hash_from_canonical(canonical), canonical.decode(), body)

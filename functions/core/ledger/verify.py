@@ -1,8 +1,14 @@
 """Chain verification: every link, every hash, and the kind and first index of any damage.
 
-The fast path hashes the stored canonical bytes (never re-serialises) and checks that each body
-carries the previous entry's hash in its `prevHash` field; only when something is wrong does the slow path parse
-entries to name the damage.
+Entries pinned by a signed checkpoint take the fast path: hash the stored canonical bytes (never
+re-serialise) and check the body's top-level `prevHash` field in place. RFC 8785 sorts keys, so the
+top-level field follows `payload` and is the last `"prevHash":"` token of the body (`seal_entry`
+refuses subjects that could carry one; inside strings quotes are escaped), and it must read exactly
+`<prev>","seq":<i>,`. That is sound by induction from the pinned head: its bytes are fixed by the
+signature, so the link it carries is the genuine one, and so on down. Entries the checkpoint does
+not pin yet (the tail) are parsed and checked field by field, since nothing else vouches for them.
+Only when something is wrong does the slow path name the damage. Stored fields other than `hash`,
+`prevHash` and `seq` are a query index: readers that show entries use the canonical body.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from functions.core.ledger.entry import GENESIS_HASH, LEAF_PREFIX
+from functions.core.ledger.entry import GENESIS_HASH, LEAF_PREFIX, PREV_TOKEN
 
 MODIFIED_ENTRY = "MODIFIED_ENTRY"
 DELETED_ENTRY = "DELETED_ENTRY"
@@ -80,24 +86,33 @@ def _classify(chain_id: str, docs: Sequence[Mapping[str, Any]], i: int) -> tuple
     return MODIFIED_ENTRY, i, "entry body is inconsistent"
 
 
+def _exact(chain_id: str, doc: Mapping[str, Any], seq: int, prev: str, digest: str) -> bool:
+    """Field-by-field check of an entry nothing signed yet vouches for."""
+    body = _body(doc)
+    return (digest == doc["hash"] and doc["prevHash"] == prev and doc["seq"] == seq
+            and body.get("prevHash") == prev and body.get("seq") == seq and body.get("chainId") == chain_id)
+
+
 def verify_chain(chain_id: str, documents: Sequence[Mapping[str, Any]],
                  expected_head: tuple[int, str] | None = None) -> ChainVerdict:
     """`documents` as stored, in document-id order; `expected_head` (seq, hash) from the last
     signed checkpoint or the chain's head document catches truncation and appended forgeries."""
     leaf = hashlib.sha256(LEAF_PREFIX)  # copied per entry: cheaper than prefixing every body
+    token_len = len(PREV_TOKEN)
+    pinned = expected_head[0] if expected_head is not None else -1
     prev = GENESIS_HASH
-    # A foreign chain's entry cannot pass: its body would have to commit to this chain's
-    # previous hash, and its own hash to the next entry's link or the checkpoint head.
     for i, doc in enumerate(documents):
         try:
             canonical = doc["canonical"]
             h = leaf.copy()
             h.update(canonical.encode())
             digest = h.hexdigest()
-            # The body must carry the previous hash in its prevHash field; with every hash checked
-            # and the head pinned by the signed checkpoint, any edit cascades into a detected break.
-            intact = (digest == doc["hash"] and doc["prevHash"] == prev and doc["seq"] == i
-                      and '"prevHash":"' + prev in canonical)
+            if i <= pinned:
+                # the top-level field (see the module docstring): a genuine body has exactly the 64 hex there
+                intact = (digest == doc["hash"] and doc["prevHash"] == prev and doc["seq"] == i
+                          and canonical.startswith(prev, canonical.rfind(PREV_TOKEN) + token_len))
+            else:
+                intact = _exact(chain_id, doc, i, prev, digest)
         except (KeyError, AttributeError, TypeError):
             intact = False
         if not intact:
@@ -116,3 +131,28 @@ def verify_chain(chain_id: str, documents: Sequence[Mapping[str, Any]],
             return ChainVerdict(False, chain_id, length, head_seq, MODIFIED_ENTRY,
                                 "entry differs from the one the checkpoint signed", prev)
     return ChainVerdict(True, chain_id, length, None, None, "", prev if documents else None)
+
+
+def verify_segment(chain_id: str, documents: Sequence[Mapping[str, Any]]) -> ChainVerdict:
+    """A contiguous run of one chain (a time-range export): every hash and link inside it, with
+    the first entry's link taken as stated (the genesis when it is entry 0). Indices are seqs."""
+    if not documents:
+        return ChainVerdict(True, chain_id, 0)
+    first = documents[0].get("seq")
+    if not isinstance(first, int) or first < 0:
+        return ChainVerdict(False, chain_id, len(documents), None, MODIFIED_ENTRY, "first entry has no sequence")
+    prev = GENESIS_HASH if first == 0 else str(documents[0].get("prevHash"))
+    for offset, doc in enumerate(documents):
+        seq = first + offset
+        try:
+            digest = hashlib.sha256(LEAF_PREFIX + doc["canonical"].encode()).hexdigest()
+            ok = _exact(chain_id, doc, seq, prev, digest)
+        except (KeyError, AttributeError, TypeError):
+            ok = False
+        if not ok:
+            kind = REPLACED_GENESIS if seq == 0 and _body(doc).get("prevHash") != GENESIS_HASH else MODIFIED_ENTRY
+            if doc.get("seq") != seq:
+                kind = DELETED_ENTRY if isinstance(doc.get("seq"), int) and doc["seq"] > seq else REORDERED_ENTRIES
+            return ChainVerdict(False, chain_id, len(documents), seq, kind, f"entry {seq} does not link")
+        prev = digest
+    return ChainVerdict(True, chain_id, len(documents), None, None, "", prev)

@@ -19,13 +19,20 @@ def _chains(experiment_id: str | None) -> list[str]:
     return [ledger_store.experiment_chain(experiment_id)] if experiment_id else ledger_log.chain_ids()
 
 
-def _entries(chains: list[str], since: str | None, until: str | None) -> Iterator[dict[str, Any]]:
+def _entries(chains: list[str], since: str | None, until: str | None
+             ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(stored entry, its canonical body): shown values come from the hashed body, never from
+    the stored index fields, which verification does not cover."""
     for chain in chains:
         for entry in ledger_store.entries(chain):
-            ts = entry.get("timestamp", "")
+            try:
+                body = json.loads(entry.get("canonical", ""))
+            except ValueError:
+                body = {}
+            ts = str(body.get("timestamp", ""))
             if (since and ts < since) or (until and ts > until):
                 continue
-            yield entry
+            yield entry, body
 
 
 def header(chains: list[str]) -> dict[str, Any]:
@@ -37,8 +44,8 @@ def header(chains: list[str]) -> dict[str, Any]:
 def jsonl(experiment_id: str | None, since: str | None, until: str | None) -> Iterator[str]:
     chains = _chains(experiment_id)
     yield json.dumps(header(chains)) + "\n"
-    for entry in _entries(chains, since, until):
-        yield json.dumps({k: entry[k] for k in ("chainId", "seq", "prevHash", "hash", "canonical")}) + "\n"
+    for entry, _ in _entries(chains, since, until):
+        yield json.dumps({k: entry.get(k) for k in ("chainId", "seq", "prevHash", "hash", "canonical")}) + "\n"
 
 
 def csv_lines(experiment_id: str | None, since: str | None, until: str | None) -> Iterator[str]:
@@ -47,10 +54,10 @@ def csv_lines(experiment_id: str | None, since: str | None, until: str | None) -
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
-    for entry in _entries(chains, since, until):
-        actor = entry.get("actor") or {}
-        writer.writerow([entry["chainId"], entry["seq"], entry.get("timestamp"), entry.get("action"),
-                         actor.get("uid"), actor.get("role"), entry["prevHash"], entry["hash"]])
+    for entry, body in _entries(chains, since, until):
+        actor = body.get("actor") or {}
+        writer.writerow([body.get("chainId"), body.get("seq"), body.get("timestamp"), body.get("action"),
+                         actor.get("uid"), actor.get("role"), body.get("prevHash"), entry.get("hash")])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

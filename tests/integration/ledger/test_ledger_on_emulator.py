@@ -85,8 +85,50 @@ def tamper_genesis(chain):
     return 0, "REPLACED_GENESIS"
 
 
-@pytest.mark.parametrize("tamper", [tamper_modify, tamper_delete, tamper_reorder, tamper_truncate, tamper_insert,
-                                    tamper_genesis], ids=lambda f: f.__name__)
+def _rewrite(chain, seq, change):
+    """Rewrite entry `seq`'s canonical body with `change(body)` and store it rehashed, metadata intact."""
+    from functions.core.ledger.canonical import canonical_bytes
+    from functions.core.ledger.entry import entry_hash_from_canonical
+
+    ref = entries_ref(chain).document(ledger_store.entry_id(seq))
+    doc = ref.get().to_dict()
+    canonical = canonical_bytes(change(json.loads(doc["canonical"])))
+    ref.update({"canonical": canonical.decode(), "hash": entry_hash_from_canonical(canonical)})
+    return doc
+
+
+def tamper_modify_rehashed(chain):
+    _rewrite(chain, 4, lambda b: {**b, "payload": {"i": 400}})
+    return 4, "MODIFIED_ENTRY"
+
+
+def tamper_body_prevhash(chain):
+    """Stored prevHash right, the body's own prevHash field wrong; the right value is hidden in the
+    payload so a substring check would be fooled."""
+    doc = _rewrite(chain, 4, lambda b: {**b, "prevHash": "0" * 64, "payload": {"shadow": {"prevHash": b["prevHash"]}}})
+    assert entries_ref(chain).document(ledger_store.entry_id(4)).get().get("prevHash") == doc["prevHash"]
+    return 4, "MODIFIED_ENTRY"
+
+
+def tamper_body_prevhash_at_head(chain):
+    """The same forgery on the last entry, with the head document moved to match: only the signed
+    checkpoint still knows the real last hash."""
+    _rewrite(chain, 9, lambda b: {**b, "prevHash": "0" * 64, "payload": {"shadow": {"prevHash": b["prevHash"]}}})
+    forged = entries_ref(chain).document(ledger_store.entry_id(9)).get().get("hash")
+    ledger_store.chain_ref(chain).update({"headHash": forged})
+    return 9, "MODIFIED_ENTRY"
+
+
+def tamper_metadata_only(chain):
+    """Only the stored index fields change (e.g. a KILL relabelled): verification does not read them,
+    so readers must not either; the export shows what the hashed body says."""
+    entries_ref(chain).document(ledger_store.entry_id(5)).update({"action": "RELABELLED", "timestamp": "1999"})
+    return None, None
+
+
+@pytest.mark.parametrize("tamper", [tamper_modify, tamper_modify_rehashed, tamper_body_prevhash,
+                                    tamper_body_prevhash_at_head, tamper_delete, tamper_reorder, tamper_truncate,
+                                    tamper_insert, tamper_genesis], ids=lambda f: f.__name__)
 def test_tampering_is_named_with_its_index(emulators, tamper):
     chain = ledger_store.experiment_chain("tamper")
     append(chain, 10)
@@ -95,6 +137,95 @@ def test_tampering_is_named_with_its_index(emulators, tamper):
     index, kind = tamper(chain)
     verdict = verification.verify_chain_id(chain)
     assert (verdict.ok, verdict.damage, verdict.first_bad_index) == (False, kind, index)
+    assert not verification.verify_all()["ok"]
+
+
+def test_index_fields_are_not_what_exports_show(function_client):
+    chain = ledger_store.experiment_chain("meta")
+    append(chain, 8)
+    checkpoints.create_checkpoint()
+    tamper_metadata_only(chain)
+    csv_text = function_client("ledger").get("/exports?experimentId=meta&format=csv", headers=VIEWER).data.decode()
+    assert "RELABELLED" not in csv_text and "1999" not in csv_text and csv_text.count("\nexp-meta,") == 8
+
+
+def test_a_deleted_chain_is_still_named_by_the_whole_ledger_verify(emulators):
+    doomed, kept = ledger_store.experiment_chain("doomed"), ledger_store.experiment_chain("kept")
+    append(doomed, 3)
+    append(kept, 2)
+    checkpoints.create_checkpoint()
+    for seq in range(3):
+        entries_ref(doomed).document(ledger_store.entry_id(seq)).delete()
+    ledger_store.chain_ref(doomed).delete()
+    report = verification.verify_all()
+    assert not report["ok"]
+    assert [(d["chainId"], d["damage"], d["firstBadIndex"]) for d in report["damaged"]] == [
+        (doomed, "TRUNCATED_TAIL", 0)]
+
+
+@pytest.mark.parametrize("field", ["signature", "treeSize"])
+def test_bad_checkpoint_signature_is_detected_by_field(emulators, field):
+    append(ledger_store.experiment_chain("sig2"), 3)
+    made = checkpoints.create_checkpoint()
+    if field == "signature":
+        sig = made["signature"]
+        forged = sig[:-4] + ("AAAA" if sig[-4:] != "AAAA" else "BBBB")
+        ledger_log.checkpoint_ref(made["treeSize"]).update({"signature": forged})
+    else:
+        ledger_log.checkpoint_ref(made["treeSize"]).update({"treeSize": made["treeSize"] - 1})
+    problems = verification.verify_all()["checkpointProblems"]
+    assert [p["damage"] for p in problems] == ["BAD_SIGNATURE"]
+
+
+def test_checkpoints_are_published_and_verify_with_only_the_public_key(topics):
+    from functions.adapters import outbox
+    from functions.core.ledger import signing
+
+    sub = topics.subscribe("ledger_checkpoints")
+    append(ledger_store.experiment_chain("pub"), 4)
+    first = checkpoints.create_checkpoint()
+    append(ledger_store.experiment_chain("pub"), 2)
+    second = checkpoints.create_checkpoint()
+    outbox.flush(ledger_log.log_ref())
+    published = topics.drain(sub)
+    assert [m["treeSize"] for m in published] == [first["treeSize"], second["treeSize"]]
+    for message in published:
+        assert signing.verify(message, message["signature"], message["publicKey"])
+    assert published[1]["previousSize"] == published[0]["treeSize"]
+    cons = proofs.consistency(first["treeSize"], second["treeSize"])
+    assert verify_consistency_proof(cons, published[0]["publicKey"])[0]
+
+
+def test_time_range_exports_verify_offline_and_bad_ranges_are_422(function_client):
+    chain = ledger_store.experiment_chain("range")
+    append(chain, 6)
+    stamps = [json.loads(d["canonical"])["timestamp"] for d in ledger_store.entries(chain)]
+    client = function_client("ledger")
+    lines = client.get(f"/exports?since={stamps[2]}&until={stamps[4]}", headers=VIEWER).data.decode().splitlines()
+    records = [json.loads(line) for line in lines[1:]]
+    assert [(r["chainId"], r["seq"]) for r in records] == [(chain, 2), (chain, 3), (chain, 4)]
+    checked = verify_export(lines)
+    assert checked["ok"] and checked["chains"][0]["fromSeq"] == 2
+    broken = [lines[0], lines[1], lines[3]]  # entry 3 left out of the file
+    assert verify_export(broken)["chains"][0]["damage"] == "DELETED_ENTRY"
+    for bad in ("since=yesterday", f"since={stamps[4]}&until={stamps[2]}"):
+        resp = client.get(f"/exports?{bad}", headers=VIEWER)
+        assert resp.status_code == 422, bad
+
+
+def test_a_plan_changed_after_start_is_a_flagged_deviation(function_client):
+    from functions.services.experiments import repository
+    from tests.support.factories import running_experiment
+
+    eid = running_experiment()
+    client = function_client("ledger")
+    assert client.get(f"/reports/{eid}", headers=VIEWER).get_json()["preRegistration"]["deviations"] == []
+    doc = repository.load(None, eid)
+    repository.ref(eid).update({"guardrails": [{**doc["guardrails"][0], "absoluteMax": 0.5}]})  # behind our back
+    report = client.get(f"/reports/{eid}", headers=VIEWER).get_json()
+    assert len(report["preRegistration"]["deviations"]) == 1
+    page = client.get(f"/reports/{eid}/html", headers=VIEWER).data.decode()
+    assert "deviations:" in page and "analysis plan changed after start" in page
 
 
 def test_bad_checkpoint_signature_is_detected(emulators):

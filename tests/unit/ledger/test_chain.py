@@ -105,3 +105,86 @@ def test_signatures_verify_only_with_the_right_key_and_content(tmp_path):
     assert not signing.verify({**checkpoint, "treeSize": 11}, signature, signing.public_pem(key))
     other = signing.load_private_key("", tmp_path / "other.pem")
     assert not signing.verify(checkpoint, signature, signing.public_pem(other))
+
+
+def _forge_link(doc: dict, body_prev: str, nested_prev: str | None) -> dict:
+    """Rewrite one entry so its stored metadata prevHash stays right while its canonical body's
+    top-level prevHash says `body_prev`; `nested_prev` hides the right value in the payload, where
+    a plain substring search would find it. Rehashed, as a forger with write access would."""
+    import json
+
+    body = json.loads(doc["canonical"])
+    body["prevHash"] = body_prev
+    if nested_prev is not None:
+        body["payload"] = {**body["payload"], "shadow": {"prevHash": nested_prev}}
+    from functions.core.ledger.canonical import canonical_bytes
+    from functions.core.ledger.entry import entry_hash_from_canonical
+
+    canonical = canonical_bytes(body)
+    return {**doc, "canonical": canonical.decode(), "hash": entry_hash_from_canonical(canonical)}
+
+
+@pytest.mark.parametrize("nested", [True, False], ids=["right-value-nested-in-payload", "plain"])
+@pytest.mark.parametrize("pinned", [True, False], ids=["checkpoint-head", "no-head"])
+@pytest.mark.parametrize("at", [0, 6, 11])
+def test_metadata_prev_right_but_body_prev_wrong_is_caught(at, pinned, nested):
+    docs = chain(12)
+    head = (11, docs[-1]["hash"]) if pinned else None
+    right = docs[at]["prevHash"]
+    docs[at] = _forge_link(docs[at], "0" * 64, right if nested else None)
+    assert docs[at]["prevHash"] == right  # the stored field still looks right
+    verdict = verify_chain("exp-1", docs, expected_head=head)
+    assert not verdict.ok
+    assert verdict.first_bad_index == at
+    assert verdict.damage in ("MODIFIED_ENTRY", "REPLACED_GENESIS")
+
+
+def test_a_body_prev_with_the_right_prefix_but_extra_characters_is_caught():
+    docs = chain(6)
+    docs[5] = _forge_link(docs[5], docs[4]["hash"] + "00", None)
+    assert verify_chain("exp-1", docs).first_bad_index == 5  # unpinned tail: parsed exactly
+    docs = chain(6)
+    docs[3] = _forge_link(docs[3], docs[2]["hash"] + "00", None)
+    verdict = verify_chain("exp-1", docs, expected_head=(5, docs[5]["hash"]))
+    assert (verdict.ok, verdict.first_bad_index) == (False, 3)
+
+
+def test_seq_or_chain_id_forged_in_the_unpinned_tail_is_caught():
+    import json
+
+    from functions.core.ledger.canonical import canonical_bytes
+    from functions.core.ledger.entry import entry_hash_from_canonical
+
+    for field, value in (("seq", 99), ("chainId", "exp-2")):
+        docs = chain(4)
+        body = {**json.loads(docs[3]["canonical"]), field: value}
+        canonical = canonical_bytes(body)
+        docs[3] = {**docs[3], "canonical": canonical.decode(), "hash": entry_hash_from_canonical(canonical)}
+        verdict = verify_chain("exp-1", docs)
+        assert (verdict.ok, verdict.first_bad_index) == (False, 3), field
+
+
+def test_subjects_cannot_shadow_the_chain_link():
+    with pytest.raises(ValueError):
+        seal_entry(chain_id="c", seq=0, prev_hash=GENESIS_HASH, timestamp="t", actor={}, action="A",
+                   subject={"prevHash": "x"}, payload={})
+    # payloads may carry the key: the link is the last token, which follows the payload
+    sealed = seal_entry(chain_id="c", seq=0, prev_hash=GENESIS_HASH, timestamp="t", actor={}, action="A",
+                        subject={}, payload={"prevHash": "0" * 64})
+    assert verify_chain("c", [sealed.to_document()], expected_head=(0, sealed.hash)).ok
+
+
+def test_segments_of_a_chain_verify_and_name_damage_by_sequence():
+    from functions.core.ledger.verify import verify_segment
+
+    docs = chain(10)
+    assert verify_segment("exp-1", docs[3:8]).ok
+    assert verify_segment("exp-1", docs[:4]).ok
+    assert verify_segment("exp-1", []).ok
+    gap = [*docs[3:5], *docs[6:8]]
+    assert (verify_segment("exp-1", gap).first_bad_index, verify_segment("exp-1", gap).damage) == (5, "DELETED_ENTRY")
+    edited = copy.deepcopy(docs[3:8])
+    edited[2]["canonical"] = edited[2]["canonical"].replace('"i":5', '"i":50')
+    assert (verify_segment("exp-1", edited).first_bad_index, verify_segment("exp-1", edited).damage) == (
+        5, "MODIFIED_ENTRY")
+    assert verify_segment("exp-1", chain(3, genesis="1" * 64)).damage == "REPLACED_GENESIS"
