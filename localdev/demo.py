@@ -13,7 +13,7 @@ from typing import Any
 import requests
 from google.cloud import pubsub_v1
 
-from functions.adapters.pubsub import publish
+from functions.adapters.pubsub import publish_many
 from functions.config import settings
 from localdev.tokens import bearer, mint
 
@@ -23,8 +23,11 @@ SERVICE = bearer("demo-backend", ["service"])
 VIEWER = bearer("demo-viewer", ["viewer"])
 
 
+_CLOCK = {"start": time.monotonic()}  # reset when the demo starts
+
+
 def _say(text: str) -> None:
-    print(f"  - {text}", flush=True)
+    print(f"  - [{time.monotonic() - _CLOCK['start']:5.1f}s] {text}", flush=True)
 
 
 def _call(method: str, url: str, headers: dict[str, str], body: Any = None) -> dict[str, Any]:
@@ -44,8 +47,9 @@ def _wait(predicate, timeout: float, what: str) -> Any:
     raise RuntimeError(f"demo timed out waiting for {what}")
 
 
-def run_demo(base: str, units: int = 600, seed: int = 7) -> dict[str, Any]:
+def run_demo(base: str, units: int = 400, seed: int = 7) -> dict[str, Any]:
     rng = random.Random(seed)
+    _CLOCK["start"] = time.monotonic()
     print("demo: an annual-plan price test with a frozen 10% global holdout", flush=True)
     subscriber = pubsub_v1.SubscriberClient()
     kill_sub = f"projects/{settings().project_id}/subscriptions/demo-kill-switch-{uuid.uuid4().hex[:6]}"
@@ -88,22 +92,24 @@ def run_demo(base: str, units: int = 600, seed: int = 7) -> dict[str, Any]:
     _wait(lambda: sum(_call("GET", f"{base}/experiments/{eid}/health", VIEWER)["exposures"].values())
           >= len(arms), 60, "exposure log")
 
-    sent = 0
+    events = []
     for unit, arm in arms.items():
-        publish("kpi_events", {"eventId": f"rev-{unit}", "unitId": unit, "metric": "revenue",
-                               "value": 54.99 if arm == "treatment" else 49.99, "currency": "EUR",
-                               "timestamp": datetime.now(UTC).isoformat(), "region": "DE"})
+        events.append({"eventId": f"rev-{unit}", "unitId": unit, "metric": "revenue",
+                       "value": 54.99 if arm == "treatment" else 49.99, "currency": "EUR",
+                       "timestamp": datetime.now(UTC).isoformat(), "region": "DE"})
         refunded = rng.random() < (0.35 if arm == "treatment" else 0.03)
-        publish("kpi_events", {"eventId": f"ref-{unit}", "unitId": unit, "metric": "refund",
-                               "value": 1.0 if refunded else 0.0, "timestamp": datetime.now(UTC).isoformat()})
-        sent += 2
+        events.append({"eventId": f"ref-{unit}", "unitId": unit, "metric": "refund", "region": "DE",
+                       "value": 1.0 if refunded else 0.0, "timestamp": datetime.now(UTC).isoformat()})
+    sent = len(publish_many("kpi_events", events))
     _say(f"published {sent} KPI events to Pub/Sub (treatment refunds ~35%, control ~3%)")
     _wait(lambda: min(_call("GET", f"{base}/experiments/{eid}/health", VIEWER)["unitsWithKpis"].values() or [0])
-          >= 0.9 * min(Counter(arms.values()).values()), 120, "KPI ingestion")
+          >= 0.9 * min(Counter(arms.values()).values()), 300, "KPI ingestion")
 
-    publish("sweep_ticks", {"eventId": f"demo-tick-{uuid.uuid4().hex[:8]}",
-                            "tick": datetime.now(UTC).isoformat()})
-    _say("sweep tick published (Cloud Scheduler does this every 5 minutes)")
+    # An operator's "sweep now": its own snapshot, so a scheduled tick earlier in the same window
+    # (which found no KPIs yet) cannot stand in for it.
+    swept = _call("POST", f"{base}/experiments/sweep", OPERATOR, {})
+    _say(f"sweep run now by an operator ({len(swept['experiments'])} running experiment(s); "
+         "Cloud Scheduler also ticks every 5 minutes)")
     state = _wait(lambda: (lambda s: s if s in ("KILLED", "PAUSED") else None)(
         _call("GET", f"{base}/experiments/{eid}", VIEWER)["state"]), 90, "guardrail action")
     health = _call("GET", f"{base}/experiments/{eid}/health", VIEWER)

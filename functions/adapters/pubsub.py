@@ -39,6 +39,14 @@ def publish(topic_key: str, payload: dict[str, Any], **attributes: str) -> str:
     return str(future.result(timeout=PUBLISH_TIMEOUT_SECONDS))
 
 
+def publish_many(topic_key: str, payloads: list[dict[str, Any]]) -> list[str]:
+    """Publish a batch and wait for all of it: the client batches the requests, so this costs a
+    few round trips instead of one per message."""
+    topic = settings().topic_path(topic_key)
+    futures = [publisher().publish(topic, encode(p)) for p in payloads]
+    return [str(f.result(timeout=PUBLISH_TIMEOUT_SECONDS)) for f in futures]
+
+
 def ensure_topics(*topic_keys: str) -> list[str]:
     """Create the topics if missing (local runs and tests; deploy.sh creates them in the cloud)."""
     created = []

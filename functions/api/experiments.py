@@ -53,7 +53,8 @@ def lifecycle(ctx: RequestContext, body: LifecycleRequest):
 
 @router.post("/sweep", roles={"operator"}, summary="Run the sweep now (normally Cloud Scheduler does)")
 def run_sweep_now(ctx: RequestContext):
-    return sweep.run_sweep()
+    # Its own snapshot, keyed on the request id: a retried request does not sweep twice.
+    return sweep.run_sweep(run_key=f"manual-{ctx.request_id}")
 
 
 @router.post("/", roles=PM, body=CreateExperiment, response=ExperimentOut, status=201,

@@ -1,5 +1,7 @@
-"""The scheduled sweep: per RUNNING experiment one snapshot per window (create() makes a second,
-concurrent sweep a no-op), guardrails with always-valid bounds and their actions; then rollout
+"""The scheduled sweep: per RUNNING experiment one snapshot per window, committed in one
+transaction with the guardrail action it triggers (a second, concurrent sweep finds the snapshot
+and does nothing; a crash midway leaves no half-done window), guardrails with always-valid
+bounds; then rollout
 auto-progression, ledger checkpoints and the outbox safety net. Reads aggregates only, so its
 cost grows with variants x metrics x shards, never with units."""
 
@@ -18,7 +20,7 @@ from functions.adapters.firestore import EXPERIMENT_SNAPSHOTS, OFFER_EXPERIMENTS
 from functions.config import settings
 from functions.core.errors import AppError
 from functions.services.experiments import aggregates, guardrails, repository
-from functions.services.experiments.transitions import record_event, transition
+from functions.services.experiments.transitions import apply_transition, record_event
 
 log = logging.getLogger(__name__)
 
@@ -28,52 +30,58 @@ def window_start(now: datetime) -> datetime:
     return datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, UTC)
 
 
-def snapshot_id(experiment_id: str, window: datetime) -> str:
-    return f"{experiment_id}__{window.strftime('%Y%m%dT%H%M%SZ')}"
+def snapshot_id(experiment_id: str, window: datetime, run_key: str | None = None) -> str:
+    base = f"{experiment_id}__{window.strftime('%Y%m%dT%H%M%SZ')}"
+    return f"{base}__{run_key}" if run_key else base
 
 
-def _alert(experiment_id: str, breach: dict[str, Any]) -> None:
-    experiment_ref = repository.ref(experiment_id)
-
-    @transactional
-    def run(txn) -> None:
-        current = repository.load(txn, experiment_id)
-        head = ledger_store.read_head(txn, ledger_store.experiment_chain(experiment_id))
-        record_event(txn, experiment_ref, current, "GUARDRAIL_ALERT", SYSTEM.to_dict(), "guardrail alert", breach,
-                     head)
-
-    run(db().transaction())
-
-
-def sweep_experiment(doc: dict[str, Any], now: datetime) -> dict[str, Any]:
+def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = None) -> dict[str, Any]:
+    """One snapshot per window, committed together with the action it triggers: a crash before
+    the commit leaves nothing (the rerun redoes both), after it leaves both (the rerun skips).
+    `run_key` names an on-demand run (an operator's "sweep now"), which gets its own snapshot
+    instead of finding the scheduled one of the window and doing nothing."""
     eid = doc["id"]
     window = window_start(now)
     stats = aggregates.read(eid)
     verdicts = guardrails.evaluate(doc, stats)
-    sid = snapshot_id(eid, window)
-    snapshot = {
-        "experimentId": eid, "windowStart": window, "takenAt": now, "state": doc.get("state"),
-        "rollout": doc.get("rollout"), "units": aggregates.units_per_variant(stats),
-        "stats": {v: {m: s.to_dict() for m, s in metrics.items()} for v, metrics in stats.items()},
-        "guardrails": verdicts,
-    }
-    try:
-        db().collection(EXPERIMENT_SNAPSHOTS).document(sid).create(snapshot)
-    except gexc.AlreadyExists:
-        return {"experimentId": eid, "snapshot": sid, "skipped": True}
+    sid = snapshot_id(eid, window, run_key)
+    snapshot_ref = db().collection(EXPERIMENT_SNAPSHOTS).document(sid)
     breach = guardrails.worst_breach(verdicts)
-    acted = None
-    if breach:
-        details = {**breach, "snapshotId": sid}
-        reason = f"guardrail {breach['guardrail']} breached on {breach['arm']}: {breach['detail']}"
-        try:
+    experiment_ref = repository.ref(eid)
+
+    @transactional
+    def run(txn) -> tuple[bool, str | None]:
+        if snapshot_ref.get(transaction=txn).exists:
+            return True, None
+        current = repository.load(txn, eid)
+        head = ledger_store.read_head(txn, ledger_store.experiment_chain(eid)) if breach else None
+        acted = None
+        if breach and head is not None and current.get("state") == "RUNNING":
+            details = {**breach, "snapshotId": sid}
+            reason = f"guardrail {breach['guardrail']} breached on {breach['arm']}: {breach['detail']}"
             if breach["action"] in ("KILL", "PAUSE"):
-                transition(eid, breach["action"], SYSTEM.to_dict(), reason, details)
+                apply_transition(txn, experiment_ref, current, breach["action"], SYSTEM.to_dict(), reason, details,
+                                 head)
             else:
-                _alert(eid, details)
+                record_event(txn, experiment_ref, current, "GUARDRAIL_ALERT", SYSTEM.to_dict(), "guardrail alert",
+                             details, head)
             acted = breach["action"]
-        except AppError as err:  # e.g. already killed by a concurrent sweep or an operator
-            log.info("guardrail action skipped", extra={"json_fields": {"experimentId": eid, "reason": err.code}})
+        txn.create(snapshot_ref, {
+            "experimentId": eid, "windowStart": window, "takenAt": now, "state": current.get("state"),
+            "rollout": current.get("rollout"), "units": aggregates.units_per_variant(stats),
+            "stats": {v: {m: s.to_dict() for m, s in metrics.items()} for v, metrics in stats.items()},
+            "guardrails": verdicts, "acted": acted,
+        })
+        return False, acted
+
+    try:
+        skipped, acted = run(db().transaction())
+    except gexc.AlreadyExists:  # a concurrent sweep created this window's snapshot first
+        skipped, acted = True, None
+    if acted in ("KILL", "PAUSE"):
+        repository.invalidate()
+    if skipped:
+        return {"experimentId": eid, "snapshot": sid, "skipped": True}
     return {"experimentId": eid, "snapshot": sid, "skipped": False, "acted": acted,
             "breached": sum(v["status"] == "BREACHED" for v in verdicts)}
 
@@ -87,14 +95,14 @@ def _hook(module: str, name: str, *args: Any) -> Any:
     return getattr(mod, name)(*args)
 
 
-def run_sweep(now: datetime | None = None) -> dict[str, Any]:
+def run_sweep(now: datetime | None = None, run_key: str | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     running = db().collection(OFFER_EXPERIMENTS).where(filter=FieldFilter("state", "==", "RUNNING")).stream()
     results, rollouts = [], []
     for snap in running:
         doc = snap.to_dict() or {}
         try:
-            results.append(sweep_experiment(doc, now))
+            results.append(sweep_experiment(doc, now, run_key))
         except AppError as err:
             results.append({"experimentId": doc.get("id"), "error": err.code})
         progressed = _hook("functions.services.rollouts.progression", "progress_experiment", doc["id"], now)

@@ -16,7 +16,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from functions.adapters import ledger_store
 from functions.adapters.firestore import ROLLOUT_EVENTS, ROLLOUT_PLANS, db
 from functions.core.errors import NotFound
-from functions.core.rollout.plan import Change, PlanState
+from functions.core.rollout.plan import Change, ChangeKind, PlanState
 from functions.core.rollout.requirements import RequirementResult
 from functions.services.experiments import repository as experiments
 from functions.services.experiments.transitions import apply_transition, record_event
@@ -97,6 +97,10 @@ def commit(
         "planVersion": state.plan_version, "actor": actor, "reason": reason, "requirements": requirements,
         "exposures": dict(exposures or {}), **(extra or {}),
     }
+    if change.kind in (ChangeKind.ROLLBACK, ChangeKind.ABORT):
+        # Units whose bucket lies in [to, maxStageReached) saw treatment and now get control; the
+        # assignment marks them ROLLED_BACK, and this band lets analysis find them from the ledger.
+        record["returnedToControl"] = {"bucketFrom": state.stage, "bucketTo": state.max_stage_reached}
     history = list((current.plan or {}).get("history") or [])
     history.append({"seq": change.seq, "kind": change.kind.value, "fromStage": change.from_stage,
                     "toStage": change.to_stage, "at": now, "actor": actor, "reason": reason, "eventId": event_id})

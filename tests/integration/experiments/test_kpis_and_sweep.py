@@ -88,3 +88,109 @@ def test_refund_guardrail_breach_kills_and_the_kill_switch_is_published(topics):
     assert message["bound"] > 0.08 and message["observed"] > message["bound"]
     states = topics.drain(state_sub)
     assert any(m["to"] == "KILLED" for m in states)
+
+
+def _refund_breach(eid: str) -> None:
+    rng = random.Random(7)
+    units = {f"r{i}": ("control" if i % 2 else "treatment") for i in range(200)}
+    expose(eid, units)
+    ingest([KpiEvent.model_validate(kpi(u, "refund", 1.0 if rng.random() < (0.03 if a == "control" else 0.5)
+                                        else 0.0)) for u, a in units.items()])
+
+
+def test_a_sweep_that_crashes_midway_leaves_nothing_and_the_rerun_acts_once(monkeypatch):
+    from functions.adapters import ledger_store
+    from functions.adapters.firestore import EXPERIMENT_SNAPSHOTS, db
+
+    eid = running_experiment()
+    _refund_breach(eid)
+    now = datetime.now(UTC)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("process died between the snapshot and the kill")
+
+    monkeypatch.setattr(sweep, "apply_transition", crash)
+    try:
+        sweep.sweep_experiment(repository.load(None, eid), now)
+        raise AssertionError("the crash should propagate")
+    except RuntimeError:
+        pass
+    assert not db().collection(EXPERIMENT_SNAPSHOTS).document(sweep.snapshot_id(eid, sweep.window_start(now))).get(
+    ).exists  # no half-done window that would make the rerun skip the kill
+    assert repository.load(None, eid)["state"] == "RUNNING"
+    monkeypatch.undo()
+    first = sweep.sweep_experiment(repository.load(None, eid), now)
+    again = sweep.sweep_experiment(repository.load(None, eid), now)  # a redelivered tick, same window
+    assert (first["acted"], again["skipped"]) == ("KILL", True)
+    assert repository.load(None, eid)["state"] == "KILLED"
+    actions = [e["action"] for e in ledger_store.entries(ledger_store.experiment_chain(eid))]
+    assert actions.count("EXPERIMENT_KILL") == 1
+
+
+def test_ratio_and_cuped_sums_are_folded_per_unit():
+    ratio = {"metric": "rpv", "role": "SECONDARY", "type": "RATIO", "numerator": "revenue", "denominator": "visits"}
+    eid = running_experiment(kpis=[{"metric": "revenue", "role": "PRIMARY", "type": "MEAN"}, ratio])
+    expose(eid, {"a": "treatment", "b": "treatment"})
+    events = [kpi("a", "revenue", 10.0, preValue=4.0), kpi("a", "revenue", 2.0, preValue=99.0),  # later pre ignored
+              kpi("a", "visits", 3.0), kpi("b", "revenue", 5.0, preValue=1.0), kpi("b", "visits", 1.0),
+              kpi("b", "visits", 1.0)]
+    assert ingest([KpiEvent.model_validate(e) for e in events]).accepted == 6
+    stats = aggregates.read(eid)["treatment"]
+    rev = stats["revenue"]  # unit totals a=12 (pre 4), b=5 (pre 1)
+    assert (rev.n, rev.sum_x, rev.sum_x2) == (2.0, 17.0, 144.0 + 25.0)
+    assert (rev.sum_pre, rev.sum_pre2, rev.sum_xpre) == (5.0, 17.0, 12.0 * 4 + 5.0 * 1)
+    r = stats["ratio-revenue-per-visits"]  # (num, den): a=(12, 3), b=(5, 2)
+    assert (r.n, r.sum_num, r.sum_den) == (2.0, 17.0, 5.0)
+    assert (r.sum_num2, r.sum_den2, r.sum_numden) == (144.0 + 25.0, 9.0 + 4.0, 36.0 + 10.0)
+
+
+def test_health_reports_exposure_srm_guardrail_bounds_snapshot_age_rollout_and_overall(function_client):
+    client = function_client("experiments")
+    viewer = bearer("viewer-v", ["viewer"])
+    eid = running_experiment()
+    fresh = client.get(f"/{eid}/health", headers=viewer).get_json()
+    assert fresh["overall"] == "AT_RISK" and "no recent snapshot" in fresh["reasons"]
+    assert fresh["latestSnapshotAgeSeconds"] is None
+    expose(eid, {f"h{i}": ("control" if i % 2 else "treatment") for i in range(100)})
+    sweep.sweep_experiment(repository.load(None, eid), datetime.now(UTC))
+    healthy = client.get(f"/{eid}/health", headers=viewer).get_json()
+    assert healthy["overall"] == "HEALTHY", healthy
+    assert healthy["exposures"] == {"control": 50, "treatment": 50}
+    assert healthy["srm"]["status"] == "PASS"
+    assert healthy["latestSnapshotAgeSeconds"] >= 0 and "rollout" in healthy
+    skewed = running_experiment()
+    expose(skewed, {f"s{i}": ("control" if i % 5 else "treatment") for i in range(500)})
+    sweep.sweep_experiment(repository.load(None, skewed), datetime.now(UTC))
+    at_risk = client.get(f"/{skewed}/health", headers=viewer).get_json()
+    assert at_risk["overall"] == "AT_RISK" and "sample ratio mismatch" in at_risk["reasons"]
+    killed = running_experiment()
+    _refund_breach(killed)
+    sweep.sweep_experiment(repository.load(None, killed), datetime.now(UTC))
+    violated = client.get(f"/{killed}/health", headers=viewer).get_json()
+    assert violated["state"] == "KILLED" and violated["overall"] == "VIOLATED"
+    breach = next(g for g in violated["guardrails"] if g["status"] == "BREACHED")
+    assert breach["guardrail"] == "refund" and breach["bound"] > 0.08 and breach["observed"] > breach["bound"]
+    assert client.get("/nope/health", headers=viewer).status_code == 404
+
+
+def test_the_firestore_trigger_publishes_state_changes_once(topics):
+    from cloudevents.http import CloudEvent
+
+    from functions.events import experiment_written
+    from functions.services.experiments.transitions import transition
+
+    sub, kills = topics.subscribe("experiment_state"), topics.subscribe("kill_switch")
+    eid = running_experiment()
+    outbox.flush(repository.ref(eid))  # the creation-time announcements
+    topics.drain(sub)
+    transition(eid, "PAUSE", {"uid": "op", "role": "operator"}, "checking a spike")
+    event = CloudEvent({"id": "w1", "type": "google.cloud.firestore.document.v1.written",
+                        "source": "//firestore.googleapis.com/projects/p/databases/(default)",
+                        "subject": f"documents/offerExperiments/{eid}"}, None)
+    assert experiment_written.handle(event) == 2  # the state change and, for a pause, the kill switch
+    assert experiment_written.handle(event) == 0  # redelivered trigger: nothing twice
+    published = topics.drain(sub)
+    assert [(m["experimentId"], m["from"], m["to"], m["reason"]) for m in published] == [
+        (eid, "RUNNING", "PAUSED", "checking a spike")]
+    assert [(m["experimentId"], m["action"], m["reason"]) for m in topics.drain(kills)] == [
+        (eid, "PAUSE", "checking a spike")]

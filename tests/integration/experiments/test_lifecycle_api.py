@@ -128,3 +128,24 @@ def test_layers_keep_experiments_apart(function_client):
         raise AssertionError("a full layer must refuse")
     except Conflict as err:
         assert err.code == "LAYER_FULL"
+
+
+def test_rejection_needs_a_reason_and_records_it(function_client):
+    client = function_client("experiments")
+    eid = client.post("/", json=definition(frozen_cohort()), headers=PM).get_json()["id"]
+    client.post(f"/{eid}/submit", json={}, headers=PM)
+    version = client.get(f"/{eid}", headers=PM).get_json()["version"]
+    for body in ({}, {"reason": ""}):
+        resp = client.post(f"/{eid}/reject", json=body, headers=APPROVER)
+        assert resp.status_code == 422, body
+    assert client.get(f"/{eid}", headers=PM).get_json()["version"] == version  # nothing changed
+    done = client.post(f"/{eid}/reject", json={"reason": "guardrail margin too loose"}, headers=APPROVER)
+    assert done.status_code == 200 and done.get_json()["state"] == "DRAFT"
+    events = client.get(f"/{eid}/events", headers=PM).get_json()["events"]
+    assert events[-1]["action"] == "REJECT" and events[-1]["reason"] == "guardrail margin too loose"
+    import json
+
+    entry = ledger_store.entries(ledger_store.experiment_chain(eid))[-1]
+    body = json.loads(entry["canonical"])
+    assert body["action"] == "EXPERIMENT_REJECT" and body["payload"]["reason"] == "guardrail margin too loose"
+    assert body["actor"]["uid"] == "approver-bob"

@@ -3,6 +3,7 @@ block and kill, rollback, concurrent sweeps, and SRM against the stage's split."
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -131,6 +132,9 @@ def test_rollback_from_25_returns_to_10_with_consistent_exposure_counts():
     before = inputs.exposure_counts(eid, ["control", "treatment"])
     event = actions.rollback(eid, OPERATOR.to_dict(), "refund tickets spiking")
     assert (event["fromStage"], event["toStage"]) == (0.25, 0.10)
+    assert event["returnedToControl"] == {"bucketFrom": 0.10, "bucketTo": 0.25}  # marked for analysis
+    assert json.loads(ledger_store.entries(ledger_store.experiment_chain(eid))[-1]["canonical"])["payload"][
+        "returnedToControl"] == {"bucketFrom": 0.10, "bucketTo": 0.25}
     doc = repository.load(None, eid)
     assert doc["rollout"] == {"stage": 0.10, "maxStageReached": 0.25, "status": "PAUSED", "planVersion": 1}
     after = traffic(eid, 2000)
@@ -175,3 +179,20 @@ def test_srm_at_one_percent_uses_the_stage_split():
     assert srm_result["passed"] and srm_result["extra"]["status"] == "PASS"
     assert srm(counts, {"control": 0.5, "treatment": 0.5}).failed  # a naive 50:50 check would cry wolf
     assert report["projectedFinalStageAt"] is not None and report["currentStage"] == 0.01
+
+
+def test_a_named_stage_waits_for_its_manual_approval():
+    from functions.services.rollouts import actions as rollout_actions
+
+    eid = planned_experiment({**FAST, "manualApprovalStages": [0.01]})
+    clock = ticks(datetime.now(UTC))
+    traffic(eid, 1500)
+    held = sweep_once(eid, next(clock))
+    assert held["step"] == "HOLD" and held["blocking"] == ["MANUAL_APPROVAL"]
+    approval = rollout_actions.approve_stage(eid, OPERATOR.to_dict(), "risk review done")
+    assert approval["kind"] == "APPROVE_STAGE"
+    assert "EXPERIMENT_ROLLOUT_APPROVE_STAGE" in ledger_actions(eid)
+    moved = sweep_once(eid, next(clock))
+    assert moved["step"] == "ADVANCE" and repository.load(None, eid)["rollout"]["stage"] == 0.05
+    traffic(eid, 1500)
+    assert sweep_once(eid, next(clock))["step"] == "ADVANCE"  # 5% is not a named stage
