@@ -23,7 +23,14 @@ class AnalysisRequest(StrictModel):
     winsorPercentile: FiniteFloat | None = Field(default=0.99, gt=0.5, le=1.0)
     winsorCap: FiniteFloat | None = Field(default=None, gt=0)
     multipleComparisons: str = Field(default="holm", pattern=r"^(holm|bh|none)$")
-    dailyUnitsPerArm: FiniteFloat | None = Field(default=None, gt=0)
+    dailyUnitsPerArm: FiniteFloat | None = Field(default=None, gt=0,
+                                                 description="default: the exposure rate observed so far")
+    maxEventsPerDay: FiniteFloat = Field(default=500.0, gt=0, description="bot rule: event rate per active day")
+    maxPlausibleValue: FiniteFloat | None = Field(default=None, gt=0,
+                                                  description="bot rule: a unit total above this is impossible")
+    maxIdenticalTimestampShare: FiniteFloat = Field(
+        default=0.8, gt=0, le=1, description="bot rule: share of a unit's events sharing one timestamp (10+ events)")
+    madThreshold: FiniteFloat = Field(default=6.0, gt=0, description="robust (median/MAD) z-score on activity")
 
 
 class PowerRequest(StrictModel):

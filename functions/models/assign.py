@@ -51,6 +51,7 @@ class ExposureRow(StrictModel):
     variant: str | None
     inHoldout: bool
     status: str
+    analyticsConsent: bool = Field(default=True, description="false: the unit is never analysed")
 
 
 class CohortSighting(StrictModel):

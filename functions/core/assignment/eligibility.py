@@ -51,7 +51,8 @@ class Rule:
     def to_dict(self) -> dict[str, Any]:
         out = {"attribute": self.attribute, "op": self.op}
         if self.op not in {"exists", "not_exists"}:
-            out["value"] = list(self.value) if isinstance(self.value, frozenset) else self.value
+            value = self.value
+            out["value"] = sorted(value, key=lambda v: (type(v).__name__, v)) if isinstance(value, frozenset) else value
         return out
 
 

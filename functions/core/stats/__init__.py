@@ -12,7 +12,11 @@
 | SRM chi-square | quality.srm | every analysis and rollout stage | flag at p < 0.001 |
 | pre-period balance | quality.pre_period_balance | CUPED inputs | A/A test on the covariate |
 | exclusion balance | quality.exclusion_balance | every filter | chi-square removed vs kept per arm |
-| winsorizing | corrections.winsorize | revenue-like KPIs | pooled 99th percentile or absolute cap |
+| ... per region | quality.exclusion_balance_by_region | every filter | same, inside each region (Bonferroni) |
+| spillover-excluded | pipeline.analyse_stats | links across arms | primary method without linked units |
+| missing / late data | quality.missing_data, late_data | every analysis | share per arm (chi-square), late share |
+| staleness | quality.staleness | every analysis | age of newest data and of the sweep snapshot |
+| winsorizing | corrections.winsorize | mean KPIs only | pooled 99th percentile or cap; count per arm |
 | robust outliers | corrections.robust_outliers | bots / abnormal usage | median/MAD robust z |
 | power / MDE | power | every result | two-sample normal approximation |
 | trust + decision | trust.recommend | every result | SRM / exclusion imbalance => UNTRUSTWORTHY |

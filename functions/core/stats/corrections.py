@@ -27,6 +27,7 @@ class UnitData:
     identical_timestamp_share: np.ndarray | None = None
     currency: np.ndarray | None = None
     crosses_arms: np.ndarray | None = None  # bool: linked (referral/gift/wallet) to a unit in another arm
+    denominator: np.ndarray | None = None  # ratio KPIs: value is the numerator per unit
 
     def __len__(self) -> int:
         return int(self.value.size)

@@ -160,13 +160,26 @@ def cuped(control: MomentStats, treatment: MomentStats, alpha: float = 0.05) -> 
     half = stats.t.ppf(1 - alpha / 2, dof) * se
     welch_se = welch(a, b, alpha).se
     reduction = 1 - (se / welch_se) ** 2 if welch_se else None
-    lift = diff / a.mean if a.mean else None
-    lift_ci = ((diff - half) / a.mean, (diff + half) / a.mean) if a.mean else None
-    if lift_ci and a.mean < 0:
-        lift_ci = (lift_ci[1], lift_ci[0])
+    theta = float(beta[2])
+    lift, lift_ci = _adjusted_lift(a, b, theta, alpha)
     return Estimate("cuped", OK, **common, diff=diff, diff_ci=(diff - half, diff + half), se=se,
                     p_value=2 * stats.t.sf(abs(t), dof), lift=lift, lift_ci=lift_ci,
-                    extra={"theta": float(beta[2]), "varianceReduction": reduction, "df": dof})
+                    extra={"theta": theta, "varianceReduction": reduction, "df": dof})
+
+
+def _adjusted_lift(a: MomentStats, b: MomentStats, theta: float,
+                   alpha: float) -> tuple[float | None, tuple[float, float] | None]:
+    """Relative lift of the CUPED-adjusted means, (mb' - ma') / ma' with m' = mean - theta (pre mean -
+    pooled pre mean), and its delta-method CI: the control mean's own uncertainty counts too,
+    which dividing the difference's CI by a fixed control mean would ignore."""
+    pooled_pre = (a.sum_pre + b.sum_pre) / (a.n + b.n)
+
+    def adjusted(s: MomentStats) -> tuple[float, float]:
+        residual_var = s.var - 2 * theta * s.cov_x_pre + theta**2 * s.pre_var
+        return s.mean - theta * (s.pre_mean - pooled_pre), max(residual_var, 0.0) / s.n
+
+    (ma, va), (mb, vb) = adjusted(a), adjusted(b)
+    return relative_lift(ma, va, mb, vb, alpha)
 
 
 def ratio_mean_and_var(r: RatioStats) -> tuple[float, float]:

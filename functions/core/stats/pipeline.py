@@ -1,13 +1,16 @@
-"""The full bias-corrected analysis: exclusions -> currency -> winsorize -> CUPED + Welch ->
-data quality -> power -> trust. Works on unit-level arrays (analyse_units) or, when only
-aggregates exist, on sufficient statistics (analyse_stats). The result embeds the sufficient
-statistics it used and a fingerprint of its inputs, so a stored verdict can be recomputed
-offline from the stored document alone (replay_stats)."""
+"""The full bias-corrected analysis: exclusions -> currency -> winsorize -> CUPED + Welch (or the
+z-test for conversions, the delta method for ratios) -> data quality -> power -> trust. Works on
+unit-level arrays (analyse_units) or, when only aggregates exist, on sufficient statistics
+(analyse_stats). The result embeds the sufficient statistics it used and a fingerprint of its
+inputs, so a stored verdict can be recomputed offline from the stored document alone
+(replay_stats)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,11 +19,21 @@ import numpy as np
 
 from functions.core.stats import corrections, multiple, power, quality
 from functions.core.stats.corrections import ExclusionConfig, UnitData
-from functions.core.stats.inference import Estimate, cuped, finite, welch
-from functions.core.stats.sufficient import MomentStats
+from functions.core.stats.inference import (
+    Estimate,
+    cuped,
+    delta_ratio,
+    finite,
+    ratio_mean_and_var,
+    two_proportion_z,
+    welch,
+)
+from functions.core.stats.sufficient import MomentStats, RatioStats
 from functions.core.stats.trust import recommend
 
-ENGINE_VERSION = "offers-stats/1.0.0"
+ENGINE_VERSION = "offers-stats/1.1.0"
+MEAN, PROPORTION, RATIO = "MEAN", "PROPORTION", "RATIO"
+Stats = MomentStats | RatioStats
 
 
 @dataclass(frozen=True)
@@ -34,12 +47,13 @@ class AnalysisConfig:
     min_units_per_arm: int = 100
     exclusions: ExclusionConfig = field(default_factory=ExclusionConfig)
     use_cuped: bool = True
+    metric_type: str = MEAN  # MEAN | PROPORTION (0/1 per unit) | RATIO (numerator / denominator per unit)
 
     def to_dict(self) -> dict[str, Any]:
         return {"control": self.control, "direction": self.direction,
                 "expectedSplit": dict(self.expected_split or {}), "alpha": self.alpha,
                 "plannedMdeRelative": self.planned_mde_relative, "minUnitsPerArm": self.min_units_per_arm,
-                "dailyUnitsPerArm": self.daily_units_per_arm,
+                "dailyUnitsPerArm": self.daily_units_per_arm, "metricType": self.metric_type,
                 "useCuped": self.use_cuped,
                 "winsorPercentile": self.exclusions.winsor_percentile, "winsorCap": self.exclusions.winsor_cap}
 
@@ -48,51 +62,99 @@ def fingerprint(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _compare(control: MomentStats, treatment: MomentStats, cfg: AnalysisConfig) -> dict[str, Any]:
+def _compare(control: Stats, treatment: Stats, cfg: AnalysisConfig) -> dict[str, Estimate | None]:
+    """Every estimate for one arm and which one is primary: CUPED when the pre-period covariate
+    carries information, else the z-test for conversions or Welch for means; ratios by delta method."""
+    if isinstance(control, RatioStats) and isinstance(treatment, RatioStats):
+        return {"primary": delta_ratio(control, treatment, cfg.alpha), "welch": None, "cuped": None, "zTest": None}
+    assert isinstance(control, MomentStats) and isinstance(treatment, MomentStats)
     plain = welch(control, treatment, cfg.alpha)
     adjusted = cuped(control, treatment, cfg.alpha) if cfg.use_cuped else None
-    primary: Estimate = adjusted if adjusted is not None and adjusted.ok else plain
-    return {"primary": primary, "welch": plain, "cuped": adjusted}
+    z = (two_proportion_z(control.sum_x, control.n, treatment.sum_x, treatment.n, cfg.alpha)
+         if cfg.metric_type == PROPORTION else None)
+    if adjusted is not None and adjusted.ok and "fallback" not in adjusted.extra:
+        primary = adjusted
+    else:
+        primary = z if z is not None else plain
+    return {"primary": primary, "welch": plain, "cuped": adjusted, "zTest": z}
 
 
-def analyse_stats(stats: Mapping[str, MomentStats], cfg: AnalysisConfig, assigned: Mapping[str, float] | None = None,
-                  extra_checks: list[quality.CheckResult] | None = None, excluded_share: float = 0.0,
-                  extras: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Tests, quality and trust from per-arm sufficient statistics (after any exclusions)."""
-    control = stats.get(cfg.control, MomentStats())
-    checks: list[quality.CheckResult] = list(extra_checks or [])
-    counts = dict(assigned) if assigned is not None else {arm: s.n for arm, s in stats.items()}
-    if cfg.expected_split:
-        checks.append(quality.srm(counts, cfg.expected_split))
-    checks.append(quality.minimum_sample({arm: s.n for arm, s in stats.items()}, cfg.min_units_per_arm))
+def _baseline(control: Stats, treatment: Stats) -> tuple[float, float]:
+    """Baseline level and per-unit standard deviation the power calculation works with."""
+    if isinstance(control, RatioStats):
+        if control.n < 2 or control.sum_den == 0:
+            return 0.0, 0.0
+        ratio, var = ratio_mean_and_var(control)
+        return ratio, math.sqrt(var * control.n)
+    assert isinstance(treatment, MomentStats)
+    return control.mean, float(np.sqrt(max(control.var, treatment.var)))
+
+
+def _arms(stats: Mapping[str, Stats], cfg: AnalysisConfig, checks: list[quality.CheckResult],
+          excluded_share: float) -> dict[str, Any]:
+    control = stats.get(cfg.control, RatioStats() if cfg.metric_type == RATIO else MomentStats())
     arms: dict[str, Any] = {}
     for arm, treatment in stats.items():
         if arm == cfg.control:
             continue
         comparison = _compare(control, treatment, cfg)
-        balance = quality.pre_period_balance(control, treatment)
-        sd = float(np.sqrt(max(control.var, treatment.var)))
-        report = power.power_report(control.mean, sd, control.n, treatment.n, cfg.planned_mde_relative,
+        primary = comparison["primary"]
+        assert primary is not None
+        balance = (quality.pre_period_balance(control, treatment)
+                   if isinstance(control, MomentStats) and isinstance(treatment, MomentStats) else None)
+        baseline, sd = _baseline(control, treatment)
+        report = power.power_report(baseline, sd, control.n, treatment.n, cfg.planned_mde_relative,
                                     cfg.daily_units_per_arm, cfg.alpha)
-        rec = recommend(comparison["primary"], cfg.direction, [*checks, balance], report, excluded_share, cfg.alpha)
+        arm_checks = [*checks, balance] if balance is not None else list(checks)
+        rec = recommend(primary, cfg.direction, arm_checks, report, excluded_share, cfg.alpha)
         arms[arm] = {
-            "primary": comparison["primary"].to_dict(),
-            "welch": comparison["welch"].to_dict(),
-            "cuped": comparison["cuped"].to_dict() if comparison["cuped"] else None,
-            "prePeriodBalance": balance.to_dict(),
+            **{k: (v.to_dict() if v is not None else None) for k, v in comparison.items()},
+            "prePeriodBalance": balance.to_dict() if balance is not None else None,
             "power": report.to_dict(),
             "recommendation": rec.to_dict(),
         }
-    inputs = {"stats": {arm: s.to_dict() for arm, s in sorted(stats.items())}, "assigned": counts,
-              "config": cfg.to_dict(), "extraChecks": [c.to_dict() for c in extra_checks or []],
-              "excludedShare": excluded_share}
+    return arms
+
+
+def _from_dict(raw: Mapping[str, float], metric_type: str) -> Stats:
+    return RatioStats.from_dict(raw) if metric_type == RATIO else MomentStats.from_dict(raw)
+
+
+def analyse_stats(stats: Mapping[str, Stats], cfg: AnalysisConfig, assigned: Mapping[str, float] | None = None,
+                  extra_checks: list[quality.CheckResult] | None = None, excluded_share: float = 0.0,
+                  extras: Mapping[str, Any] | None = None,
+                  spillover: Mapping[str, Stats] | None = None) -> dict[str, Any]:
+    """Tests, quality and trust from per-arm sufficient statistics (after any exclusions).
+    `spillover`: the same statistics without the units linked across arms, analysed beside the
+    primary result so a reader sees how much of the effect could be leakage between arms."""
+    checks: list[quality.CheckResult] = list(extra_checks or [])
+    counts = dict(assigned) if assigned is not None else {arm: s.n for arm, s in stats.items()}
+    if cfg.expected_split:
+        checks.append(quality.srm(counts, cfg.expected_split))
+    checks.append(quality.minimum_sample({arm: s.n for arm, s in stats.items()}, cfg.min_units_per_arm))
+    arms = _arms(stats, cfg, checks, excluded_share)
+    inputs: dict[str, Any] = {
+        "stats": {arm: s.to_dict() for arm, s in sorted(stats.items())}, "assigned": counts,
+        "config": cfg.to_dict(), "extraChecks": [c.to_dict() for c in extra_checks or []],
+        "excludedShare": excluded_share}
+    out: dict[str, Any] = {}
+    if spillover is not None:
+        inputs["spilloverStats"] = {arm: s.to_dict() for arm, s in sorted(spillover.items())}
+        removed = {arm: stats[arm].n - spillover[arm].n for arm in stats if arm in spillover}
+        out["spilloverExcluded"] = {
+            "removed": removed,
+            "arms": {arm: data["primary"] for arm, data in _arms(spillover, cfg, [], excluded_share).items()},
+        }
+    fallback = "two_proportion_z" if cfg.metric_type == PROPORTION else "welch"
+    primary = "delta_ratio" if cfg.metric_type == RATIO else f"cuped, else {fallback}" if cfg.use_cuped else fallback
     return finite({
         "engineVersion": ENGINE_VERSION,
-        "methods": {"primary": "cuped" if cfg.use_cuped else "welch", "srm": "chi-square", "lift": "delta method"},
+        "methods": {"primary": primary, "srm": "chi-square", "lift": "delta method"},
         "inputs": inputs,
         "fingerprint": fingerprint(inputs),
         "checks": [c.to_dict() for c in checks],
         "arms": arms,
+        **out,
         **dict(extras or {}),
     })
 
@@ -101,62 +163,122 @@ def replay_stats(document: Mapping[str, Any]) -> dict[str, Any]:
     """Recompute a stored analysis from the sufficient statistics it embeds."""
     inputs = document["inputs"]
     cfg_raw = inputs["config"]
+    metric_type = cfg_raw.get("metricType", MEAN)
     cfg = AnalysisConfig(control=cfg_raw["control"], direction=cfg_raw["direction"],
                          expected_split=cfg_raw.get("expectedSplit") or None, alpha=cfg_raw["alpha"],
                          planned_mde_relative=cfg_raw["plannedMdeRelative"],
                          min_units_per_arm=cfg_raw["minUnitsPerArm"], use_cuped=cfg_raw["useCuped"],
-                         daily_units_per_arm=cfg_raw.get("dailyUnitsPerArm"),
+                         daily_units_per_arm=cfg_raw.get("dailyUnitsPerArm"), metric_type=metric_type,
                          exclusions=ExclusionConfig(winsor_percentile=cfg_raw.get("winsorPercentile"),
                                                     winsor_cap=cfg_raw.get("winsorCap")))
-    stats = {arm: MomentStats.from_dict(raw) for arm, raw in inputs["stats"].items()}
+    stats = {arm: _from_dict(raw, metric_type) for arm, raw in inputs["stats"].items()}
+    spill = inputs.get("spilloverStats")
     checks = [quality.CheckResult(c["name"], c["status"], c.get("pValue"), c.get("details") or {})
               for c in inputs.get("extraChecks", [])]
     return analyse_stats(stats, cfg, inputs.get("assigned"), checks, inputs.get("excludedShare", 0.0),
-                         extras={k: document[k] for k in ("exclusions", "spilloverExcluded") if k in document})
+                         extras={k: document[k] for k in ("exclusions",) if k in document},
+                         spillover={arm: _from_dict(raw, metric_type) for arm, raw in spill.items()}
+                         if spill is not None else None)
 
 
-def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig) -> dict[str, Any]:
+def _region_counts(data: UnitData, mask: np.ndarray | None = None) -> Counter[str]:
+    """Units per region (of those in `mask`): one hash pass, no sort, since arms can hold millions."""
+    assert data.region is not None
+    regions = data.region if mask is None else data.region[mask]
+    return Counter(map(str, regions.tolist()))
+
+
+def _balance_checks(name: str, arms: Mapping[str, UnitData], masks: Mapping[str, np.ndarray],
+                    region_totals: Mapping[str, Counter[str]] | None,
+                    within: Mapping[str, np.ndarray] | None = None) -> list[quality.CheckResult]:
+    """Per filter: removed vs kept across arms, and the same inside every region. `region_totals`
+    are the units per region and arm in scope; only the (few) removed units are counted here."""
+    scope = within or {arm: np.ones(len(d), dtype=bool) for arm, d in arms.items()}
+    removed = {arm: int((masks[arm] & scope[arm]).sum()) for arm in arms}
+    totals = {arm: float(scope[arm].sum()) for arm in arms}
+    out = [quality.exclusion_balance(removed, totals, name)]
+    if region_totals is not None:
+        by_total: dict[str, dict[str, float]] = {}
+        by_removed: dict[str, dict[str, float]] = {}
+        for arm in arms:
+            gone = _region_counts(arms[arm], masks[arm] & scope[arm])
+            for region, count in region_totals[arm].items():
+                if count > 0:
+                    by_total.setdefault(region, {})[arm] = float(count)
+                    by_removed.setdefault(region, {})[arm] = float(gone.get(region, 0))
+        out.append(quality.exclusion_balance_by_region(by_removed, by_total, name))
+    return out
+
+
+def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
+                  extra_checks: list[quality.CheckResult] | None = None) -> dict[str, Any]:
     """The bias-corrected pipeline on unit-level arrays."""
     ex = cfg.exclusions
     assigned = {arm: float(len(data)) for arm, data in arms.items()}
     values = {arm: corrections.normalise_currency(d.value.astype(float), d.currency, ex.currency_rates)
               for arm, d in arms.items()}
-    activity = np.concatenate([d.events for d in arms.values() if d.events is not None] or [np.zeros(0)])
+    # units without analytics consent are not processed at all, not even for the activity baseline
+    consenting = {arm: d.consent.astype(bool) if d.consent is not None else np.ones(len(d), dtype=bool)
+                  for arm, d in arms.items()}
+    activity = np.concatenate([d.events[consenting[arm]] for arm, d in arms.items() if d.events is not None]
+                              or [np.zeros(0)])
     median = float(np.median(activity)) if activity.size else None
     mad = float(np.median(np.abs(activity - median))) if activity.size else None
     masks = {arm: corrections.exclusion_masks(d, ex, median, mad) for arm, d in arms.items()}
     filters = list(next(iter(masks.values())).keys()) if masks else []
     removed = {f: {arm: int(masks[arm][f].sum()) for arm in arms} for f in filters}
-    checks = [quality.exclusion_balance(removed[f], assigned, f) for f in filters]
+    with_regions = bool(arms) and all(d.region is not None for d in arms.values())
+    regions = {arm: _region_counts(d) for arm, d in arms.items()} if with_regions else None
+    checks = [c for f in filters for c in _balance_checks(f, arms, {arm: masks[arm][f] for arm in arms}, regions)]
     keep = {arm: ~np.logical_or.reduce(list(masks[arm].values())) if masks[arm] else np.ones(len(arms[arm]), bool)
             for arm in arms}
     kept_values = {arm: values[arm][keep[arm]] for arm in arms}
-    pooled = np.concatenate(list(kept_values.values())) if kept_values else np.zeros(0)
-    capped, cap, n_capped = corrections.winsorize(pooled, list(kept_values.values()), ex.winsor_percentile,
-                                                  ex.winsor_cap)
     names = list(kept_values)
-    stats = {}
+    if cfg.metric_type in (PROPORTION, RATIO):
+        # a percentile cap on 0/1 data would zero every conversion below a 1% rate; ratios are
+        # capped through their parts at ingestion (perUnitCap), not here
+        capped, cap, n_capped = list(kept_values.values()), None, [0] * len(names)
+    else:
+        pooled = np.concatenate(list(kept_values.values())) if kept_values else np.zeros(0)
+        capped, cap, n_capped = corrections.winsorize(pooled, list(kept_values.values()), ex.winsor_percentile,
+                                                      ex.winsor_cap)
+    if cap is not None:
+        cap_masks = {arm: np.zeros(len(arms[arm]), dtype=bool) for arm in arms}
+        for arm in arms:
+            cap_masks[arm][keep[arm]] = kept_values[arm] > cap
+        kept_regions = ({arm: regions[arm] - _region_counts(arms[arm], ~keep[arm]) for arm in arms}
+                        if regions is not None else None)
+        checks += _balance_checks("outlier_cap", arms, cap_masks, kept_regions, keep)
+    stats: dict[str, Stats] = {}
+    clean: dict[str, Stats] = {}
+    linked = all(d.crosses_arms is not None for d in arms.values())
     for arm, x in zip(names, capped, strict=True):
-        pre = arms[arm].pre[keep[arm]] if arms[arm].pre is not None else None
-        stats[arm] = MomentStats.from_arrays(x, pre)
+        data = arms[arm]
+        if cfg.metric_type == RATIO:
+            den = (data.denominator if data.denominator is not None else np.ones(len(data)))[keep[arm]]
+            stats[arm] = RatioStats.from_arrays(x, den)
+            if linked:
+                free = ~data.crosses_arms[keep[arm]]
+                clean[arm] = RatioStats.from_arrays(x[free], den[free])
+        else:
+            pre = data.pre[keep[arm]] if data.pre is not None else None
+            stats[arm] = MomentStats.from_arrays(x, pre)
+            if linked:
+                free = ~data.crosses_arms[keep[arm]]
+                clean[arm] = MomentStats.from_arrays(x[free], pre[free] if pre is not None else None)
     total_removed = sum(sum(v.values()) for v in removed.values())
     excluded_share = total_removed / max(sum(assigned.values()), 1)
     exclusions = {
         "removed": removed,
         "share": {f: {arm: removed[f][arm] / assigned[arm] if assigned[arm] else 0.0 for arm in arms}
                   for f in filters},
+        "restrictedRegions": sorted(ex.restricted_regions),
         "winsorCap": cap,
         "capped": dict(zip(names, n_capped, strict=True)),
         "excludedShare": excluded_share,
     }
-    extras: dict[str, Any] = {"exclusions": exclusions}
-    if all(d.crosses_arms is not None for d in arms.values()):
-        clean = {arm: MomentStats.from_arrays(x[~arms[arm].crosses_arms[keep[arm]]])
-                 for arm, x in zip(names, capped, strict=True)}
-        extras["spilloverExcluded"] = {
-            arm: welch(clean[cfg.control], clean[arm], cfg.alpha).to_dict() for arm in clean if arm != cfg.control
-        }
-    return analyse_stats(stats, cfg, assigned, checks, excluded_share, extras)
+    return analyse_stats(stats, cfg, assigned, [*(extra_checks or []), *checks], excluded_share,
+                         {"exclusions": exclusions}, clean if linked else None)
 
 
 def adjust_secondary(p_values: Mapping[str, float | None], method: str = "holm") -> dict[str, float | None]:

@@ -51,7 +51,9 @@ def power_report(baseline_mean: float, sd: float, n_control: float, n_treatment:
     needed = sample_size_per_arm(sd, planned_mde_relative * abs(baseline_mean), alpha, power)
     have = min(n_control, n_treatment)
     under = have < needed
-    days = (needed - have) / daily_units_per_arm if under and daily_units_per_arm else None
+    days = float(needed - have) / float(daily_units_per_arm) if under and daily_units_per_arm else None
+    if days is not None and not math.isfinite(days):
+        days = None  # a vanishing exposure rate: no finite answer to "how many more days"
     if under:
         message = f"underpowered: {have:.0f} of {needed:.0f} units per arm"
         message += f"; keep running ~{math.ceil(days)} more days" if days is not None else ""

@@ -76,13 +76,58 @@ def exclusion_balance(removed: Mapping[str, float], totals: Mapping[str, float],
                        {"removed": dict(removed), "share": shares, "chi2": float(chi2)})
 
 
+def exclusion_balance_by_region(removed: Mapping[str, Mapping[str, float]], totals: Mapping[str, Mapping[str, float]],
+                                name: str, alpha: float = SRM_ALPHA) -> CheckResult:
+    """The same arm-balance test inside each region (region -> arm -> count). A filter can be even
+    overall and still remove one arm's units in one market (a fraud rule keyed on a local payment
+    method, a consent banner shown to one arm); the check's p-value is the smallest per-region
+    p-value, Bonferroni-adjusted over the regions tested."""
+    per_region: dict[str, Any] = {}
+    p_values = []
+    for region in sorted(totals):
+        result = exclusion_balance(removed.get(region, {}), totals[region], name, alpha)
+        per_region[region] = {"removed": dict(removed.get(region, {})), "total": dict(totals[region]),
+                              "pValue": result.p_value}
+        if result.p_value is not None:
+            p_values.append(result.p_value)
+    check = f"region_exclusion_balance:{name}"
+    if not p_values:
+        return CheckResult(check, "PASS" if per_region else "INSUFFICIENT_DATA", None, {"regions": per_region})
+    adjusted = min(1.0, min(p_values) * len(p_values))
+    return CheckResult(check, "FAIL" if adjusted < alpha else "PASS", adjusted,
+                       {"regions": per_region, "regionsTested": len(p_values), "adjustment": "bonferroni"})
+
+
+def missing_data(missing: Mapping[str, float], totals: Mapping[str, float], alpha: float = SRM_ALPHA) -> CheckResult:
+    """Exposed units with no KPI data at all, per arm. Some units are simply inactive; a share that
+    differs between arms points at logging lost on one side, which biases every per-unit mean."""
+    base = exclusion_balance(missing, totals, "missing", alpha)
+    total = sum(totals.values())
+    share = {a: (missing.get(a, 0) / totals[a] if totals[a] else 0.0) for a in totals}
+    return CheckResult("missing_data", base.status if total else "INSUFFICIENT_DATA", base.p_value,
+                       {"missing": dict(missing), "share": share,
+                        "overallShare": sum(missing.values()) / total if total else 0.0})
+
+
+def late_data(late_events: float, total_events: float, max_share: float = 0.05) -> CheckResult:
+    """Events that reached us long after they happened: a high share means the numbers will still
+    move after this analysis (delayed purchases, refunds), so the verdict is provisional."""
+    if total_events <= 0:
+        return CheckResult("late_data", "INSUFFICIENT_DATA", None, {"lateEvents": late_events, "events": 0})
+    share = late_events / total_events
+    return CheckResult("late_data", "FAIL" if share > max_share else "PASS", None,
+                       {"lateEvents": late_events, "events": total_events, "share": share, "maxShare": max_share})
+
+
 def minimum_sample(counts: Mapping[str, float], minimum: int) -> CheckResult:
     low = {a: n for a, n in counts.items() if n < minimum}
     return CheckResult("minimum_sample", "FAIL" if low else "PASS", None, {"minimum": minimum, "below": low})
 
 
-def staleness(age_seconds: float | None, limit_seconds: float) -> CheckResult:
+def staleness(age_seconds: float | None, limit_seconds: float, name: str = "staleness") -> CheckResult:
+    """How old the newest data (or the newest sweep snapshot) is: a result on stale data looks
+    current but describes the past, e.g. when ingestion or the scheduled sweep stopped."""
     if age_seconds is None:
-        return CheckResult("staleness", "INSUFFICIENT_DATA", None, {"limitSeconds": limit_seconds})
-    return CheckResult("staleness", "FAIL" if age_seconds > limit_seconds else "PASS", None,
+        return CheckResult(name, "INSUFFICIENT_DATA", None, {"limitSeconds": limit_seconds})
+    return CheckResult(name, "FAIL" if age_seconds > limit_seconds else "PASS", None,
                        {"ageSeconds": age_seconds, "limitSeconds": limit_seconds})

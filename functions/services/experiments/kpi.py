@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -31,6 +31,7 @@ from functions.models.experiments import KpiEvent
 from functions.services.experiments import repository
 
 HOLDOUT_ARM = "holdout"
+LATE_AFTER_SECONDS = 6 * 3600  # an event arriving later than this counts as late data in analytics
 
 
 def unit_key(unit_id: str) -> str:
@@ -151,6 +152,7 @@ def ingest_one(event: KpiEvent) -> str:
     if not attributed:
         return "UNATTRIBUTED"
     key = unit_key(event.unitId)
+    late = (datetime.now(UTC) - ts).total_seconds() > LATE_AFTER_SECONDS
 
     @transactional
     def apply(txn: firestore.Transaction) -> str:
@@ -187,9 +189,16 @@ def ingest_one(event: KpiEvent) -> str:
                 _increment(txn, doc["id"], variant, ratio_key(numerator, denominator), _ratio_deltas(
                     float(old.get(numerator, 0.0)), float(old.get(denominator, 0.0)),
                     float(metrics.get(numerator, 0.0)), float(metrics.get(denominator, 0.0)), ratio_first))
+            # first/last by event time, region of the latest event: the same in any delivery order
+            seen_first, seen_last = unit.get("firstSeen") or ts, unit.get("lastSeen") or ts
             txn.set(unit_ref, {"unitId": event.unitId, "variant": variant, "metrics": metrics, "pre": pres,
-                               "events": int(unit.get("events", 0)) + 1, "region": event.region,
-                               "firstSeen": unit.get("firstSeen") or ts, "lastSeen": ts})
+                               "events": int(unit.get("events", 0)) + 1,
+                               "region": event.region if ts >= seen_last else unit.get("region"),
+                               # bot and data-quality inputs for analytics (identical timestamps, late arrival)
+                               "sameTimestampEvents": int(unit.get("sameTimestampEvents", 0))
+                               + int(unit.get("lastSeen") == ts),
+                               "lateEvents": int(unit.get("lateEvents", 0)) + int(late),
+                               "firstSeen": min(seen_first, ts), "lastSeen": max(seen_last, ts)})
             idempotency.mark_processed(txn, repository.ref(doc["id"]), event.eventId)
         return "ACCEPTED"
 

@@ -76,6 +76,15 @@ def authorise(principal_uid: str, roles: frozenset[str], unit_ids: list[str]) ->
                         details={"uid": principal_uid, "unitCount": len(others)})
 
 
+def analytics_consent(attributes: dict[str, Any]) -> bool:
+    """The app passes the unit's consent as the attribute `analyticsConsent` (false, or
+    {"analytics": false} under `consent`); the exposure log keeps it so analysis never uses the unit."""
+    if attributes.get("analyticsConsent") is False:
+        return False
+    consent = attributes.get("consent")
+    return not (isinstance(consent, dict) and consent.get("analytics") is False)
+
+
 def decide(units: list[UnitIn]) -> Outcome:
     snap = config.current()
     unit_ids = [u.unitId for u in units]
@@ -84,17 +93,18 @@ def decide(units: list[UnitIn]) -> Outcome:
     results: list[UnitDecisionOut] = []
     rows: list[ExposureRow] = []
     sightings: list[CohortSighting] = []
-    for unit_id, d in zip(unit_ids, decisions, strict=True):
+    for unit, unit_id, d in zip(units, unit_ids, decisions, strict=True):
         experiments = {
             eid: ExperimentDecisionOut(status=e["status"], variant=e["variant"], exposed=e["exposed"])
             for eid, e in d["experiments"].items()
         }
         results.append(UnitDecisionOut(unitId=unit_id, inHoldout=bool(d["holdoutCohorts"]),
                                        holdoutCohorts=sorted(d["holdoutCohorts"]), experiments=experiments))
+        consent = analytics_consent(unit.attributes)
         for eid, e in experiments.items():
             if e.exposed or e.status == "HOLDOUT":
                 rows.append(ExposureRow(unitId=unit_id, experimentId=eid, variant=e.variant,
-                                        inHoldout=e.status == "HOLDOUT", status=e.status))
+                                        inHoldout=e.status == "HOLDOUT", status=e.status, analyticsConsent=consent))
         for cid, member in d["eligibleCohorts"].items():
             sightings.append(CohortSighting(cohortId=cid, unitId=unit_id, inHoldout=member))
     return Outcome(AssignBatchResponse(results=results, configVersion=snap.version), rows, sightings)

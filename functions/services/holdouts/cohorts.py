@@ -112,8 +112,6 @@ def _check_version(doc: dict[str, Any], expected: int | None) -> None:
 def update(cohort_id: str, body: CohortUpdate, actor: dict[str, str]) -> Cohort:
     changes = body.model_dump(exclude_unset=True, exclude={"expectedVersion"}, mode="json")
     changes = {k: v for k, v in changes.items() if v is not None}
-    if "eligibility" in changes:
-        changes["eligibility"] = rules.validate(changes["eligibility"])
     ref = cohort_ref(cohort_id)
 
     @transactional
@@ -126,6 +124,8 @@ def update(cohort_id: str, body: CohortUpdate, actor: dict[str, str]) -> Cohort:
             if touched:
                 raise Conflict(f"cohort {cohort_id} is frozen; {', '.join(touched)} can never change",
                                code="FROZEN_COHORT", details={"fields": touched, "frozenAt": doc.get("frozenAt")})
+        if "eligibility" in changes:  # after the frozen check: a frozen cohort's answer is 409 whatever the rule
+            changes["eligibility"] = rules.validate(changes["eligibility"])
         effective = {k: v for k, v in changes.items() if doc.get(k) != v}
         if "spilloverPolicies" in effective:
             effective["spilloverPolicies"] = {**doc.get("spilloverPolicies", {}), **effective["spilloverPolicies"]}

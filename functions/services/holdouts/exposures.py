@@ -37,6 +37,7 @@ def exposure_document(row: ExposureRow, at: datetime) -> dict[str, Any]:
         "firstExposedAt": at,
         "inHoldout": row.inHoldout,
         "status": row.status,
+        "analyticsConsent": row.analyticsConsent,
     }
 
 

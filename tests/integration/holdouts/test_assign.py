@@ -115,3 +115,25 @@ def test_health_numbers_exact_on_a_constructed_case(holdouts):
     # components: {rest0, held0, rest3, rest1, held1} and {rest2, held2}, both spanning
     assert report["componentsSpanningBoth"] == 2
     assert report["status"] == "CRITICAL" and any("sample ratio" in r for r in report["reasons"])
+
+
+def test_more_than_10000_units_is_a_422(function_client, holdouts):
+    make_cohort(holdouts)
+    client = function_client("assign")
+    resp = client.post("/batch", json={"units": [{"unitId": f"u{i}"} for i in range(10_001)]}, headers=SERVICE)
+    assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "VALIDATION_FAILED"
+
+
+def test_consent_travels_with_the_first_exposure(function_client, holdouts):
+    from functions.models.assign import UnitIn
+    from functions.services.holdouts import assign
+
+    cohort = make_cohort(holdouts, percentage=10)
+    seed_experiment("exp-c", cohort["id"])
+    units = [UnitIn(unitId="a", attributes={"analyticsConsent": False}),
+             UnitIn(unitId="b", attributes={"consent": {"analytics": False}}), UnitIn(unitId="c")]
+    rows = {r.unitId: r for r in assign.decide(units).rows}
+    assert {u: r.analyticsConsent for u, r in rows.items()} == {"a": False, "b": False, "c": True}
+    exposures.record_exposures(list(rows.values()))
+    doc = db().collection(HOLDOUT_ASSIGNMENTS).document(assignment_id("exp-c", "a")).get().to_dict()
+    assert doc["analyticsConsent"] is False

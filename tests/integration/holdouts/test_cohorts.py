@@ -46,3 +46,18 @@ def test_stale_expected_version_is_a_conflict(holdouts):
     cohort = make_cohort(holdouts, freeze=False)
     resp = holdouts.patch(f"/cohorts/{cohort['id']}", json={"expectedVersion": 7, "name": "n"}, headers=PM)
     assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "VERSION_MISMATCH"
+
+
+def test_a_bad_eligibility_rule_is_a_422_and_creates_nothing(holdouts):
+    bad = {"name": "x", "percentage": 5, "eligibility": [{"attribute": "region", "op": "in", "values": ["EU"]}]}
+    resp = holdouts.post("/cohorts", json=bad, headers=PM)
+    assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "INVALID_RULE"
+    assert holdouts.get("/cohorts", headers=VIEWER).get_json()["cohorts"] == []
+    good = make_cohort(holdouts, freeze=False,
+                       eligibility=[{"attribute": "accountAgeDays", "op": "gte", "value": 30},
+                                    {"attribute": "platform", "op": "in", "value": ["ios", "android"]}])
+    assert good["eligibility"][1] == {"attribute": "platform", "op": "in", "value": ["android", "ios"]}
+    resp = holdouts.patch(f"/cohorts/{good['id']}", json={"eligibility": [{"attribute": "a", "op": "near"}]},
+                          headers=PM)
+    assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "INVALID_RULE"
+    assert holdouts.get(f"/cohorts/{good['id']}", headers=VIEWER).get_json()["version"] == 1

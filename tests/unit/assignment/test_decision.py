@@ -119,3 +119,37 @@ def test_cluster_override_puts_a_household_on_one_side():
     decisions = decide_batch(AssignmentConfig(cohorts=(cohort,), experiments=(exp,)), members,
                              randomisation_overrides=overrides)
     assert len({(d.in_holdout, d.experiments[0].status, d.experiments[0].variant) for d in decisions}) == 1
+
+
+def test_global_team_and_experiment_holdouts_reach_only_their_scope():
+    team = HoldoutCohortConfig("team", "team-salt", 0.2, scope="TEAM", team_id="pricing")
+    own = HoldoutCohortConfig("own", "own-salt", 0.2, scope="EXPERIMENT", experiment_id="exp-own")
+    glob = HoldoutCohortConfig("global", "global-salt", 0.05)
+    pricing = ExperimentConfig("exp-pricing", "s1", (("c", 1), ("t", 1)), team_id="pricing", holdout_cohort_id="global")
+    growth = ExperimentConfig("exp-growth", "s2", (("c", 1), ("t", 1)), team_id="growth", holdout_cohort_id="global")
+    mine = ExperimentConfig("exp-own", "s3", (("c", 1), ("t", 1)), team_id="growth", holdout_cohort_id="own")
+    cfg = AssignmentConfig(cohorts=(glob, own, team), experiments=(pricing, growth, mine))
+    decisions = decide_batch(cfg, IDS[:20_000])
+    for d in decisions:
+        status = {e.experiment_id: e.status for e in d.experiments}
+        held = set(d.holdout_cohorts)
+        assert (status["exp-pricing"] == Status.HOLDOUT) == bool(held & {"global", "team"})
+        assert (status["exp-growth"] == Status.HOLDOUT) == ("global" in held)  # another team's holdout: no effect
+        assert (status["exp-own"] == Status.HOLDOUT) == bool(held & {"global", "own"})
+    team_only = sum(1 for d in decisions if set(d.holdout_cohorts) == {"team"}) / 20_000
+    assert abs(team_only - 0.2 * 0.8 * 0.95) < 0.01
+
+
+def test_cohort_eligibility_by_region_platform_and_account_age():
+    rules = compile_rules([{"attribute": "region", "op": "in", "value": ["DE", "FR"]},
+                           {"attribute": "platform", "op": "eq", "value": "ios"},
+                           {"attribute": "accountAgeDays", "op": "gte", "value": 30}])
+    cohort = HoldoutCohortConfig("h", "hs", 1.0, eligibility=rules)  # 100%: every eligible unit is held out
+    cfg = AssignmentConfig(cohorts=(cohort,))
+    base = {"region": "DE", "platform": "ios", "accountAgeDays": 45}
+    assert decide(cfg, "u", base).in_holdout
+    for change in ({"region": "US"}, {"platform": "android"}, {"accountAgeDays": 3}, {"accountAgeDays": "45"}):
+        assert not decide(cfg, "u", {**base, **change}).in_holdout, change
+    assert not decide(cfg, "u", {"region": "DE", "platform": "ios"}).in_holdout  # unknown age is never eligible
+    decision = decide(cfg, "u", {**base, "region": "US"})
+    assert decision.eligible_cohorts == {}  # ineligible units are not counted in the cohort's size either
