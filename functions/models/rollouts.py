@@ -1,4 +1,4 @@
-"""Request shapes of the rollouts API (responses are plain documents, described in docs/rollouts.md)."""
+"""Request shapes of the rollouts API (responses are plain documents, described in the README, section Rollouts)."""
 
 from __future__ import annotations
 
