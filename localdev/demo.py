@@ -102,15 +102,24 @@ def run_demo(base: str, units: int = 400, seed: int = 7) -> dict[str, Any]:
                        "value": 1.0 if refunded else 0.0, "timestamp": datetime.now(UTC).isoformat()})
     sent = len(publish_many("kpi_events", events))
     _say(f"published {sent} KPI events to Pub/Sub (treatment refunds ~35%, control ~3%)")
-    _wait(lambda: min(_call("GET", f"{base}/experiments/{eid}/health", VIEWER)["unitsWithKpis"].values() or [0])
-          >= 0.9 * min(Counter(arms.values()).values()), 300, "KPI ingestion")
+    stopped = ("KILLED", "PAUSED")
 
-    # An operator's "sweep now": its own snapshot, so a scheduled tick earlier in the same window
-    # (which found no KPIs yet) cannot stand in for it.
-    swept = _call("POST", f"{base}/experiments/sweep", OPERATOR, {})
-    _say(f"sweep run now by an operator ({len(swept['experiments'])} running experiment(s); "
-         "Cloud Scheduler also ticks every 5 minutes)")
-    state = _wait(lambda: (lambda s: s if s in ("KILLED", "PAUSED") else None)(
+    def ingested_or_stopped() -> str | None:
+        health = _call("GET", f"{base}/experiments/{eid}/health", VIEWER)
+        if health["state"] in stopped:  # the scheduled sweep saw the breach while KPIs streamed in
+            return health["state"]
+        counts = health["unitsWithKpis"].values()
+        return "INGESTED" if min(counts or [0]) >= 0.9 * min(Counter(arms.values()).values()) else None
+
+    if _wait(ingested_or_stopped, 300, "KPI ingestion") in stopped:
+        _say("the scheduled sweep (local ticker) caught the breach while KPIs were still arriving")
+    else:
+        # An operator's "sweep now": its own snapshot, so a scheduled tick earlier in the same
+        # window (which found no KPIs yet) cannot stand in for it.
+        swept = _call("POST", f"{base}/experiments/sweep", OPERATOR, {})
+        _say(f"sweep run now by an operator ({len(swept['experiments'])} running experiment(s); "
+             "Cloud Scheduler also ticks every 5 minutes)")
+    state = _wait(lambda: (lambda s: s if s in stopped else None)(
         _call("GET", f"{base}/experiments/{eid}", VIEWER)["state"]), 90, "guardrail action")
     health = _call("GET", f"{base}/experiments/{eid}/health", VIEWER)
     breach = next((g for g in health["guardrails"] if g["status"] == "BREACHED"), {})

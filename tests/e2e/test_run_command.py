@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 @pytest.mark.timeout(660)
 def test_run_command_serves_everything_and_the_demo_ends_in_a_guardrail_kill(emulators):
-    env = {**os.environ, **emulators.env(), "LOG_LEVEL": "INFO"}
+    env = {**os.environ, **emulators.env(), "LOG_LEVEL": "WARNING"}
     log_path = ROOT / "artifacts" / "run-command.log"
     log_path.parent.mkdir(exist_ok=True)
     with open(log_path, "w") as log:  # streamed, so a hang still shows how far the demo got
