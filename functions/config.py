@@ -49,6 +49,7 @@ class Settings:
     config_cache_seconds: float = 5.0
     log_level: str = "INFO"
     sweep_window_seconds: int = 300
+    sweep_workers: int = 8
 
     def topic(self, name: str) -> str:
         """Full topic id (prefix lets parallel tests use their own topics)."""
@@ -83,6 +84,7 @@ def settings() -> Settings:
         config_cache_seconds=float(_env("CONFIG_CACHE_SECONDS", "5")),
         log_level=_env("LOG_LEVEL", "INFO"),
         sweep_window_seconds=int(_env("SWEEP_WINDOW_SECONDS", "300")),
+        sweep_workers=int(_env("SWEEP_WORKERS", "8")),
     )
 
 

@@ -8,6 +8,7 @@ cost grows with variants x metrics x shards, never with units."""
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,17 +98,31 @@ def _hook(module: str, name: str, *args: Any) -> Any:
 
 def run_sweep(now: datetime | None = None, run_key: str | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
-    running = db().collection(OFFER_EXPERIMENTS).where(filter=FieldFilter("state", "==", "RUNNING")).stream()
-    results, rollouts = [], []
-    for snap in running:
-        doc = snap.to_dict() or {}
+    running = [snap.to_dict() or {} for snap in
+               db().collection(OFFER_EXPERIMENTS).where(filter=FieldFilter("state", "==", "RUNNING")).stream()]
+
+    def one(doc: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         try:
-            results.append(sweep_experiment(doc, now, run_key))
+            result = sweep_experiment(doc, now, run_key)
         except AppError as err:
-            results.append({"experimentId": doc.get("id"), "error": err.code})
-        progressed = _hook("functions.services.rollouts.progression", "progress_experiment", doc["id"], now)
-        if progressed:
-            rollouts.append(progressed)
+            result = {"experimentId": doc.get("id"), "error": err.code}
+        return result, _hook("functions.services.rollouts.progression", "progress_experiment", doc["id"], now)
+
+    # Experiments are independent and the work is round trips, so they are swept side by side;
+    # one experiment's transient error no longer stops the others (it is raised afterwards, so
+    # the tick is redelivered and the experiments already done skip).
+    with ThreadPoolExecutor(max_workers=max(1, settings().sweep_workers)) as pool:
+        futures = [pool.submit(one, doc) for doc in running]
+    outcomes, failures = [], []
+    for future in futures:
+        try:
+            outcomes.append(future.result())
+        except Exception as exc:  # collected; the first is re-raised below
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+    results = [result for result, _ in outcomes]
+    rollouts = [progressed for _, progressed in outcomes if progressed]
     checkpoint = _hook("functions.services.ledger.checkpoints", "checkpoint_if_due", now)
     published = outbox.flush_all()
     return {"at": now.isoformat(), "experiments": results, "rollouts": rollouts,

@@ -98,27 +98,41 @@ def verify_chain(chain_id: str, documents: Sequence[Mapping[str, Any]],
     """`documents` as stored, in document-id order; `expected_head` (seq, hash) from the last
     signed checkpoint or the chain's head document catches truncation and appended forgeries."""
     leaf = hashlib.sha256(LEAF_PREFIX)  # copied per entry: cheaper than prefixing every body
-    token_len = len(PREV_TOKEN)
-    pinned = expected_head[0] if expected_head is not None else -1
+    token, token_len = PREV_TOKEN, len(PREV_TOKEN)
+    pinned = min(expected_head[0] + 1, len(documents)) if expected_head is not None else 0
     prev = GENESIS_HASH
-    for i, doc in enumerate(documents):
-        try:
+    i = 0
+    try:
+        # Up to the signed head: hash the stored bytes; the top-level field (see the module
+        # docstring) of a genuine body holds exactly the previous 64 hex digits.
+        for i in range(pinned):
+            doc = documents[i]
             canonical = doc["canonical"]
             h = leaf.copy()
             h.update(canonical.encode())
             digest = h.hexdigest()
-            if i <= pinned:
-                # the top-level field (see the module docstring): a genuine body has exactly the 64 hex there
-                intact = (digest == doc["hash"] and doc["prevHash"] == prev and doc["seq"] == i
-                          and canonical.startswith(prev, canonical.rfind(PREV_TOKEN) + token_len))
+            if not (digest == doc["hash"] and doc["prevHash"] == prev and doc["seq"] == i
+                    and canonical.startswith(prev, canonical.rfind(token) + token_len)):
+                break
+            prev = digest
+        else:
+            i = pinned
+            # Past the signed head nothing pins the chain yet: every field is parsed and checked.
+            for i in range(pinned, len(documents)):
+                doc = documents[i]
+                h = leaf.copy()
+                h.update(doc["canonical"].encode())
+                digest = h.hexdigest()
+                if not _exact(chain_id, doc, i, prev, digest):
+                    break
+                prev = digest
             else:
-                intact = _exact(chain_id, doc, i, prev, digest)
-        except (KeyError, AttributeError, TypeError):
-            intact = False
-        if not intact:
-            kind, at, detail = _classify(chain_id, documents, i)
-            return ChainVerdict(False, chain_id, len(documents), at, kind, detail)
-        prev = digest
+                i = len(documents)
+    except (KeyError, AttributeError, TypeError):
+        pass
+    if i < len(documents):
+        kind, at, detail = _classify(chain_id, documents, i)
+        return ChainVerdict(False, chain_id, len(documents), at, kind, detail)
     if documents and f'"chainId":"{chain_id}"' not in documents[0].get("canonical", ""):
         return ChainVerdict(False, chain_id, len(documents), 0, REPLACED_GENESIS, "chain starts in another chain")
     length = len(documents)

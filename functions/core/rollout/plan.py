@@ -118,15 +118,20 @@ def _not_aborted(state: PlanState) -> None:
         raise Conflict("the rollout was aborted", code="ROLLOUT_ABORTED")
 
 
-def advance(state: PlanState, now: datetime, baseline: Mapping[str, int], override: bool = False
-            ) -> tuple[PlanState, Change]:
-    """One stage up, never more."""
+def ensure_can_advance(state: PlanState) -> None:
+    """Why no advance is possible at all, whatever the requirements say."""
     _not_aborted(state)
     if state.status != RolloutStatus.ACTIVE:
         raise Conflict("the rollout is paused; resume it first", code="ROLLOUT_PAUSED")
     if state.is_final:
         raise Conflict("the rollout is already at its final stage", code="ROLLOUT_FINAL_STAGE",
                        details={"stage": state.stage})
+
+
+def advance(state: PlanState, now: datetime, baseline: Mapping[str, int], override: bool = False
+            ) -> tuple[PlanState, Change]:
+    """One stage up, never more."""
+    ensure_can_advance(state)
     index = state.index + 1
     return _moved(state, ChangeKind.OVERRIDE_ADVANCE if override else ChangeKind.ADVANCE, index=index,
                   max_index=max(state.max_index, index), entered_at=now, baseline=dict(baseline))

@@ -56,12 +56,11 @@ class IngestResult:
     duplicates: int = 0
     unattributed: int = 0
     dropped_no_consent: int = 0
-    attributions: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "unattributed": self.unattributed,
-                "droppedNoConsent": self.dropped_no_consent, "attributions": self.attributions,
+                "droppedNoConsent": self.dropped_no_consent,
                 "rejected": self.rejected}
 
 

@@ -104,6 +104,7 @@ def advance(experiment_id: str, principal: Principal, reason: str, override: boo
     experiment = experiments.load(None, experiment_id)
     seen = store.require_plan(None, experiment_id)
     state = PlanState.from_doc(seen)
+    plan_core.ensure_can_advance(state)  # a paused or final rollout says so, not "requirements not met"
     now = store.now_utc()
     observed, results, _ = assess(experiment, state, now)
     failing = blocking(results, ignore=frozenset({MANUAL_APPROVAL}))

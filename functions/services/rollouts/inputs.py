@@ -85,7 +85,7 @@ def observe(experiment: Mapping[str, Any], state: PlanState, now: datetime) -> O
     start = entered_at(state, experiment, now)
     verdicts = list(snapshot.get("guardrails") or []) if snapshot else None
     # a snapshot taken before this stage began says nothing about this stage
-    stage_verdicts = verdicts if snapshot and snapshot.get("takenAt") and snapshot["takenAt"] >= start else None
+    stage_verdicts = verdicts if snapshot and snapshot.get("takenAt") and snapshot["takenAt"] > start else None
     sid = None
     if snapshot and snapshot.get("windowStart"):
         sid = f"{eid}__{snapshot['windowStart'].strftime('%Y%m%dT%H%M%SZ')}"

@@ -59,6 +59,8 @@ def test_pause_resume_and_emergency_abort_kills_with_a_kill_switch_message(funct
     eid = planned_experiment()
     assert client.post(f"/{eid}/pause", json={"reason": "look"}, headers=OPS).get_json()["status"] == "PAUSED"
     assert client.post(f"/{eid}/pause", json={}, headers=OPS).status_code == 409
+    paused = client.post(f"/{eid}/advance", json={}, headers=OPS)  # requirements fail too; pause is the reason
+    assert paused.status_code == 409 and paused.get_json()["error"]["code"] == "ROLLOUT_PAUSED"
     assert client.post(f"/{eid}/resume", json={}, headers=OPS).get_json()["status"] == "ACTIVE"
     assert client.post(f"/{eid}/abort", json={}, headers=OPS).status_code == 422  # a reason is required
     aborted = client.post(f"/{eid}/abort", json={"reason": "pricing bug in checkout"}, headers=OPS)
