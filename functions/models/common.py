@@ -41,6 +41,11 @@ Text = Annotated[str, StringConstraints(max_length=5000)]
 MAX_FUTURE_SKEW = timedelta(minutes=10)
 
 
+def iso_text(value: Any) -> Any:
+    """Stored timestamps leave the API as ISO 8601, like every other time we return."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
 def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("must be a finite number")

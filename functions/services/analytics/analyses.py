@@ -25,6 +25,7 @@ from functions.core.errors import NotFound
 from functions.core.stats.corrections import ExclusionConfig, UnitData
 from functions.core.stats.pipeline import MEAN, RATIO, AnalysisConfig, adjust_secondary, analyse_units, replay_stats
 from functions.models.analytics import AnalysisRequest
+from functions.models.common import iso_text
 from functions.services.analytics import fraud, inputs
 from functions.services.experiments import repository
 from functions.services.experiments.kpi import HOLDOUT_ARM
@@ -140,7 +141,7 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
 
 def to_view(stored: dict[str, Any]) -> dict[str, Any]:
     view = {k: v for k, v in stored.items() if k != "resultJson"}
-    view["createdAt"] = str(stored.get("createdAt"))
+    view["createdAt"] = iso_text(stored.get("createdAt"))
     view["results"] = json.loads(stored["resultJson"])
     return view
 
@@ -154,8 +155,8 @@ def get(analysis_id: str) -> dict[str, Any]:
 
 def list_for(experiment_id: str) -> list[dict[str, Any]]:
     query = db().collection(EXPERIMENT_ANALYSES).where(filter=FieldFilter("experimentId", "==", experiment_id))
-    docs = sorted((s.to_dict() or {} for s in query.stream()), key=lambda d: str(d.get("createdAt")))
-    return [{k: (str(v) if k == "createdAt" else v) for k, v in d.items() if k != "resultJson"} for d in docs]
+    docs = sorted((s.to_dict() or {} for s in query.stream()), key=lambda d: iso_text(d.get("createdAt")) or "")
+    return [{k: (iso_text(v) if k == "createdAt" else v) for k, v in d.items() if k != "resultJson"} for d in docs]
 
 
 def replay(analysis_id: str) -> dict[str, Any]:

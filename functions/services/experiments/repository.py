@@ -10,6 +10,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters.firestore import EXPERIMENT_EVENTS, OFFER_EXPERIMENTS, db
 from functions.core.errors import Conflict, NotFound
+from functions.models.common import iso_text
 from functions.models.experiments import ExperimentDefinition, ExperimentOut
 
 DEFINITION_FIELDS = tuple(ExperimentDefinition.model_fields)
@@ -45,7 +46,7 @@ def definition_of(doc: dict[str, Any]) -> dict[str, Any]:
 def to_out(doc: dict[str, Any]) -> ExperimentOut:
     return ExperimentOut(
         id=doc["id"], state=doc["state"], version=int(doc.get("version", 0)), definition=definition_of(doc),
-        approvals={k: {"at": str(v.get("at")), "comment": v.get("comment", "")} for k, v in
+        approvals={k: {"at": iso_text(v.get("at")), "comment": v.get("comment", "")} for k, v in
                    (doc.get("approvals") or {}).items()},
         rollout=doc.get("rollout"), layerRange=doc.get("layerRange"), planHash=doc.get("planHash"),
     )

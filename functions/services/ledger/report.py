@@ -12,6 +12,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from functions.adapters import ledger_store
 from functions.adapters.firestore import EXPERIMENT_ANALYSES, ROLLOUT_EVENTS, db
 from functions.core.ledger.preregistration import analysis_plan, plan_hash
+from functions.models.common import iso_text
 from functions.services.experiments import repository
 from functions.services.ledger.verification import verify_experiment
 
@@ -42,7 +43,7 @@ def build(experiment_id: str) -> dict[str, Any]:
         "experimentId": experiment_id, "name": doc.get("name"), "state": doc.get("state"),
         "hypothesis": doc.get("hypothesis"), "author": doc.get("author"), "timeline": timeline,
         "approvals": approvals, "guardrailActions": guardrail_actions,
-        "rolloutPath": sorted(({"at": str(r.get("at")), "from": r.get("fromStage"), "to": r.get("toStage"),
+        "rolloutPath": sorted(({"at": iso_text(r.get("at")), "from": r.get("fromStage"), "to": r.get("toStage"),
                                 "kind": r.get("kind")} for r in rollout), key=lambda r: r["at"]),
         "finalAnalysis": {"id": final.get("id"), "recommendation": final.get("recommendation")} if final else None,
         "preRegistration": {"planHash": registered[-1] if registered else None, "deviations": deviations},

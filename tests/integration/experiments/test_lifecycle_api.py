@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 from functions.adapters import ledger_store
 from localdev.tokens import bearer
@@ -52,7 +53,10 @@ def test_a_change_after_submission_voids_approvals(function_client):
     eid = client.post("/", json=body, headers=PM).get_json()["id"]
     client.post(f"/{eid}/submit", json={}, headers=PM)
     client.post(f"/{eid}/approve", json={}, headers=APPROVER)
-    assert set(client.get(f"/{eid}", headers=PM).get_json()["approvals"]) == {"approver-bob"}
+    approvals = client.get(f"/{eid}", headers=PM).get_json()["approvals"]
+    assert set(approvals) == {"approver-bob"}
+    assert datetime.fromisoformat(approvals["approver-bob"]["at"]).tzinfo is not None  # ISO 8601, like every time
+    assert "T" in approvals["approver-bob"]["at"]
     changed = dict(body, minimumDetectableEffect=0.03)
     resp = client.put(f"/{eid}", json={"definition": changed}, headers=PM)
     assert resp.status_code == 200

@@ -236,23 +236,7 @@ def _write_path(write: Any) -> str:
     return transform.document if transform else ""
 
 
-# -- whole-database dumps ------------------------------------------------------------------------
-
-
-def dump() -> dict[str, dict[str, Any]]:
-    """Every document of the database (all collections and sub-collections) by path."""
-    out: dict[str, dict[str, Any]] = {}
-
-    def walk(collection) -> None:
-        for snap in collection.stream():
-            out[snap.reference.path] = snap.to_dict() or {}
-        for ref in collection.list_documents():  # also parents that only hold sub-collections
-            for sub in ref.collections():
-                walk(sub)
-
-    for collection in fs_adapter.db().collections():
-        walk(collection)
-    return out
+# -- comparing whole-database dumps (tests.support.database.dump) ---------------------------------
 
 
 TIME_FIELDS = frozenset({"updatedAt", "endedAt", "at", "createdAt", "sentAt", "recordedAt", "contaminatedAt",

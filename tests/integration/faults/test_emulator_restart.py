@@ -36,10 +36,10 @@ from tests.integration.faults.conftest import (
     CommitCrash,
     RestartableFirestore,
     dedicated_firestore,
-    dump,
     merge_shards,
     scrub,
 )
+from tests.support.database import dump
 from tests.support.factories import expose, kpi, running_experiment
 from tests.support.pubsub import PubsubProbe
 

@@ -22,7 +22,8 @@ from typing import Any
 from functions.models.holdouts import CohortCreate, FreezeRequest
 from functions.services.holdouts import cohorts
 from functions.services.ledger.verification import verify_all
-from tests.integration.faults.conftest import dump, merge_shards, scrub
+from tests.integration.faults.conftest import merge_shards, scrub
+from tests.support.database import dump
 from tests.support.factories import PM, expose, kpi, running_experiment
 
 

@@ -10,28 +10,14 @@ from typing import Any
 
 import pytest
 
-from functions.adapters.firestore import db
 from localdev.tokens import bearer
+from tests.support.database import dump
 from tests.support.factories import definition, kpi, running_experiment
 
 PM = bearer("pm-edge", ["pm"])
 SERVICE = bearer("svc-edge", ["service"])
 ADMIN = bearer("admin-edge", ["admin"])
 FUTURE = (datetime.now(UTC) + timedelta(days=3650)).isoformat()
-
-
-def _snapshot() -> dict[str, Any]:
-    """Every document of the database, sub-collections included, by path."""
-    out: dict[str, Any] = {}
-    stack = list(db().collections())
-    while stack:
-        collection = stack.pop()
-        for ref in collection.list_documents():
-            snap = ref.get()
-            if snap.exists:
-                out[ref.path] = snap.to_dict()
-            stack.extend(ref.collections())
-    return out
 
 
 def _deep(levels: int) -> Any:
@@ -76,7 +62,7 @@ CASES: list[tuple[str, str, str, str, dict[str, str], Any, int, str | None]] = [
 def test_bad_input_is_a_coded_4xx_and_changes_nothing(function_client, name, function, method, path, headers, body,
                                                       status, code):
     running_experiment()  # real state that a half-written request could damage
-    before = _snapshot()
+    before = dump()
     client = function_client(function)
     if isinstance(body, bytes):
         resp = client.open(path, method=method, data=body, headers=headers, content_type="application/json")
@@ -90,7 +76,7 @@ def test_bad_input_is_a_coded_4xx_and_changes_nothing(function_client, name, fun
     assert error["code"] and error["message"]
     if code:
         assert error["code"] == code
-    assert _snapshot() == before
+    assert dump() == before
 
 
 def test_unknown_fields_and_wrong_types_are_named(function_client):
