@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud.firestore_v1.base_query import FieldFilter
+from scipy.cluster.hierarchy import DisjointSet
 
 from functions.adapters.firestore import (
-    EXPERIMENT_SNAPSHOTS,
     HOLDOUT_ASSIGNMENTS,
     HOLDOUT_COHORTS,
     HOLDOUT_SPILLOVER_EVENTS,
@@ -21,6 +21,7 @@ from functions.adapters.firestore import (
 )
 from functions.config import settings
 from functions.core.stats import quality
+from functions.services.experiments import health as experiment_health
 from functions.services.experiments import repository
 from functions.services.experiments.kpi import HOLDOUT_ARM, unit_key
 
@@ -76,44 +77,28 @@ def population(experiment_id: str) -> Population:
     return Population(experiment_id, list(exposed.values()), list(held.values()), first)
 
 
-class _Components:
-    """In-memory union-find over one cohort's link events (the persisted forest tracks holdout
-    sides; analysis needs arms, which only it knows)."""
-
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def find(self, x: str) -> str:
-        self.parent.setdefault(x, x)
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def crossing_units(cohort_id: str | None, arms: dict[str, str]) -> set[str]:
     """Units (of `arms`: unit -> arm, holdout included) whose linked component holds another arm.
-    Links refused under BLOCK never happened and are skipped."""
+    Links refused under BLOCK never happened and are skipped. Components are rebuilt in memory
+    (the persisted forest tracks holdout sides; analysis needs arms, which only it knows)."""
     if not cohort_id:
         return set()
     query = db().collection(HOLDOUT_SPILLOVER_EVENTS).where(filter=FieldFilter("cohortIds", "array_contains",
                                                                                cohort_id))
-    comps = _Components()
+    comps = DisjointSet()
     for snap in query.stream():
         doc = snap.to_dict() or {}
         if (doc.get("result") or {}).get("blocked"):
             continue
-        comps.union(str(doc.get("sourceUnitId")), str(doc.get("targetUnitId")))
+        source, target = str(doc.get("sourceUnitId")), str(doc.get("targetUnitId"))
+        comps.add(source)
+        comps.add(target)
+        comps.merge(source, target)
     seen: dict[str, set[str]] = {}
     for unit, arm in arms.items():
-        if unit in comps.parent:
-            seen.setdefault(comps.find(unit), set()).add(arm)
-    return {u for u in arms if u in comps.parent and len(seen[comps.find(u)]) > 1}
+        if unit in comps:
+            seen.setdefault(comps[unit], set()).add(arm)
+    return {u for u in arms if u in comps and len(seen[comps[u]]) > 1}
 
 
 def contaminated_units(cohort_id: str | None, unit_ids: Iterable[str]) -> set[str]:
@@ -127,16 +112,9 @@ def contaminated_units(cohort_id: str | None, unit_ids: Iterable[str]) -> set[st
 
 
 def _snapshot_age(experiment_id: str, now: datetime) -> float | None:
-    """Age of the sweep's newest snapshot, looked up by id in the last windows (no query)."""
-    from functions.services.sweep import snapshot_id, window_start  # the sweep owns the id scheme
-
-    step = timedelta(seconds=settings().sweep_window_seconds)
-    window = window_start(now)
-    refs = [db().collection(EXPERIMENT_SNAPSHOTS).document(snapshot_id(experiment_id, window - k * step))
-            for k in range(3)]
-    ages = [(now - t).total_seconds() for s in db().get_all(refs) if s.exists
-            for t in [_aware((s.to_dict() or {}).get("takenAt"))] if t is not None]
-    return min(ages) if ages else None
+    """Age of the sweep's newest snapshot, as the experiment's health reports it."""
+    taken = _aware((experiment_health.latest_snapshot(experiment_id) or {}).get("takenAt"))
+    return (now - taken).total_seconds() if taken is not None else None
 
 
 def quality_checks(pop: Population, now: datetime) -> list[quality.CheckResult]:

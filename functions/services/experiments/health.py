@@ -26,11 +26,13 @@ def exposure_counts(experiment_id: str, variants: list[str]) -> dict[str, int]:
 
 
 def latest_snapshot(experiment_id: str) -> dict[str, Any] | None:
+    """The newest snapshot by time taken (an operator's sweep-now shares its window with the
+    scheduled one), with its document id as `snapshotId`."""
     query = (db().collection(EXPERIMENT_SNAPSHOTS)
              .where(filter=FieldFilter("experimentId", "==", experiment_id))
-             .order_by("windowStart", direction=firestore.Query.DESCENDING).limit(1))
+             .order_by("takenAt", direction=firestore.Query.DESCENDING).limit(1))
     for snap in query.stream():
-        return snap.to_dict()
+        return {**(snap.to_dict() or {}), "snapshotId": snap.id}
     return None
 
 
@@ -64,6 +66,5 @@ def health(experiment_id: str) -> dict[str, Any]:
         "exposures": exposures, "unitsWithKpis": aggregates.units_per_variant(stats),
         "srm": srm_check.to_dict(), "expectedSplit": split, "rollout": rollout,
         "guardrails": verdicts, "latestSnapshotAgeSeconds": age,
-        "latestSnapshotId": f"{experiment_id}__{snapshot['windowStart'].strftime('%Y%m%dT%H%M%SZ')}"
-        if snapshot else None,
+        "latestSnapshotId": snapshot["snapshotId"] if snapshot else None,
     }

@@ -86,9 +86,7 @@ def observe(experiment: Mapping[str, Any], state: PlanState, now: datetime) -> O
     verdicts = list(snapshot.get("guardrails") or []) if snapshot else None
     # a snapshot taken before this stage began says nothing about this stage
     stage_verdicts = verdicts if snapshot and snapshot.get("takenAt") and snapshot["takenAt"] > start else None
-    sid = None
-    if snapshot and snapshot.get("windowStart"):
-        sid = f"{eid}__{snapshot['windowStart'].strftime('%Y%m%dT%H%M%SZ')}"
+    sid = snapshot["snapshotId"] if snapshot else None
     inputs = StageInputs(
         now=now, entered_at=start, exposures=counts, exposures_since_entry=since,
         expected_split=split_at(experiment, state.stage), guardrails=stage_verdicts,
