@@ -16,7 +16,7 @@ from typing import Any
 from google.cloud import firestore
 
 from functions.adapters.firestore import EXPERIMENT_LEDGER, db
-from functions.core.ledger.entry import GENESIS_HASH, SealedEntry, seal_entry
+from functions.core.ledger.entry import GENESIS_HASH, SealedEntry, seal_entry, timestamp_text
 
 ENTRIES = "entries"
 
@@ -54,7 +54,7 @@ def read_head(txn: firestore.Transaction | None, chain_id: str) -> Head:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return timestamp_text(datetime.now(UTC))
 
 
 def append(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import flask
 from pydantic import Field
@@ -10,6 +10,7 @@ from pydantic import Field
 from functions.api.router import ANY_STAFF, RequestContext, Router
 from functions.core.errors import Unprocessable
 from functions.core.ledger import signing
+from functions.core.ledger.entry import timestamp_text
 from functions.models.common import Id, StrictModel
 from functions.services.ledger import checkpoints, export, proofs, report, verification
 from functions.services.ledger import log as ledger_log
@@ -38,10 +39,7 @@ class ExportQuery(StrictModel):
 
 def _ledger_time(value: datetime | None) -> str | None:
     """The ledger's own timestamp format, so the range compares like with like."""
-    if value is None:
-        return None
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return None if value is None else timestamp_text(value)
 
 
 @router.get("/verify", roles=ANY_STAFF, summary="Verify every chain and every checkpoint")

@@ -54,15 +54,25 @@ class PermanentEventError(Exception):
 MAX_QUARANTINED_DATA_CHARS = 65536
 
 
+def _message(cloud_event: Any) -> dict[str, Any]:
+    """The Pub/Sub message inside a push envelope ({} when the envelope has none)."""
+    data = cloud_event.data if isinstance(cloud_event.data, dict) else {}
+    message = data.get("message")
+    return message if isinstance(message, dict) else {}
+
+
+def _message_id(cloud_event: Any, message: dict[str, Any]) -> str:
+    return str(message.get("messageId") or message.get("message_id") or cloud_event["id"])
+
+
 def quarantine(source: str, cloud_event: Any, code: str, reason: str, details: dict[str, Any]) -> None:
     """Publish the refused message with its reason; keyed on the message id so redelivery dedups."""
     from functions.adapters import pubsub  # here, not at import: the core of delivery needs no client
 
-    data = cloud_event.data if isinstance(cloud_event.data, dict) else {}
-    message = data.get("message", {}) if isinstance(data.get("message"), dict) else {}
+    message = _message(cloud_event)
     raw = message.get("data", "")
     raw = raw if isinstance(raw, str) else ""
-    message_id = str(message.get("messageId") or message.get("message_id") or cloud_event["id"])
+    message_id = _message_id(cloud_event, message)
     pubsub.publish("quarantine", {
         "source": source,
         "messageId": message_id,
@@ -89,8 +99,7 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def decode_pubsub(cloud_event: Any) -> tuple[dict[str, Any], EventContext]:
-    data = cloud_event.data or {}
-    message = data.get("message", {}) if isinstance(data, dict) else {}
+    message = _message(cloud_event)
     try:
         raw = base64.b64decode(message.get("data", ""), validate=True)
         payload = json.loads(raw) if raw else {}
@@ -98,7 +107,7 @@ def decode_pubsub(cloud_event: Any) -> tuple[dict[str, Any], EventContext]:
         raise PermanentEventError(f"undecodable message: {exc}", code="UNDECODABLE") from exc
     if not isinstance(payload, dict):
         raise PermanentEventError("message data is not a JSON object", code="UNDECODABLE")
-    message_id = str(message.get("messageId") or message.get("message_id") or cloud_event["id"])
+    message_id = _message_id(cloud_event, message)
     published = _parse_time(message.get("publishTime") or message.get("publish_time")) or _parse_time(
         cloud_event.get("time") if hasattr(cloud_event, "get") else None
     )

@@ -55,9 +55,9 @@ def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = N
         if snapshot_ref.get(transaction=txn).exists:
             return True, None
         current = repository.load(txn, eid)
-        head = ledger_store.read_head(txn, ledger_store.experiment_chain(eid)) if breach else None
         acted = None
-        if breach and head is not None and current.get("state") == "RUNNING":
+        if breach and current.get("state") == "RUNNING":
+            head = ledger_store.read_head(txn, ledger_store.experiment_chain(eid))
             details = {**breach, "snapshotId": sid}
             reason = f"guardrail {breach['guardrail']} breached on {breach['arm']}: {breach['detail']}"
             if breach["action"] in ("KILL", "PAUSE"):

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from functions.core.ledger.entry import GENESIS_HASH, LEAF_PREFIX, PREV_TOKEN
+from functions.core.ledger.entry import GENESIS_HASH, LEAF_PREFIX, PREV_TOKEN, entry_hash_from_canonical
 
 MODIFIED_ENTRY = "MODIFIED_ENTRY"
 DELETED_ENTRY = "DELETED_ENTRY"
@@ -56,7 +56,7 @@ def _classify(chain_id: str, docs: Sequence[Mapping[str, Any]], i: int) -> tuple
     """Name the damage first seen at position i (slow path)."""
     doc = docs[i]
     body = _body(doc)
-    actual = hashlib.sha256(b"\x00" + str(doc.get("canonical", "")).encode()).hexdigest()
+    actual = entry_hash_from_canonical(str(doc.get("canonical", "")).encode())
     seq = body.get("seq", doc.get("seq"))
     prev = docs[i - 1]["hash"] if i else GENESIS_HASH
     if actual != doc.get("hash") or body.get("seq") != doc.get("seq") or body.get("prevHash") != doc.get(
@@ -120,9 +120,7 @@ def verify_chain(chain_id: str, documents: Sequence[Mapping[str, Any]],
             # Past the signed head nothing pins the chain yet: every field is parsed and checked.
             for i in range(pinned, len(documents)):
                 doc = documents[i]
-                h = leaf.copy()
-                h.update(doc["canonical"].encode())
-                digest = h.hexdigest()
+                digest = entry_hash_from_canonical(doc["canonical"].encode())
                 if not _exact(chain_id, doc, i, prev, digest):
                     break
                 prev = digest
@@ -159,7 +157,7 @@ def verify_segment(chain_id: str, documents: Sequence[Mapping[str, Any]]) -> Cha
     for offset, doc in enumerate(documents):
         seq = first + offset
         try:
-            digest = hashlib.sha256(LEAF_PREFIX + doc["canonical"].encode()).hexdigest()
+            digest = entry_hash_from_canonical(doc["canonical"].encode())
             ok = _exact(chain_id, doc, seq, prev, digest)
         except (KeyError, AttributeError, TypeError):
             ok = False

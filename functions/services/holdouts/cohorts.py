@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
@@ -31,10 +30,6 @@ from functions.services.holdouts import rules
 from functions.services.holdouts.keys import cohort_ref
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def to_model(cohort_id: str, doc: dict[str, Any]) -> Cohort:
     return Cohort.model_validate({**doc, "id": cohort_id})
 
@@ -45,7 +40,7 @@ def _ledger_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 def create(body: CohortCreate, actor: dict[str, str]) -> Cohort:
     cohort_id = f"hc-{uuid.uuid4().hex[:16]}"
-    now = _now()
+    now = ledger_store.now_iso()
     policies = {**{str(k): str(v) for k, v in DEFAULT_POLICIES.items()},
                 **{str(k): str(v) for k, v in body.spilloverPolicies.items()}}
     doc: dict[str, Any] = {
@@ -131,7 +126,7 @@ def update(cohort_id: str, body: CohortUpdate, actor: dict[str, str]) -> Cohort:
             effective["spilloverPolicies"] = {**doc.get("spilloverPolicies", {}), **effective["spilloverPolicies"]}
         if not effective:
             return doc
-        new = {**doc, **effective, "version": int(doc["version"]) + 1, "updatedAt": _now()}
+        new = {**doc, **effective, "version": int(doc["version"]) + 1, "updatedAt": ledger_store.now_iso()}
         txn.set(ref, new)
         ledger_store.append(txn, head, actor=actor, action="COHORT_UPDATED",
                             subject={"type": "holdoutCohort", "id": cohort_id},
@@ -151,7 +146,7 @@ def freeze(cohort_id: str, body: FreezeRequest, actor: dict[str, str]) -> Cohort
         _check_version(doc, body.expectedVersion)
         if doc.get("frozen"):
             return doc  # idempotent: freezing twice changes nothing and writes no second entry
-        now = _now()
+        now = ledger_store.now_iso()
         new = {**doc, "frozen": True, "frozenAt": now, "frozenBy": actor.get("uid", ""),
                "version": int(doc["version"]) + 1, "updatedAt": now}
         txn.set(ref, new)

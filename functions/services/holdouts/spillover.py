@@ -18,7 +18,6 @@ Policies per cohort and link type:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
@@ -40,10 +39,6 @@ from functions.models.holdouts import (
 from functions.services.holdouts import counters, membership
 from functions.services.holdouts.keys import UNITS, cohort_ref, spillover_event_ref, unit_key
 from functions.services.holdouts.unionfind import Forest, Node
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def policy_for(cohort: dict[str, Any], link_type: LinkType) -> SpilloverPolicy:
@@ -161,7 +156,7 @@ def ingest(link: SpilloverLinkIn, actor: dict[str, str]) -> SpilloverResult:
                 raise Conflict(f"cohort {cid} is not frozen; links apply to frozen cohorts only",
                                code="COHORT_NOT_FROZEN")
             docs[cid] = doc
-        at = _now()
+        at = ledger_store.now_iso()
         forests = {cid: Forest(txn, cid) for cid in cohort_ids}
         heads = {cid: ledger_store.read_head(txn, ledger_store.cohort_chain(cid)) for cid in cohort_ids
                  if policy_for(docs[cid], link.linkType) != SpilloverPolicy.TRACK}
