@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import http.client
 import os
 import shutil
 import signal
@@ -78,8 +79,8 @@ def _answers(host: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(f"http://{host}/", timeout=timeout) as resp:
             return resp.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+        return False  # not up yet, or something that is not an HTTP/1 emulator answered (e.g. gRPC)
 
 
 @dataclass
