@@ -26,9 +26,19 @@ if [[ -z "$PROJECT" ]]; then
   if [[ $DRY_RUN -eq 1 ]]; then PROJECT="my-project"; else echo "--project is required" >&2; exit 2; fi
 fi
 
+exec 3>&1  # commands are printed on fd 3, so a lookup's own output can be captured
 run() {
   if [[ $DRY_RUN -eq 1 ]]; then
-    printf '+'; printf ' %q' "$@"; printf '\n'
+    printf '+' >&3; printf ' %q' "$@" >&3; printf '\n' >&3
+  else
+    "$@"
+  fi
+}
+# lookup NAME CMD...: a value the cloud generated (prints CMD in a dry run and stands in <NAME>).
+lookup() {
+  local name="$1"; shift
+  if [[ $DRY_RUN -eq 1 ]]; then
+    run "$@"; printf '<%s>' "$name"
   else
     "$@"
   fi
@@ -77,9 +87,15 @@ for spec in "${PUBSUB_FUNCTIONS[@]}"; do
     --retry --memory="$memory" --min-instances=0 --max-instances="$max" --timeout=540s
 done
 # Poison messages go to a dead-letter topic after 10 attempts instead of retrying forever.
+# Eventarc names each trigger's subscription itself (transport.pubsub.subscription is output
+# only), so the script looks the name up instead of guessing it.
 for spec in "${PUBSUB_FUNCTIONS[@]}"; do
   read -r name topic _ <<<"$spec"
-  run gcloud pubsub subscriptions update "eventarc-${REGION}-${name//_/-}-sub" --project="$PROJECT" \
+  trigger=$(lookup "trigger-of-$name" gcloud functions describe "$name" --gen2 --region="$REGION" \
+    --project="$PROJECT" --format='value(eventTrigger.trigger)')
+  subscription=$(lookup "subscription-of-$name" gcloud eventarc triggers describe "$trigger" \
+    --location="$REGION" --project="$PROJECT" --format='value(transport.pubsub.subscription)')
+  run gcloud pubsub subscriptions update "$subscription" --project="$PROJECT" \
     --dead-letter-topic=dead-letter --max-delivery-attempts=10
 done
 

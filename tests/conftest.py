@@ -44,6 +44,15 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs the emulators (directly or through a fixture) as `emulator`,
+    so `make test-fast` can leave them out without a hand-kept list."""
+    emulator = pytest.mark.emulator
+    for item in items:
+        if "emulators" in getattr(item, "fixturenames", ()):
+            item.add_marker(emulator)
+
+
 @pytest.fixture(scope="session")
 def emulators():
     from functions.adapters.firestore import reset_client

@@ -52,3 +52,38 @@ def test_dry_run_touches_nothing_and_exits_zero():
     out = subprocess.run(["bash", str(ROOT / "deploy.sh"), "--dry-run"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0
     assert out.stdout.strip().endswith("# dry run: nothing was deployed")
+
+
+def test_dead_letter_policy_targets_the_subscription_eventarc_named():
+    """Eventarc generates each trigger's subscription name; the script must look it up (through
+    the function's trigger) rather than guess a pattern such as eventarc-<region>-<fn>-sub."""
+    commands = dry_run()
+    updates = [argv for argv in commands if argv[:4] == ["gcloud", "pubsub", "subscriptions", "update"]]
+    assert {argv[4] for argv in updates} == {f"<subscription-of-{name}>" for name in PUBSUB_FUNCTIONS}
+    for name in PUBSUB_FUNCTIONS:
+        trigger_lookup = [argv for argv in commands if argv[:4] == ["gcloud", "functions", "describe", name]]
+        assert len(trigger_lookup) == 1 and "--format=value(eventTrigger.trigger)" in trigger_lookup[0]
+        sub_lookup = [argv for argv in commands
+                      if argv[:5] == ["gcloud", "eventarc", "triggers", "describe", f"<trigger-of-{name}>"]]
+        assert len(sub_lookup) == 1 and "--format=value(transport.pubsub.subscription)" in sub_lookup[0]
+    assert not any("eventarc-" in word for argv in commands for word in argv)
+
+
+def _uploaded(paths: list[str]) -> set[str]:
+    """The paths `gcloud functions deploy --source=.` would upload: .gcloudignore uses gitignore
+    syntax, so git itself evaluates it (check-ignore prints the ignored ones)."""
+    out = subprocess.run(
+        ["git", "-c", f"core.excludesFile={ROOT / '.gcloudignore'}", "check-ignore", "--no-index", "--stdin"],
+        input="\n".join(paths), capture_output=True, text=True, cwd=ROOT, timeout=30,
+    )
+    return set(paths) - set(out.stdout.split())
+
+
+def test_a_deploy_uploads_runtime_code_only():
+    tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
+    uploaded = _uploaded(tracked)
+    assert {"main.py", "requirements.txt"} <= uploaded
+    assert any(path.startswith("functions/") for path in uploaded)
+    for folder in ("tests/", "bench/", "localdev/", "scripts/", "docs/", ".ci/"):
+        assert not any(path.startswith(folder) for path in uploaded), folder
+    assert all(path == "main.py" or path == "requirements.txt" or path.startswith("functions/") for path in uploaded)
