@@ -1,5 +1,5 @@
 # The two commands: `make run` (the whole system + demo) and `make test` (the whole suite).
-.PHONY: run test setup lint bench-list
+.PHONY: run test test-fast setup lint bench-list
 
 setup:
 	@bash scripts/setup.sh
@@ -11,6 +11,11 @@ test: setup
 	.venv/bin/ruff check .
 	.venv/bin/python -m pytest -p no:cacheprovider
 	@bash scripts/check_no_stray_emulators.sh
+
+# Unit and fake-backed service tests only: no emulators, no long simulations (under a minute).
+test-fast: setup
+	.venv/bin/ruff check .
+	.venv/bin/python -m pytest -p no:cacheprovider -m "not emulator and not slow" tests/unit
 
 lint: setup
 	.venv/bin/ruff check .

@@ -8,12 +8,14 @@ import pytest
 from scipy import stats
 
 from functions.core.assignment.decision import (
+    STATUS_ORDER,
     AssignmentConfig,
     ExperimentConfig,
     HoldoutCohortConfig,
     Status,
     decide,
     decide_batch,
+    decide_columns,
     expected_split,
 )
 from functions.core.assignment.eligibility import compile_rules
@@ -28,8 +30,20 @@ def experiment(stage, **kw):
 
 
 def arms(stage, ids=IDS, **kw):
-    decisions = decide_batch(AssignmentConfig(experiments=(experiment(stage, **kw),)), ids)
-    return [(d.experiments[0].status, d.experiments[0].variant) for d in decisions]
+    """(status, variant) per unit, read from the columnar decision (the per-unit objects are the
+    same decision, checked below on a sample, but building 100k of them is slow)."""
+    columns = decide_columns(AssignmentConfig(experiments=(experiment(stage, **kw),)), ids)
+    keys = columns.variant_keys[0]
+    return [(STATUS_ORDER[s], keys[v] if v >= 0 else None)
+            for s, v in zip(columns.status[0].tolist(), columns.variant[0].tolist(), strict=True)]
+
+
+@pytest.mark.parametrize("stage", [0.01, 0.25])
+def test_columns_and_unit_objects_are_the_same_decision(stage):
+    sample = IDS[:5_000]
+    units = decide_batch(AssignmentConfig(experiments=(experiment(stage, max_stage_reached=0.5),)), sample)
+    assert [(d.experiments[0].status, d.experiments[0].variant) for d in units] == arms(
+        stage, sample, max_stage_reached=0.5)
 
 
 def test_exposure_is_monotone_and_variants_stable_across_stages():
