@@ -81,6 +81,3 @@ class ErrorBody(BaseModel):
 class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

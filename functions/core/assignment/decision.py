@@ -127,16 +127,6 @@ class UnitDecision:
         }
 
 
-def pick_weighted(u: float, keys_weights: Sequence[tuple[str, float]]) -> str:
-    total = sum(w for _, w in keys_weights)
-    edge = 0.0
-    for key, weight in keys_weights:
-        edge += weight / total
-        if u < edge:
-            return key
-    return keys_weights[-1][0]
-
-
 def expected_split(weights: Sequence[tuple[str, float]] | Mapping[str, float], stage: float | None) -> dict[str, float]:
     """Expected share of eligible, non-holdout units per arm at a rollout stage (the rest is
     NOT_EXPOSED). SRM tests compare observed arm counts with these shares, so a 1% stage is
