@@ -94,12 +94,19 @@ def exclusion_masks(arm: UnitData, cfg: ExclusionConfig, activity_median: float 
     return masks
 
 
+def winsor_cap(pooled: np.ndarray, percentile: float) -> float | None:
+    """The `percentile` of the pooled NON-ZERO values (positive ones: an upper cap can never fall
+    at or below zero). With 1% payers the pooled 99th percentile is 0 and would erase revenue; with
+    2% it falls inside the payers' amounts. Among payers it caps only the extreme payers."""
+    positive = pooled[pooled > 0]
+    return float(np.quantile(positive, percentile)) if positive.size else None
+
+
 def winsorize(pooled: np.ndarray, arms: Sequence[np.ndarray], percentile: float | None,
               cap: float | None) -> tuple[list[np.ndarray], float | None, list[int]]:
     """Cap each arm at one threshold computed on the pooled arms (so the cap cannot differ by arm)."""
     if cap is None and percentile is not None and pooled.size:
-        cap = float(np.quantile(pooled, percentile))
+        cap = winsor_cap(pooled, percentile)
     if cap is None:
         return list(arms), None, [0] * len(arms)
     return [np.minimum(a, cap) for a in arms], cap, [int((a > cap).sum()) for a in arms]
-
