@@ -186,26 +186,16 @@ def two_proportion_z(conv_control: float, n_control: float, conv_treatment: floa
                     p_value=z_two_sided_p(z), lift=lift, lift_ci=lift_ci, extra={"z": z, **info})
 
 
-@dataclass(frozen=True)
-class _ArmFit:
-    """One arm's regression y = a + theta (pre - p̄) + e, evaluated at the pooled covariate mean p̄."""
-
-    adjusted_mean: float  # ȳ + theta (p̄ - p̄_arm)
-    offset: float  # adjusted mean minus the arm's shift (precise at large offsets)
-    var: float  # its variance: s² (1/n + (p̄ - p̄_arm)² / Spp), s² = RSS / (n - 2)
-    df: float
-    theta: float
-
-
-def _arm_fit(s: MomentStats, gap: float) -> _ArmFit | None:
-    """`gap` = p̄ - p̄_arm, computed from the shifts' difference so it stays exact at large offsets."""
-    n, _, _, syy, spp, syp = s.centred()
+def _arm_fit(s: MomentStats, centred: tuple[float, ...], gap: float) -> tuple[float, float, float] | None:
+    """One arm's regression y = a + theta (pre - p̄) + e evaluated at the pooled covariate mean p̄:
+    (adjusted mean minus the arm's shift, its variance s² (1/n + gap² / Spp) with s² = RSS / (n - 2),
+    theta). `gap` = p̄ - p̄_arm comes from the shifts' difference, so it stays exact at large offsets."""
+    n, _, _, syy, spp, syp = centred
     if n < 3 or spp <= 0:
         return None
     theta = syp / spp
-    rss = max(syy - theta * syp, 0.0)
-    offset = s.sum_x / n + theta * gap
-    return _ArmFit(s.shift_x + offset, offset, rss / (n - 2) * (1 / n + gap * gap / spp), n - 2, theta)
+    rss = syy - theta * syp
+    return s.sum_x / n + theta * gap, (rss if rss > 0 else 0.0) / (n - 2) * (1 / n + gap * gap / spp), theta
 
 
 def cuped(control: MomentStats, treatment: MomentStats, alpha: float = 0.05,
@@ -223,32 +213,35 @@ def cuped(control: MomentStats, treatment: MomentStats, alpha: float = 0.05,
     if bad:
         return bad
     a, b = control, treatment
+    ca, cb = a.centred(), b.centred()
     n = a.n + b.n
     pre_gap = (b.shift_pre - a.shift_pre) + (b.sum_pre / b.n - a.sum_pre / a.n)  # p̄_b - p̄_a
-    pooled_pre = a.pre_mean + (b.n / n) * pre_gap
-    fa, fb = _arm_fit(a, (b.n / n) * pre_gap), _arm_fit(b, -(a.n / n) * pre_gap)
-    common = {"n_control": a.n, "n_treatment": b.n, "control_mean": a.mean, "treatment_mean": b.mean}
+    fa, fb = _arm_fit(a, ca, (b.n / n) * pre_gap), _arm_fit(b, cb, -(a.n / n) * pre_gap)
+    common = {"n_control": a.n, "n_treatment": b.n, "control_mean": ca[1], "treatment_mean": cb[1]}
     if fa is None or fb is None:
         # No usable covariate in an arm (constant pre-period, < 3 units): plain Welch, said so.
         plain = welch(a, b, alpha)
         return Estimate("cuped", plain.status, **common, diff=plain.diff, diff_ci=plain.diff_ci, se=plain.se,
                         p_value=plain.p_value, lift=plain.lift, lift_ci=plain.lift_ci, estimand=plain.estimand,
                         extra={**plain.extra, "fallback": "welch", "reason": "covariate has no variance in an arm"})
-    diff = (b.shift_x - a.shift_x) + (fb.offset - fa.offset)
-    var = fa.var + fb.var
-    se = math.sqrt(var)
-    if se == 0:
+    (offset_a, var_a, theta_a), (offset_b, var_b, theta_b) = fa, fb
+    diff = (b.shift_x - a.shift_x) + (offset_b - offset_a)
+    var = var_a + var_b
+    if var <= 0:
         return Estimate("cuped", ZERO_VARIANCE, **common, diff=diff, estimand=estimand)
-    df = var * var / (fa.var**2 / fa.df + fb.var**2 / fb.df)
+    se = math.sqrt(var)
+    df = var * var / (var_a * var_a / (a.n - 2) + var_b * var_b / (b.n - 2))
     t = diff / se
     q = t_quantile(alpha, df)
     half = q * se
-    plain_var = a.var / a.n + b.var / b.n
-    lift, lift_ci, info = relative_lift(fa.adjusted_mean, fa.var, fb.adjusted_mean, fb.var, q)
+    plain_var = ca[3] / (a.n - 1) / a.n + cb[3] / (b.n - 1) / b.n
+    mean_a, mean_b = a.shift_x + offset_a, b.shift_x + offset_b
+    lift, lift_ci, info = relative_lift(mean_a, var_a, mean_b, var_b, q)
     return Estimate("cuped", OK, **common, diff=diff, diff_ci=(diff - half, diff + half), se=se,
                     p_value=t_two_sided_p(t, df), lift=lift, lift_ci=lift_ci, estimand=estimand,
-                    extra={"theta": {"control": fa.theta, "treatment": fb.theta}, "pooledPreMean": pooled_pre,
-                           "adjustedMeans": {"control": fa.adjusted_mean, "treatment": fb.adjusted_mean},
+                    extra={"theta": {"control": theta_a, "treatment": theta_b},
+                           "pooledPreMean": a.pre_mean + (b.n / n) * pre_gap,
+                           "adjustedMeans": {"control": mean_a, "treatment": mean_b},
                            "varianceReduction": 1 - var / plain_var if plain_var > 0 else None, "df": df, "t": t,
                            "model": "separate slopes (Lin 2013), per-arm residual variances", **info})
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from functools import cache
 from typing import Any, TypeVar
 
 import numpy as np
@@ -23,6 +24,11 @@ import numpy as np
 from functions.core.errors import Unprocessable
 
 S = TypeVar("S", bound="_Shifted")
+
+
+@cache
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 def _array(values: Iterable[float]) -> np.ndarray:
@@ -43,7 +49,7 @@ class _Shifted:
     n, Σu', Σu'², Σv', Σv'², Σu'v' with u' = u - ku, v' = v - kv; then ku, kv."""
 
     def _raw(self) -> tuple[float, ...]:
-        return tuple(float(getattr(self, f.name)) for f in fields(self))
+        raise NotImplementedError
 
     def __add__(self: S, other: S) -> S:
         a, b = self._raw(), other._raw()
@@ -95,16 +101,16 @@ class _Shifted:
     def is_finite(self) -> bool:
         """All sums and shifts finite and a non-negative count (else no test may use them)."""
         raw = self._raw()
-        return all(math.isfinite(x) for x in raw) and raw[0] >= 0
+        return all(map(math.isfinite, raw)) and raw[0] >= 0
 
     def to_dict(self) -> dict[str, float]:
         """Zero shifts are left out: such a document is the legacy raw-sum document."""
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)
-                if not (f.name.startswith("shift_") and getattr(self, f.name) == 0)}
+        return {name: float(value) for name, value in zip(_names(type(self)), self._raw(), strict=True)
+                if value or not name.startswith("shift_")}
 
     @classmethod
     def from_dict(cls: type[S], raw: Mapping[str, Any]) -> S:
-        return cls(*(float(raw.get(f.name, 0.0) or 0.0) for f in fields(cls)))
+        return cls(*[float(raw.get(name) or 0.0) for name in _names(cls)])
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,10 @@ class MomentStats(_Shifted):
     sum_xpre: float = 0.0
     shift_x: float = 0.0
     shift_pre: float = 0.0
+
+    def _raw(self) -> tuple[float, ...]:
+        return (self.n, self.sum_x, self.sum_x2, self.sum_pre, self.sum_pre2, self.sum_xpre, self.shift_x,
+                self.shift_pre)
 
     @property
     def mean(self) -> float:
@@ -173,6 +183,10 @@ class RatioStats(_Shifted):
     sum_numden: float = 0.0
     shift_num: float = 0.0
     shift_den: float = 0.0
+
+    def _raw(self) -> tuple[float, ...]:
+        return (self.n, self.sum_num, self.sum_num2, self.sum_den, self.sum_den2, self.sum_numden, self.shift_num,
+                self.shift_den)
 
     @property
     def total_num(self) -> float:
