@@ -68,14 +68,18 @@ def robust_outliers(activity: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def exclusion_masks(arm: UnitData, cfg: ExclusionConfig, activity_median: float | None = None,
-                    activity_mad: float | None = None) -> dict[str, np.ndarray]:
+                    activity_mad: float | None = None, restricted: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """One boolean mask per filter (True = removed), applied in this order; a unit is counted
-    under the first filter that removes it."""
+    under the first filter that removes it. `restricted`: the region rule's mask when the caller
+    already has region codes (saves converting every region to a string)."""
     n = len(arm)
     none = np.zeros(n, dtype=bool)
     consent = ~arm.consent.astype(bool) if arm.consent is not None else none
-    region = (np.isin(arm.region.astype(str), list(cfg.restricted_regions))
-              if arm.region is not None and cfg.restricted_regions else none)
+    if restricted is not None:
+        region = restricted
+    else:
+        region = (np.isin(arm.region.astype(str), list(cfg.restricted_regions))
+                  if arm.region is not None and cfg.restricted_regions else none)
     fraud = arm.fraud.astype(bool) if arm.fraud is not None else none
     bot = none.copy()
     if arm.events is not None:

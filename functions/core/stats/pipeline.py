@@ -222,15 +222,35 @@ def replay_stats(document: Mapping[str, Any]) -> dict[str, Any]:
                          if raw_stats is not None else None)
 
 
-def _region_counts(data: UnitData, mask: np.ndarray | None = None) -> Counter[str]:
-    """Units per region (of those in `mask`): one hash pass, no sort, since arms can hold millions."""
-    assert data.region is not None
-    regions = data.region if mask is None else data.region[mask]
-    return Counter(map(str, regions.tolist()))
+@dataclass(frozen=True)
+class RegionCodes:
+    """Every unit's region as a small integer (one hash pass per arm, no sort and no string
+    conversion of millions of objects); counts per region are then one bincount."""
+
+    names: tuple[str, ...]
+    codes: Mapping[str, np.ndarray]
+
+    @classmethod
+    def of(cls, arms: Mapping[str, UnitData]) -> RegionCodes:
+        lists = {arm: d.region.tolist() for arm, d in arms.items() if d.region is not None}
+        distinct = set().union(*map(set, lists.values())) if lists else set()
+        labels = sorted({str(v) for v in distinct})
+        lookup = {v: labels.index(str(v)) for v in distinct}
+        return cls(tuple(labels), {arm: np.fromiter(map(lookup.__getitem__, values), dtype=np.intp, count=len(values))
+                                   for arm, values in lists.items()})
+
+    def counts(self, arm: str, mask: np.ndarray | None = None) -> Counter[str]:
+        codes = self.codes[arm] if mask is None else self.codes[arm][mask]
+        bins = np.bincount(codes, minlength=len(self.names))
+        return Counter({name: int(c) for name, c in zip(self.names, bins.tolist(), strict=True) if c})
+
+    def mask(self, arm: str, regions: tuple[str, ...]) -> np.ndarray:
+        wanted = [i for i, name in enumerate(self.names) if name in regions]
+        return np.isin(self.codes[arm], wanted)
 
 
 def _balance_checks(name: str, arms: Mapping[str, UnitData], masks: Mapping[str, np.ndarray],
-                    region_totals: Mapping[str, Counter[str]] | None,
+                    region_totals: Mapping[str, Counter[str]] | None, codes: RegionCodes | None,
                     within: Mapping[str, np.ndarray] | None = None) -> list[quality.CheckResult]:
     """Per filter: removed vs kept across arms, and the same inside every region. `region_totals`
     are the units per region and arm in scope; only the (few) removed units are counted here."""
@@ -238,11 +258,11 @@ def _balance_checks(name: str, arms: Mapping[str, UnitData], masks: Mapping[str,
     removed = {arm: int((masks[arm] & scope[arm]).sum()) for arm in arms}
     totals = {arm: float(scope[arm].sum()) for arm in arms}
     out = [quality.exclusion_balance(removed, totals, name)]
-    if region_totals is not None:
+    if region_totals is not None and codes is not None:
         by_total: dict[str, dict[str, float]] = {}
         by_removed: dict[str, dict[str, float]] = {}
         for arm in arms:
-            gone = _region_counts(arms[arm], masks[arm] & scope[arm])
+            gone = codes.counts(arm, masks[arm] & scope[arm])
             for region, count in region_totals[arm].items():
                 if count > 0:
                     by_total.setdefault(region, {})[arm] = float(count)
@@ -309,12 +329,16 @@ def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
                               or [np.zeros(0)])
     median = float(np.median(activity)) if activity.size else None
     mad = float(np.median(np.abs(activity - median))) if activity.size else None
-    masks = {arm: corrections.exclusion_masks(d, ex, median, mad) for arm, d in arms.items()}
+    with_regions = bool(arms) and all(d.region is not None for d in arms.values())
+    codes = RegionCodes.of(arms) if with_regions else None
+    masks = {arm: corrections.exclusion_masks(d, ex, median, mad,
+                                              codes.mask(arm, ex.restricted_regions) if codes is not None else None)
+             for arm, d in arms.items()}
     filters = list(next(iter(masks.values())).keys()) if masks else []
     removed = {f: {arm: int(masks[arm][f].sum()) for arm in arms} for f in filters}
-    with_regions = bool(arms) and all(d.region is not None for d in arms.values())
-    regions = {arm: _region_counts(d) for arm, d in arms.items()} if with_regions else None
-    checks = [c for f in filters for c in _balance_checks(f, arms, {arm: masks[arm][f] for arm in arms}, regions)]
+    regions = {arm: codes.counts(arm) for arm in arms} if codes is not None else None
+    checks = [c for f in filters
+              for c in _balance_checks(f, arms, {arm: masks[arm][f] for arm in arms}, regions, codes)]
     keep = {arm: ~np.logical_or.reduce(list(masks[arm].values())) if masks[arm] else np.ones(len(arms[arm]), bool)
             for arm in arms}
     kept_values = {arm: values[arm][keep[arm]] for arm in arms}
@@ -331,9 +355,9 @@ def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
         cap_masks = {arm: np.zeros(len(arms[arm]), dtype=bool) for arm in arms}
         for arm in arms:
             cap_masks[arm][keep[arm]] = kept_values[arm] > cap
-        kept_regions = ({arm: regions[arm] - _region_counts(arms[arm], ~keep[arm]) for arm in arms}
-                        if regions is not None else None)
-        checks += _balance_checks("outlier_cap", arms, cap_masks, kept_regions, keep)
+        kept_regions = ({arm: regions[arm] - codes.counts(arm, ~keep[arm]) for arm in arms}
+                        if regions is not None and codes is not None else None)
+        checks += _balance_checks("outlier_cap", arms, cap_masks, kept_regions, codes, keep)
     stats: dict[str, Stats] = {}
     clean: dict[str, Stats] = {}
     uncapped: dict[str, Stats] | None = {} if cap is not None else None

@@ -93,9 +93,10 @@ class _Shifted:
     def _from_pair(cls: type[S], u: np.ndarray, v: np.ndarray) -> S:
         ku, kv = _shift_of(u), _shift_of(v)
         du, dv = u - ku, v - kv
+        dot = np.einsum  # not BLAS: its threads stall on a busy machine, einsum's loop does not
         with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf sums -> is_finite is False
-            return cls(float(u.size), float(du.sum()), float(du @ du), float(dv.sum()), float(dv @ dv),
-                       float(du @ dv), ku, kv)
+            return cls(float(u.size), float(du.sum()), float(dot("i,i", du, du)), float(dv.sum()),
+                       float(dot("i,i", dv, dv)), float(dot("i,i", du, dv)), ku, kv)
 
     @property
     def is_finite(self) -> bool:
