@@ -1,11 +1,15 @@
 """The full bias-corrected analysis (consent/region/fraud/bot exclusions with their balance
-checks, pooled 99th-percentile winsorizing, CUPED, Welch, SRM, pre-period balance) on unit-level
+checks, winsorizing at the 99th percentile of the non-zero values, CUPED with separate slopes,
+Welch, each on the capped and on the uncapped values, SRM, pre-period balance) on unit-level
 arrays, side by side with
 
-- statsmodels_scipy: the same steps written with the standard tools: statsmodels OLS
-  y ~ 1 + T + pre (classical standard errors, which is what our CUPED reports),
-  scipy.stats.mstats.winsorize, scipy ttest_ind, chisquare, chi2_contingency (every filter's
-  arm balance overall and per region, as ours) and median_abs_deviation (bot rule);
+- statsmodels_scipy: the same steps written with the standard tools: statsmodels OLS per arm
+  y ~ 1 + (pre - pooled pre mean) (Lin's separate slopes; the difference of the intercepts and
+  their combined classical errors are what our CUPED reports), on capped and uncapped values,
+  scipy.stats.mstats.winsorize on the non-zero values, scipy ttest_ind, chisquare,
+  chi2_contingency (every filter's arm balance overall and per region, as ours) and
+  median_abs_deviation (bot rule). Untimed, the interacted model with HC2 errors shows how far
+  the reported error is from the robust one;
 - gbstats (GrowthBook 0.8.0, own venv: bench/peers.py): its regression-adjusted (CUPED) t-test
   from the very sufficient statistics our pipeline produced. gbstats starts from aggregates, so
   its timing is compared with the same step of ours (`inference.cuped` on MomentStats), not
@@ -99,8 +103,11 @@ def ours(arms: dict[str, UnitData], cap: float | None = None) -> dict[str, Any]:
     result = analyse_units(arms, config(cap))
     arm = result["arms"]["treatment"]
     checks = {c["name"]: c["pValue"] for c in result["checks"]}
+    raw = arm["uncapped"]
     return {"cuped": (arm["cuped"]["diff"], arm["cuped"]["se"], arm["cuped"]["pValue"]),
             "welch": (arm["welch"]["diff"], arm["welch"]["se"], arm["welch"]["pValue"]),
+            "raw_cuped": (raw["primary"]["diff"], raw["primary"]["se"], raw["primary"]["pValue"]),
+            "raw_welch": (raw["welch"]["diff"], raw["welch"]["se"], raw["welch"]["pValue"]),
             "theta": arm["cuped"]["extra"]["theta"],
             "srm_p": next(c["pValue"] for c in result["checks"] if c["name"] == "srm"),
             "cap": result["exclusions"]["winsorCap"],
@@ -158,8 +165,9 @@ def statsmodels_scipy(arms: dict[str, UnitData]) -> dict[str, Any]:
                                                                                      "bot")}
     keep_c, keep_t = ~gone_c["any"], ~gone_t["any"]
     raw_c, raw_t = control.value[keep_c], treatment.value[keep_t]
-    pooled = np.asarray(mstats.winsorize(np.concatenate([raw_c, raw_t]), limits=(0, 1 - WINSOR)))
-    cap = float(pooled.max())
+    raw = np.concatenate([raw_c, raw_t])
+    cap = float(np.asarray(mstats.winsorize(raw[raw > 0], limits=(0, 1 - WINSOR))).max())  # among payers
+    pooled = np.minimum(raw, cap)
     capped_c, capped_t = np.zeros(len(control), dtype=bool), np.zeros(len(treatment), dtype=bool)
     capped_c[keep_c], capped_t[keep_t] = raw_c > cap, raw_t > cap
     balance_p["outlier_cap"] = balance((capped_c, capped_t), (keep_c, keep_t))
@@ -168,16 +176,24 @@ def statsmodels_scipy(arms: dict[str, UnitData]) -> dict[str, Any]:
 
     srm = stats.chisquare([len(control), len(treatment)], [(len(control) + len(treatment)) / 2] * 2)
     pre_balance = stats.ttest_ind(pre_t, pre_c, equal_var=False)
-    welch = stats.ttest_ind(y_t, y_c, equal_var=False)
-    welch_diff = y_t.mean() - y_c.mean()
-    design = np.column_stack([np.ones(pooled.size), np.r_[np.zeros(y_c.size), np.ones(y_t.size)],
-                              np.r_[pre_c, pre_t]])
-    fit = sm.OLS(pooled, design).fit()  # classical (non-robust) covariance, as ours reports
-    return {"cuped": (float(fit.params[1]), float(fit.bse[1]), float(fit.pvalues[1])),
-            "welch": (float(welch_diff), float(welch_diff / welch.statistic), float(welch.pvalue)),
-            "theta": float(fit.params[2]), "srm_p": float(srm.pvalue), "pre_balance_p": float(pre_balance.pvalue),
-            "balance_p": balance_p, "cap": cap, "kept": {"control": y_c.size, "treatment": y_t.size},
-            "_fit": fit}
+    centre = np.concatenate([pre_c, pre_t]).mean()
+    x_c, x_t = sm.add_constant(pre_c - centre), sm.add_constant(pre_t - centre)
+
+    def compare(yc: np.ndarray, yt: np.ndarray) -> dict[str, Any]:
+        welch = stats.ttest_ind(yt, yc, equal_var=False)
+        welch_diff = yt.mean() - yc.mean()
+        fit_c, fit_t = sm.OLS(yc, x_c).fit(), sm.OLS(yt, x_t).fit()  # separate slopes (Lin 2013)
+        diff, se = fit_t.params[0] - fit_c.params[0], float(np.hypot(fit_c.bse[0], fit_t.bse[0]))
+        df = se**4 / (fit_c.bse[0] ** 4 / fit_c.df_resid + fit_t.bse[0] ** 4 / fit_t.df_resid)
+        return {"cuped": (float(diff), se, float(2 * stats.t.sf(abs(diff / se), df))),
+                "welch": (float(welch_diff), float(welch_diff / welch.statistic), float(welch.pvalue)),
+                "theta": {"control": float(fit_c.params[1]), "treatment": float(fit_t.params[1])}}
+
+    capped, uncapped = compare(y_c, y_t), compare(raw_c, raw_t)
+    return {**capped, "raw_cuped": uncapped["cuped"], "raw_welch": uncapped["welch"], "srm_p": float(srm.pvalue),
+            "pre_balance_p": float(pre_balance.pvalue), "balance_p": balance_p, "cap": cap,
+            "kept": {"control": y_c.size, "treatment": y_t.size},
+            "_data": (pooled, np.r_[np.zeros(y_c.size), np.ones(y_t.size)], np.r_[pre_c, pre_t] - centre)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +231,8 @@ print(json.dumps({"diff": float(result.expected), "se": float(result.uplift.stdd
 
 
 def gbstats_cuped(stats: dict[str, MomentStats], repeat: int, calls: int) -> dict[str, Any]:
-    payload = {"control": stats["control"].to_dict(), "treatment": stats["treatment"].to_dict(), "alpha": ALPHA,
+    payload = {"control": stats["control"].reshift().to_dict(), "treatment": stats["treatment"].reshift().to_dict(),
+               "alpha": ALPHA,
                "repeat": repeat, "calls": calls}
     return peers.run(GBSTATS_CUPED, payload, timeout=900)
 
@@ -275,15 +292,17 @@ def main(argv: list[str]) -> int:
                        args.repeat)
     mine, ours_s, ours_times = runs["ours"]
     ref, peer_s, peer_times = runs["statsmodels_scipy"]
-    fit = ref.pop("_fit")
-    hc1_se = float(fit.get_robustcov_results("HC1").bse[1])  # untimed: how far classical is from robust here
+    y, t, c = ref.pop("_data")
+    # untimed: the interacted model y ~ 1 + T + c + T·c with HC2 errors, the robust reference
+    hc2_se = float(sm.OLS(y, np.column_stack([np.ones_like(t), t, c, t * c])).fit(cov_type="HC2").bse[1])
 
     calls = 2000
     ours_step = float("inf")
+    docs = {arm: s.to_dict() for arm, s in mine["stats"].items()}
     for _ in range(args.repeat):
         step_started = time.perf_counter()
-        for _ in range(calls):
-            cuped(mine["stats"]["control"], mine["stats"]["treatment"], ALPHA)
+        for _ in range(calls):  # from the stored sums each call, as gbstats builds its statistics each call
+            cuped(MomentStats.from_dict(docs["control"]), MomentStats.from_dict(docs["treatment"]), ALPHA)
         ours_step = min(ours_step, (time.perf_counter() - step_started) / calls)
     try:
         gb = gbstats_cuped(mine["stats"], args.repeat, calls)
@@ -292,34 +311,32 @@ def main(argv: list[str]) -> int:
         gb = None
 
     print(f"\nexclusions kept {mine['kept']} (peer {ref['kept']}); winsor cap ours {mine['cap']:.4f} "
-          f"(pooled np.quantile) vs mstats.winsorize {ref['cap']:.4f}")
+          f"(np.quantile of the non-zero values) vs mstats.winsorize of the non-zero values {ref['cap']:.4f}")
     print(f"SRM p ours {mine['srm_p']:.6f} vs scipy chisquare {ref['srm_p']:.6f}; trust {mine['trust']}")
-    print(f"CUPED theta: ours (OLS) {mine['theta']:.6f}, statsmodels {ref['theta']:.6f}"
-          + (f", gbstats (pooled, ignores arm) {gb['theta']:.6f}" if gb else ""))
+    print(f"CUPED theta per arm: ours {mine['theta']}, statsmodels {ref['theta']}"
+          + (f", gbstats (one pooled theta, a different model) {gb['theta']:.6f}" if gb else ""))
     balance_gap = max((abs(a - b) for f, pair in mine["balance_p"].items()
                        for a, b in zip(pair, ref["balance_p"][f], strict=True) if a is not None and b is not None),
                       default=None)
     print(f"exclusion-balance p-values (overall, per region) ours {mine['balance_p']}\n"
           f"  peer {ref['balance_p']}\n  largest |diff| {balance_gap} (outlier_cap counts differ with the cap)")
-    print(f"CUPED se: classical {mine['cuped'][1]:.6g}, statsmodels HC1 {hc1_se:.6g} "
-          f"(ratio {hc1_se / mine['cuped'][1]:.4f})\n")
+    print(f"CUPED se: ours (per-arm residual variances) {mine['cuped'][1]:.6g}, statsmodels interacted model "
+          f"HC2 {hc2_se:.6g} (ratio {hc2_se / mine['cuped'][1]:.6f})\n")
 
-    vs_sm = differences({"cuped diff": (mine["cuped"][0], ref["cuped"][0]),
-                         "cuped se": (mine["cuped"][1], ref["cuped"][1]),
-                         "welch diff": (mine["welch"][0], ref["welch"][0]),
-                         "welch se": (mine["welch"][1], ref["welch"][1])})
+    def pairs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[float, float]]:
+        return {f"{key.replace('_', ' ')} {part}": (a[key][i], b[key][i])
+                for key in ("cuped", "welch", "raw_cuped", "raw_welch") for i, part in ((0, "diff"), (1, "se"))}
+
+    vs_sm = differences(pairs(mine, ref))
     print_differences("statsmodels_scipy", vs_sm)
     same_cap = ours(arms, cap=ref["cap"])  # untimed: is the winsorizing convention the whole difference?
-    vs_sm_same_cap = differences({"cuped diff": (same_cap["cuped"][0], ref["cuped"][0]),
-                                  "cuped se": (same_cap["cuped"][1], ref["cuped"][1]),
-                                  "welch diff": (same_cap["welch"][0], ref["welch"][0]),
-                                  "welch se": (same_cap["welch"][1], ref["welch"][1])})
+    vs_sm_same_cap = differences(pairs(same_cap, ref))
     print(f"  with ours capping at mstats' cap too: largest |diff| {vs_sm_same_cap['max_abs']:.3g}, "
           f"relative {vs_sm_same_cap['max_rel']:.3g}")
     vs_gb = None
     if gb:
         vs_gb = differences({"cuped diff": (mine["cuped"][0], gb["diff"]), "cuped se": (mine["cuped"][1], gb["se"])})
-        print_differences("gbstats", vs_gb)
+        print_differences("gbstats (pooled theta, a different model)", vs_gb)
 
     print(f"\nfull analysis, best of {args.repeat}: ours {ours_s:.3f} s, statsmodels+scipy {peer_s:.3f} s "
           f"-> ours {peer_s / ours_s:.2f}x faster")
@@ -348,7 +365,7 @@ def main(argv: list[str]) -> int:
              },
              "estimates": {"ours": {"cuped": mine["cuped"], "welch": mine["welch"], "theta": mine["theta"]},
                            "statsmodels_scipy": {"cuped": ref["cuped"], "welch": ref["welch"], "theta": ref["theta"],
-                                                 "cuped_hc1_se": hc1_se},
+                                                 "cuped_hc2_se_interacted": hc2_se},
                            "gbstats": ({"cuped": [gb["diff"], gb["se"], gb["p"]], "theta": gb["theta"]}
                                        if gb else None)},
              "checks": {"winsor_cap": {"ours": mine["cap"], "statsmodels_scipy": ref["cap"]},

@@ -54,6 +54,8 @@ class Kpi(StrictModel):
     type: KpiType = KpiType.MEAN
     direction: Direction = Direction.INCREASE
     perUnitCap: FiniteFloat | None = Field(default=None, gt=0)
+    # the metric's typical level: aggregates keep sums about it (precision near 1e12, minor units)
+    referenceLevel: FiniteFloat | None = None
     numerator: Id | None = None
     denominator: Id | None = None
 

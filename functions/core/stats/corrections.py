@@ -68,14 +68,18 @@ def robust_outliers(activity: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def exclusion_masks(arm: UnitData, cfg: ExclusionConfig, activity_median: float | None = None,
-                    activity_mad: float | None = None) -> dict[str, np.ndarray]:
+                    activity_mad: float | None = None, restricted: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """One boolean mask per filter (True = removed), applied in this order; a unit is counted
-    under the first filter that removes it."""
+    under the first filter that removes it. `restricted`: the region rule's mask when the caller
+    already has region codes (saves converting every region to a string)."""
     n = len(arm)
     none = np.zeros(n, dtype=bool)
     consent = ~arm.consent.astype(bool) if arm.consent is not None else none
-    region = (np.isin(arm.region.astype(str), list(cfg.restricted_regions))
-              if arm.region is not None and cfg.restricted_regions else none)
+    if restricted is not None:
+        region = restricted
+    else:
+        region = (np.isin(arm.region.astype(str), list(cfg.restricted_regions))
+                  if arm.region is not None and cfg.restricted_regions else none)
     fraud = arm.fraud.astype(bool) if arm.fraud is not None else none
     bot = none.copy()
     if arm.events is not None:
@@ -94,12 +98,19 @@ def exclusion_masks(arm: UnitData, cfg: ExclusionConfig, activity_median: float 
     return masks
 
 
+def winsor_cap(pooled: np.ndarray, percentile: float) -> float | None:
+    """The `percentile` of the pooled NON-ZERO values (positive ones: an upper cap can never fall
+    at or below zero). With 1% payers the pooled 99th percentile is 0 and would erase revenue; with
+    2% it falls inside the payers' amounts. Among payers it caps only the extreme payers."""
+    positive = pooled[pooled > 0]
+    return float(np.quantile(positive, percentile)) if positive.size else None
+
+
 def winsorize(pooled: np.ndarray, arms: Sequence[np.ndarray], percentile: float | None,
               cap: float | None) -> tuple[list[np.ndarray], float | None, list[int]]:
     """Cap each arm at one threshold computed on the pooled arms (so the cap cannot differ by arm)."""
     if cap is None and percentile is not None and pooled.size:
-        cap = float(np.quantile(pooled, percentile))
+        cap = winsor_cap(pooled, percentile)
     if cap is None:
         return list(arms), None, [0] * len(arms)
     return [np.minimum(a, cap) for a in arms], cap, [int((a > cap).sum()) for a in arms]
-

@@ -20,6 +20,10 @@ import numpy as np
 from functions.core.stats import corrections, multiple, power, quality
 from functions.core.stats.corrections import ExclusionConfig, UnitData
 from functions.core.stats.inference import (
+    CAPPED_MEAN,
+    CUPED_CAPPED_MEAN,
+    CUPED_MEAN,
+    MEAN_ESTIMAND,
     Estimate,
     cuped,
     delta_ratio,
@@ -31,7 +35,7 @@ from functions.core.stats.inference import (
 from functions.core.stats.sufficient import MomentStats, RatioStats
 from functions.core.stats.trust import recommend
 
-ENGINE_VERSION = "offers-stats/1.1.0"
+ENGINE_VERSION = "offers-stats/2.0.0"
 MEAN, PROPORTION, RATIO = "MEAN", "PROPORTION", "RATIO"
 Stats = MomentStats | RatioStats
 
@@ -55,22 +59,25 @@ class AnalysisConfig:
                 "plannedMdeRelative": self.planned_mde_relative, "minUnitsPerArm": self.min_units_per_arm,
                 "dailyUnitsPerArm": self.daily_units_per_arm, "metricType": self.metric_type,
                 "useCuped": self.use_cuped,
-                "winsorPercentile": self.exclusions.winsor_percentile, "winsorCap": self.exclusions.winsor_cap}
+                "winsorPercentile": self.exclusions.winsor_percentile, "winsorCap": self.exclusions.winsor_cap,
+                "winsorRule": "percentile of the pooled non-zero (positive) values"}
 
 
 def fingerprint(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _compare(control: Stats, treatment: Stats, cfg: AnalysisConfig) -> dict[str, Estimate | None]:
+def _compare(control: Stats, treatment: Stats, cfg: AnalysisConfig, capped: bool = False) -> dict[str, Estimate | None]:
     """Every estimate for one arm and which one is primary: CUPED when the pre-period covariate
-    carries information, else the z-test for conversions or Welch for means; ratios by delta method."""
+    carries information, else the z-test for conversions or Welch for means; ratios by delta method.
+    `capped`: the stats are of winsorized values, so the estimands are capped means."""
     if isinstance(control, RatioStats) and isinstance(treatment, RatioStats):
         return {"primary": delta_ratio(control, treatment, cfg.alpha), "welch": None, "cuped": None, "zTest": None}
     assert isinstance(control, MomentStats) and isinstance(treatment, MomentStats)
-    plain = welch(control, treatment, cfg.alpha)
-    adjusted = cuped(control, treatment, cfg.alpha) if cfg.use_cuped else None
-    z = (two_proportion_z(control.sum_x, control.n, treatment.sum_x, treatment.n, cfg.alpha)
+    plain = welch(control, treatment, cfg.alpha, CAPPED_MEAN if capped else MEAN_ESTIMAND)
+    adjusted = (cuped(control, treatment, cfg.alpha, CUPED_CAPPED_MEAN if capped else CUPED_MEAN)
+                if cfg.use_cuped else None)
+    z = (two_proportion_z(control.total_x, control.n, treatment.total_x, treatment.n, cfg.alpha)
          if cfg.metric_type == PROPORTION else None)
     if adjusted is not None and adjusted.ok and "fallback" not in adjusted.extra:
         primary = adjusted
@@ -81,8 +88,10 @@ def _compare(control: Stats, treatment: Stats, cfg: AnalysisConfig) -> dict[str,
 
 def _baseline(control: Stats, treatment: Stats) -> tuple[float, float]:
     """Baseline level and per-unit standard deviation the power calculation works with."""
+    if not (control.is_finite and treatment.is_finite):
+        return 0.0, 0.0
     if isinstance(control, RatioStats):
-        if control.n < 2 or control.sum_den == 0:
+        if control.n < 2 or control.total_den == 0:
             return 0.0, 0.0
         ratio, var = ratio_mean_and_var(control)
         return ratio, math.sqrt(var * control.n)
@@ -91,13 +100,16 @@ def _baseline(control: Stats, treatment: Stats) -> tuple[float, float]:
 
 
 def _arms(stats: Mapping[str, Stats], cfg: AnalysisConfig, checks: list[quality.CheckResult],
-          excluded_share: float) -> dict[str, Any]:
+          excluded_share: float, uncapped: Mapping[str, Stats] | None = None, capped: bool = False) -> dict[str, Any]:
+    """Per treatment arm: every estimate, power and the recommendation. With `uncapped` (the same
+    units before winsorizing) the stats are capped: the primary (and the decision) is the capped
+    comparison, and the uncapped one is published beside it as the estimate of the raw mean."""
     control = stats.get(cfg.control, RatioStats() if cfg.metric_type == RATIO else MomentStats())
     arms: dict[str, Any] = {}
     for arm, treatment in stats.items():
         if arm == cfg.control:
             continue
-        comparison = _compare(control, treatment, cfg)
+        comparison = _compare(control, treatment, cfg, capped=capped or uncapped is not None)
         primary = comparison["primary"]
         assert primary is not None
         balance = (quality.pre_period_balance(control, treatment)
@@ -113,7 +125,21 @@ def _arms(stats: Mapping[str, Stats], cfg: AnalysisConfig, checks: list[quality.
             "power": report.to_dict(),
             "recommendation": rec.to_dict(),
         }
+        if uncapped is not None:
+            raw = _compare(uncapped.get(cfg.control, MomentStats()), uncapped.get(arm, MomentStats()), cfg)
+            arms[arm]["uncapped"] = {k: raw[k].to_dict() for k in ("primary", "welch") if raw[k] is not None}
+            arms[arm]["recommendation"]["rule"]["uses"] = (
+                "the capped comparison: it tests the same no-effect null with less variance; 'uncapped' "
+                "estimates the raw mean effect")
     return arms
+
+
+def stats_validity(stats: Mapping[str, Stats], name: str = "stats_validity") -> quality.CheckResult | None:
+    """INVALID_INPUT (code NON_FINITE_INPUT) when any arm's sums are NaN or infinite."""
+    bad = sorted(arm for arm, s in stats.items() if not s.is_finite)
+    if not bad:
+        return None
+    return quality.CheckResult(name, quality.INVALID_INPUT, None, {"code": "NON_FINITE_INPUT", "arms": bad})
 
 
 def _from_dict(raw: Mapping[str, float], metric_type: str) -> Stats:
@@ -123,33 +149,45 @@ def _from_dict(raw: Mapping[str, float], metric_type: str) -> Stats:
 def analyse_stats(stats: Mapping[str, Stats], cfg: AnalysisConfig, assigned: Mapping[str, float] | None = None,
                   extra_checks: list[quality.CheckResult] | None = None, excluded_share: float = 0.0,
                   extras: Mapping[str, Any] | None = None,
-                  spillover: Mapping[str, Stats] | None = None) -> dict[str, Any]:
+                  spillover: Mapping[str, Stats] | None = None,
+                  uncapped: Mapping[str, Stats] | None = None) -> dict[str, Any]:
     """Tests, quality and trust from per-arm sufficient statistics (after any exclusions).
     `spillover`: the same statistics without the units linked across arms, analysed beside the
-    primary result so a reader sees how much of the effect could be leakage between arms."""
+    primary result so a reader sees how much of the effect could be leakage between arms.
+    `uncapped`: when `stats` are winsorized, the same units' uncapped statistics."""
     checks: list[quality.CheckResult] = list(extra_checks or [])
+    for group, name in ((stats, "stats_validity"), (uncapped or {}, "uncapped_stats_validity")):
+        invalid = stats_validity(group, name)
+        if invalid is not None:
+            checks.append(invalid)
     counts = dict(assigned) if assigned is not None else {arm: s.n for arm, s in stats.items()}
     if cfg.expected_split:
         checks.append(quality.srm(counts, cfg.expected_split))
     checks.append(quality.minimum_sample({arm: s.n for arm, s in stats.items()}, cfg.min_units_per_arm))
-    arms = _arms(stats, cfg, checks, excluded_share)
+    arms = _arms(stats, cfg, checks, excluded_share, uncapped)
     inputs: dict[str, Any] = {
         "stats": {arm: s.to_dict() for arm, s in sorted(stats.items())}, "assigned": counts,
         "config": cfg.to_dict(), "extraChecks": [c.to_dict() for c in extra_checks or []],
         "excludedShare": excluded_share}
+    if uncapped is not None:
+        inputs["uncappedStats"] = {arm: s.to_dict() for arm, s in sorted(uncapped.items())}
     out: dict[str, Any] = {}
     if spillover is not None:
         inputs["spilloverStats"] = {arm: s.to_dict() for arm, s in sorted(spillover.items())}
         removed = {arm: stats[arm].n - spillover[arm].n for arm in stats if arm in spillover}
         out["spilloverExcluded"] = {
             "removed": removed,
-            "arms": {arm: data["primary"] for arm, data in _arms(spillover, cfg, [], excluded_share).items()},
+            "arms": {arm: data["primary"]
+                     for arm, data in _arms(spillover, cfg, [], excluded_share, capped=uncapped is not None).items()},
         }
     fallback = "two_proportion_z" if cfg.metric_type == PROPORTION else "welch"
     primary = "delta_ratio" if cfg.metric_type == RATIO else f"cuped, else {fallback}" if cfg.use_cuped else fallback
     return finite({
         "engineVersion": ENGINE_VERSION,
-        "methods": {"primary": primary, "srm": "chi-square", "lift": "delta method"},
+        "methods": {"primary": primary, "srm": "chi-square", "lift": "Fieller interval for the ratio of means",
+                    "cuped": "separate slopes per arm (Lin 2013), per-arm residual variances, Welch-Satterthwaite t",
+                    "moments": "shifted sums, pairwise (Chan et al.) merge",
+                    "cap": "percentile of the pooled non-zero values; decision on the capped comparison"},
         "inputs": inputs,
         "fingerprint": fingerprint(inputs),
         "checks": [c.to_dict() for c in checks],
@@ -172,24 +210,47 @@ def replay_stats(document: Mapping[str, Any]) -> dict[str, Any]:
                          exclusions=ExclusionConfig(winsor_percentile=cfg_raw.get("winsorPercentile"),
                                                     winsor_cap=cfg_raw.get("winsorCap")))
     stats = {arm: _from_dict(raw, metric_type) for arm, raw in inputs["stats"].items()}
+    raw_stats = inputs.get("uncappedStats")
     spill = inputs.get("spilloverStats")
     checks = [quality.CheckResult(c["name"], c["status"], c.get("pValue"), c.get("details") or {})
               for c in inputs.get("extraChecks", [])]
     return analyse_stats(stats, cfg, inputs.get("assigned"), checks, inputs.get("excludedShare", 0.0),
                          extras={k: document[k] for k in ("exclusions",) if k in document},
                          spillover={arm: _from_dict(raw, metric_type) for arm, raw in spill.items()}
-                         if spill is not None else None)
+                         if spill is not None else None,
+                         uncapped={arm: _from_dict(raw, metric_type) for arm, raw in raw_stats.items()}
+                         if raw_stats is not None else None)
 
 
-def _region_counts(data: UnitData, mask: np.ndarray | None = None) -> Counter[str]:
-    """Units per region (of those in `mask`): one hash pass, no sort, since arms can hold millions."""
-    assert data.region is not None
-    regions = data.region if mask is None else data.region[mask]
-    return Counter(map(str, regions.tolist()))
+@dataclass(frozen=True)
+class RegionCodes:
+    """Every unit's region as a small integer (one hash pass per arm, no sort and no string
+    conversion of millions of objects); counts per region are then one bincount."""
+
+    names: tuple[str, ...]
+    codes: Mapping[str, np.ndarray]
+
+    @classmethod
+    def of(cls, arms: Mapping[str, UnitData]) -> RegionCodes:
+        lists = {arm: d.region.tolist() for arm, d in arms.items() if d.region is not None}
+        distinct = set().union(*map(set, lists.values())) if lists else set()
+        labels = sorted({str(v) for v in distinct})
+        lookup = {v: labels.index(str(v)) for v in distinct}
+        return cls(tuple(labels), {arm: np.fromiter(map(lookup.__getitem__, values), dtype=np.intp, count=len(values))
+                                   for arm, values in lists.items()})
+
+    def counts(self, arm: str, mask: np.ndarray | None = None) -> Counter[str]:
+        codes = self.codes[arm] if mask is None else self.codes[arm][mask]
+        bins = np.bincount(codes, minlength=len(self.names))
+        return Counter({name: int(c) for name, c in zip(self.names, bins.tolist(), strict=True) if c})
+
+    def mask(self, arm: str, regions: tuple[str, ...]) -> np.ndarray:
+        wanted = [i for i, name in enumerate(self.names) if name in regions]
+        return np.isin(self.codes[arm], wanted)
 
 
 def _balance_checks(name: str, arms: Mapping[str, UnitData], masks: Mapping[str, np.ndarray],
-                    region_totals: Mapping[str, Counter[str]] | None,
+                    region_totals: Mapping[str, Counter[str]] | None, codes: RegionCodes | None,
                     within: Mapping[str, np.ndarray] | None = None) -> list[quality.CheckResult]:
     """Per filter: removed vs kept across arms, and the same inside every region. `region_totals`
     are the units per region and arm in scope; only the (few) removed units are counted here."""
@@ -197,11 +258,11 @@ def _balance_checks(name: str, arms: Mapping[str, UnitData], masks: Mapping[str,
     removed = {arm: int((masks[arm] & scope[arm]).sum()) for arm in arms}
     totals = {arm: float(scope[arm].sum()) for arm in arms}
     out = [quality.exclusion_balance(removed, totals, name)]
-    if region_totals is not None:
+    if region_totals is not None and codes is not None:
         by_total: dict[str, dict[str, float]] = {}
         by_removed: dict[str, dict[str, float]] = {}
         for arm in arms:
-            gone = _region_counts(arms[arm], masks[arm] & scope[arm])
+            gone = codes.counts(arm, masks[arm] & scope[arm])
             for region, count in region_totals[arm].items():
                 if count > 0:
                     by_total.setdefault(region, {})[arm] = float(count)
@@ -210,13 +271,57 @@ def _balance_checks(name: str, arms: Mapping[str, UnitData], masks: Mapping[str,
     return out
 
 
+UNIT_ARRAYS = ("pre", "fraud", "consent", "region", "events", "active_days", "identical_timestamp_share", "currency",
+               "crosses_arms", "denominator")
+
+
+def validate_units(arms: Mapping[str, UnitData],
+                   ex: ExclusionConfig) -> tuple[dict[str, UnitData], quality.CheckResult | None]:
+    """Values in the base currency, and the units an analysis can use: a side array whose length
+    differs from the values is dropped (a covariate of the wrong length means no CUPED), and a unit
+    whose value, covariate or denominator is NaN or infinite is left out. Either makes the
+    `input_validity` check INVALID_INPUT (code NON_FINITE_INPUT or INVALID_INPUT), which blocks
+    any decision; the numbers published beside it stay finite."""
+    clean: dict[str, UnitData] = {}
+    problems: dict[str, Any] = {}
+    non_finite = False
+    for arm, data in arms.items():
+        value = np.asarray(data.value, dtype=float).ravel()
+        n = value.size
+        fields_ = {name: getattr(data, name) for name in UNIT_ARRAYS}
+        wrong = sorted(name for name, arr in fields_.items() if arr is not None and np.shape(arr) != (n,))
+        for name in wrong:
+            fields_[name] = None
+        value = corrections.normalise_currency(value, fields_["currency"], ex.currency_rates)
+        bad = ~np.isfinite(value)
+        for name in ("pre", "denominator"):
+            if fields_[name] is not None:
+                fields_[name] = np.asarray(fields_[name], dtype=float)
+                bad |= ~np.isfinite(fields_[name])
+        dropped = int(bad.sum())
+        if dropped:
+            keep = ~bad
+            value = value[keep]
+            fields_ = {k: (np.asarray(v)[keep] if v is not None else None) for k, v in fields_.items()}
+            non_finite = True
+        if wrong or dropped:
+            problems[arm] = {"lengthMismatch": wrong, "nonFiniteUnitsLeftOut": dropped}
+        clean[arm] = UnitData(value=value, **fields_)
+    if not problems:
+        return clean, None
+    code = "NON_FINITE_INPUT" if non_finite else "INVALID_INPUT"
+    return clean, quality.CheckResult("input_validity", quality.INVALID_INPUT, None, {"code": code, "arms": problems})
+
+
 def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
                   extra_checks: list[quality.CheckResult] | None = None) -> dict[str, Any]:
     """The bias-corrected pipeline on unit-level arrays."""
     ex = cfg.exclusions
     assigned = {arm: float(len(data)) for arm, data in arms.items()}
-    values = {arm: corrections.normalise_currency(d.value.astype(float), d.currency, ex.currency_rates)
-              for arm, d in arms.items()}
+    arms, validity = validate_units(arms, ex)
+    if validity is not None:
+        extra_checks = [*(extra_checks or []), validity]
+    values = {arm: d.value for arm, d in arms.items()}
     # units without analytics consent are not processed at all, not even for the activity baseline
     consenting = {arm: d.consent.astype(bool) if d.consent is not None else np.ones(len(d), dtype=bool)
                   for arm, d in arms.items()}
@@ -224,12 +329,16 @@ def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
                               or [np.zeros(0)])
     median = float(np.median(activity)) if activity.size else None
     mad = float(np.median(np.abs(activity - median))) if activity.size else None
-    masks = {arm: corrections.exclusion_masks(d, ex, median, mad) for arm, d in arms.items()}
+    with_regions = bool(arms) and all(d.region is not None for d in arms.values())
+    codes = RegionCodes.of(arms) if with_regions else None
+    masks = {arm: corrections.exclusion_masks(d, ex, median, mad,
+                                              codes.mask(arm, ex.restricted_regions) if codes is not None else None)
+             for arm, d in arms.items()}
     filters = list(next(iter(masks.values())).keys()) if masks else []
     removed = {f: {arm: int(masks[arm][f].sum()) for arm in arms} for f in filters}
-    with_regions = bool(arms) and all(d.region is not None for d in arms.values())
-    regions = {arm: _region_counts(d) for arm, d in arms.items()} if with_regions else None
-    checks = [c for f in filters for c in _balance_checks(f, arms, {arm: masks[arm][f] for arm in arms}, regions)]
+    regions = {arm: codes.counts(arm) for arm in arms} if codes is not None else None
+    checks = [c for f in filters
+              for c in _balance_checks(f, arms, {arm: masks[arm][f] for arm in arms}, regions, codes)]
     keep = {arm: ~np.logical_or.reduce(list(masks[arm].values())) if masks[arm] else np.ones(len(arms[arm]), bool)
             for arm in arms}
     kept_values = {arm: values[arm][keep[arm]] for arm in arms}
@@ -246,11 +355,12 @@ def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
         cap_masks = {arm: np.zeros(len(arms[arm]), dtype=bool) for arm in arms}
         for arm in arms:
             cap_masks[arm][keep[arm]] = kept_values[arm] > cap
-        kept_regions = ({arm: regions[arm] - _region_counts(arms[arm], ~keep[arm]) for arm in arms}
-                        if regions is not None else None)
-        checks += _balance_checks("outlier_cap", arms, cap_masks, kept_regions, keep)
+        kept_regions = ({arm: regions[arm] - codes.counts(arm, ~keep[arm]) for arm in arms}
+                        if regions is not None and codes is not None else None)
+        checks += _balance_checks("outlier_cap", arms, cap_masks, kept_regions, codes, keep)
     stats: dict[str, Stats] = {}
     clean: dict[str, Stats] = {}
+    uncapped: dict[str, Stats] | None = {} if cap is not None else None
     linked = all(d.crosses_arms is not None for d in arms.values())
     for arm, x in zip(names, capped, strict=True):
         data = arms[arm]
@@ -263,6 +373,8 @@ def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
         else:
             pre = data.pre[keep[arm]] if data.pre is not None else None
             stats[arm] = MomentStats.from_arrays(x, pre)
+            if uncapped is not None:
+                uncapped[arm] = MomentStats.from_arrays(kept_values[arm], pre)
             if linked:
                 free = ~data.crosses_arms[keep[arm]]
                 clean[arm] = MomentStats.from_arrays(x[free], pre[free] if pre is not None else None)
@@ -278,7 +390,7 @@ def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
         "excludedShare": excluded_share,
     }
     return analyse_stats(stats, cfg, assigned, [*(extra_checks or []), *checks], excluded_share,
-                         {"exclusions": exclusions}, clean if linked else None)
+                         {"exclusions": exclusions}, clean if linked else None, uncapped)
 
 
 def adjust_secondary(p_values: Mapping[str, float | None], method: str = "holm") -> dict[str, float | None]:

@@ -44,19 +44,30 @@ class PowerReport:
 
 def power_report(baseline_mean: float, sd: float, n_control: float, n_treatment: float, planned_mde_relative: float,
                  daily_units_per_arm: float | None = None, alpha: float = 0.05, power: float = 0.8) -> PowerReport:
-    if baseline_mean == 0 or sd <= 0:
-        return PowerReport(None, planned_mde_relative, None, min(n_control, n_treatment), True, None,
-                           "cannot compute power: zero baseline or no variance yet")
+    """Underpowered when the MDE at the real allocation exceeds the planned one. The sample still
+    needed keeps the current allocation (a 2% rollout stage needs many more units in control than
+    in treatment for the same MDE); `needed_per_arm` is the need of the smaller arm, which binds."""
+    values = (baseline_mean, sd, n_control, n_treatment)
+    if not all(math.isfinite(v) for v in values) or baseline_mean == 0 or sd <= 0 or min(n_control, n_treatment) <= 0:
+        have = min(n_control, n_treatment) if math.isfinite(min(n_control, n_treatment)) else 0.0
+        return PowerReport(None, planned_mde_relative, None, have, True, None,
+                           "cannot compute power: zero baseline, no variance or no units yet")
     mde_now = mde_absolute(sd, n_control, n_treatment, alpha, power) / abs(baseline_mean)
-    needed = sample_size_per_arm(sd, planned_mde_relative * abs(baseline_mean), alpha, power)
+    z = float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power))
+    share = n_treatment / (n_control + n_treatment)
+    total_needed = (z * sd / (planned_mde_relative * abs(baseline_mean))) ** 2 * (1 / share + 1 / (1 - share))
+    small_share = min(share, 1 - share)
+    needed = total_needed * small_share
     have = min(n_control, n_treatment)
-    under = have < needed
-    days = float(needed - have) / float(daily_units_per_arm) if under and daily_units_per_arm else None
+    under = mde_now > planned_mde_relative
+    more = float(total_needed - (n_control + n_treatment))
+    days = more / (2.0 * float(daily_units_per_arm)) if under and daily_units_per_arm else None
     if days is not None and not math.isfinite(days):
         days = None  # a vanishing exposure rate: no finite answer to "how many more days"
     if under:
-        message = f"underpowered: {have:.0f} of {needed:.0f} units per arm"
+        message = (f"underpowered: {have:.0f} of {needed:.0f} units in the smaller arm at a "
+                   f"{share:.1%} treatment allocation")
         message += f"; keep running ~{math.ceil(days)} more days" if days is not None else ""
     else:
-        message = f"powered: {have:.0f} units per arm detect a {mde_now:.2%} effect"
+        message = f"powered: {n_control:.0f} control and {n_treatment:.0f} treated units detect a {mde_now:.2%} effect"
     return PowerReport(mde_now, planned_mde_relative, needed, have, under, days, message)

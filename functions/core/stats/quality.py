@@ -2,29 +2,55 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from functions.core.stats.inference import finite, welch
 from functions.core.stats.sufficient import MomentStats
 
 SRM_ALPHA = 0.001
+INVALID_INPUT = "INVALID_INPUT"
+
+
+def _chi_square(observed: np.ndarray, expected: np.ndarray, dof: int) -> tuple[float, float]:
+    """Pearson's statistic and its upper-tail p-value (= scipy chisquare / chi2_contingency
+    without correction), without scipy.stats' per-call array-API dispatch, which cost more than
+    the test itself in an analysis that runs a dozen of them."""
+    chi2 = float((((observed - expected) ** 2) / expected).sum())
+    return chi2, float(special.chdtrc(dof, chi2))
+
+
+def invalid_counts(name: str, counts: Mapping[str, Any]) -> CheckResult | None:
+    """A coded INVALID_INPUT result when any count is not a finite non-negative number."""
+    bad = {}
+    for arm, value in counts.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or number < 0:
+            bad[str(arm)] = finite(number) if isinstance(value, int | float) else str(value)
+    if not bad:
+        return None
+    return CheckResult(name, INVALID_INPUT, None, {"code": "NON_FINITE_INPUT", "invalid": bad})
 
 
 @dataclass(frozen=True)
 class CheckResult:
     name: str
-    status: str  # PASS | FAIL | INSUFFICIENT_DATA
+    status: str  # PASS | FAIL | INSUFFICIENT_DATA | INVALID_INPUT
     p_value: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
-        return self.status == "FAIL"
+        """FAIL, or inputs the check cannot judge (NaN, infinite or negative counts): never a pass."""
+        return self.status in ("FAIL", INVALID_INPUT)
 
     def to_dict(self) -> dict[str, Any]:
         return finite({"name": self.name, "status": self.status, "pValue": self.p_value, "details": self.details})
@@ -33,6 +59,9 @@ class CheckResult:
 def srm(observed: Mapping[str, float], expected_shares: Mapping[str, float], alpha: float = SRM_ALPHA) -> CheckResult:
     """Chi-square of observed arm counts against the designed split (which changes with the
     rollout stage: at 1% treatment vs 50% control the expected ratio is 1:50)."""
+    invalid = invalid_counts("srm", {**dict(observed), **{f"share:{a}": v for a, v in expected_shares.items()}})
+    if invalid is not None:
+        return invalid
     arms = [a for a in expected_shares if expected_shares[a] > 0]
     counts = np.array([float(observed.get(a, 0)) for a in arms])
     total = counts.sum()
@@ -40,7 +69,7 @@ def srm(observed: Mapping[str, float], expected_shares: Mapping[str, float], alp
         return CheckResult("srm", "INSUFFICIENT_DATA", None, {"observed": dict(observed)})
     shares = np.array([expected_shares[a] for a in arms], dtype=float)
     expected = shares / shares.sum() * total
-    chi2, p = stats.chisquare(counts, expected)
+    chi2, p = _chi_square(counts, expected, len(arms) - 1)
     return CheckResult("srm", "FAIL" if p < alpha else "PASS", float(p),
                        {"chi2": float(chi2), "observed": dict(zip(arms, counts.tolist(), strict=True)),
                         "expected": dict(zip(arms, expected.tolist(), strict=True)), "alpha": alpha})
@@ -48,9 +77,9 @@ def srm(observed: Mapping[str, float], expected_shares: Mapping[str, float], alp
 
 def pre_period_balance(control: MomentStats, treatment: MomentStats, alpha: float = SRM_ALPHA) -> CheckResult:
     """An A/A test on the pre-period covariate: randomisation should leave it balanced."""
-    pre_a = MomentStats(control.n, control.sum_pre, control.sum_pre2)
-    pre_b = MomentStats(treatment.n, treatment.sum_pre, treatment.sum_pre2)
-    result = welch(pre_a, pre_b)
+    result = welch(control.pre_only(), treatment.pre_only())
+    if result.status == "NON_FINITE_INPUT":
+        return CheckResult("pre_period_balance", INVALID_INPUT, None, {"code": "NON_FINITE_INPUT"})
     if not result.ok:
         return CheckResult("pre_period_balance", "INSUFFICIENT_DATA", None, {"status": result.status})
     return CheckResult("pre_period_balance", "FAIL" if result.p_value < alpha else "PASS", result.p_value,
@@ -61,6 +90,10 @@ def exclusion_balance(removed: Mapping[str, float], totals: Mapping[str, float],
                       alpha: float = SRM_ALPHA) -> CheckResult:
     """Does a filter remove the same share from every arm? A filter that removes unevenly biases
     the comparison even when each removal is right on its own."""
+    invalid = invalid_counts(f"exclusion_balance:{name}", {**{f"removed:{a}": v for a, v in removed.items()},
+                                                            **{f"total:{a}": v for a, v in totals.items()}})
+    if invalid is not None:
+        return invalid
     arms = [a for a in totals if totals[a] > 0]
     kept = [totals[a] - removed.get(a, 0) for a in arms]
     gone = [removed.get(a, 0) for a in arms]
@@ -70,7 +103,8 @@ def exclusion_balance(removed: Mapping[str, float], totals: Mapping[str, float],
     table = np.array([gone, kept], dtype=float)
     if (table.sum(axis=1) == 0).any():
         return CheckResult(f"exclusion_balance:{name}", "PASS", None, {"removed": dict(removed)})
-    chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    chi2, p = _chi_square(table, expected, table.shape[1] - 1)  # = chi2_contingency(correction=False)
     shares = {a: (removed.get(a, 0) / totals[a]) for a in arms}
     return CheckResult(f"exclusion_balance:{name}", "FAIL" if p < alpha else "PASS", float(p),
                        {"removed": dict(removed), "share": shares, "chi2": float(chi2)})

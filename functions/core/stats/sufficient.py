@@ -1,71 +1,172 @@
 """Sufficient statistics: everything the tests need, additive across shards and batches.
 
 Per unit i with metric total x_i and pre-period value p_i (CUPED covariate):
-MomentStats holds n, Σx, Σx², Σp, Σp², Σxp. Ratio metrics (numerator y_i, denominator d_i per
-unit) hold n, Σy, Σy², Σd, Σd², Σyd. Sums of shards are the stats of the union, so the sweep
-reads O(shards) documents, never unit rows.
+MomentStats holds n, Σ(x-Kx), Σ(x-Kx)², Σ(p-Kp), Σ(p-Kp)², Σ(x-Kx)(p-Kp) about fixed shifts Kx, Kp.
+Ratio metrics (numerator y_i, denominator d_i per unit) hold the same about Ky, Kd.
+
+Why shifts: raw Σx² loses every digit of the variance once mean/sd reaches ~1e8 (prices in minor
+units, cumulative LTV); sums about a shift near the mean keep them (the "shifted data" algorithm).
+Shards written with the same shift add field by field; stats with different shifts merge by the
+pairwise update of Chan, Golub & LeVeque (1979) into centred moments. Zero shifts are the legacy
+raw sums, so documents stored before shifts existed read unchanged.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
+from functools import cache
+from typing import Any, TypeVar
 
 import numpy as np
 
+from functions.core.errors import Unprocessable
+
+S = TypeVar("S", bound="_Shifted")
+
+
+@cache
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _array(values: Iterable[float]) -> np.ndarray:
+    return np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=float)
+
+
+def _shift_of(a: np.ndarray) -> float:
+    """The array's mean as shift (0 for an empty or non-finite array: the sums then carry the NaN)."""
+    if not a.size:
+        return 0.0
+    m = float(a.mean())
+    return m if math.isfinite(m) else 0.0
+
 
 @dataclass(frozen=True)
-class MomentStats:
+class _Shifted:
+    """Six sums of two variables (u, v) about the shifts (ku, kv), in field order:
+    n, Σu', Σu'², Σv', Σv'², Σu'v' with u' = u - ku, v' = v - kv; then ku, kv."""
+
+    def _raw(self) -> tuple[float, ...]:
+        raise NotImplementedError
+
+    def __add__(self: S, other: S) -> S:
+        a, b = self._raw(), other._raw()
+        if a[6:] == b[6:]:
+            return type(self)(*(x + y for x, y in zip(a[:6], b[:6], strict=True)), *a[6:])
+        if b[0] == 0:
+            return self
+        if a[0] == 0:
+            return other
+        # Chan et al.: pairwise update of the centred moments, expressed about the shifts of the
+        # larger part (offsets from a shift stay small, so no digits are lost at large levels)
+        big, small = (a, b) if a[0] >= b[0] else (b, a)
+        (nb, _, _, uub, vvb, uvb), (ns, _, _, uus, vvs, uvs) = type(self)(*big).centred(), type(self)(*small).centred()
+        ku, kv = big[6], big[7]
+        ob_u, ob_v = big[1] / nb, big[3] / nb
+        os_u, os_v = (small[6] - ku) + small[1] / ns, (small[7] - kv) + small[3] / ns
+        n = nb + ns
+        w = nb * ns / n
+        du, dv = os_u - ob_u, os_v - ob_v
+        mu, mv = ob_u + du * ns / n, ob_v + dv * ns / n
+        m_uu, m_vv, m_uv = uub + uus + du * du * w, vvb + vvs + dv * dv * w, uvb + uvs + du * dv * w
+        return type(self)(n, n * mu, m_uu + n * mu * mu, n * mv, m_vv + n * mv * mv, m_uv + n * mu * mv, ku, kv)
+
+    def centred(self) -> tuple[float, float, float, float, float, float]:
+        """(n, mean u, mean v, Σ(u-ū)², Σ(v-v̄)², Σ(u-ū)(v-v̄))."""
+        n, su, suu, sv, svv, suv, ku, kv = self._raw()
+        if n <= 0:
+            return n, ku, kv, 0.0, 0.0, 0.0
+        du, dv = su / n, sv / n
+        return (n, ku + du, kv + dv, max(0.0, suu - su * du), max(0.0, svv - sv * dv), suv - su * dv)
+
+    def reshift(self: S, ku: float = 0.0, kv: float = 0.0) -> S:
+        """The same stats about other shifts; `reshift()` gives the raw sums Σu, Σu², ... that peers
+        such as gbstats take (exact algebra, but raw sums lose digits at large offsets)."""
+        n, su, suu, sv, svv, suv, ou, ov = self._raw()
+        c, e = ou - ku, ov - kv
+        return type(self)(n, su + n * c, suu + 2 * c * su + n * c * c, sv + n * e, svv + 2 * e * sv + n * e * e,
+                          suv + c * sv + e * su + n * c * e, ku, kv)
+
+    @classmethod
+    def _from_pair(cls: type[S], u: np.ndarray, v: np.ndarray) -> S:
+        ku, kv = _shift_of(u), _shift_of(v)
+        du, dv = u - ku, v - kv
+        dot = np.einsum  # not BLAS: its threads stall on a busy machine, einsum's loop does not
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow -> inf sums -> is_finite is False
+            return cls(float(u.size), float(du.sum()), float(dot("i,i", du, du)), float(dv.sum()),
+                       float(dot("i,i", dv, dv)), float(dot("i,i", du, dv)), ku, kv)
+
+    @property
+    def is_finite(self) -> bool:
+        """All sums and shifts finite and a non-negative count (else no test may use them)."""
+        raw = self._raw()
+        return all(map(math.isfinite, raw)) and raw[0] >= 0
+
+    def to_dict(self) -> dict[str, float]:
+        """Zero shifts are left out: such a document is the legacy raw-sum document."""
+        return {name: float(value) for name, value in zip(_names(type(self)), self._raw(), strict=True)
+                if value or not name.startswith("shift_")}
+
+    @classmethod
+    def from_dict(cls: type[S], raw: Mapping[str, Any]) -> S:
+        return cls(*[float(raw.get(name) or 0.0) for name in _names(cls)])
+
+
+@dataclass(frozen=True)
+class MomentStats(_Shifted):
     n: float = 0.0
     sum_x: float = 0.0
     sum_x2: float = 0.0
     sum_pre: float = 0.0
     sum_pre2: float = 0.0
     sum_xpre: float = 0.0
+    shift_x: float = 0.0
+    shift_pre: float = 0.0
 
-    def __add__(self, other: MomentStats) -> MomentStats:
-        return MomentStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+    def _raw(self) -> tuple[float, ...]:
+        return (self.n, self.sum_x, self.sum_x2, self.sum_pre, self.sum_pre2, self.sum_xpre, self.shift_x,
+                self.shift_pre)
 
     @property
     def mean(self) -> float:
-        return self.sum_x / self.n if self.n else 0.0
+        return self.shift_x + self.sum_x / self.n if self.n else 0.0
+
+    @property
+    def total_x(self) -> float:
+        """Σx (the raw total, e.g. conversions of a 0/1 metric)."""
+        return self.sum_x + self.n * self.shift_x
 
     @property
     def var(self) -> float:
         """Sample variance (n - 1)."""
-        if self.n < 2:
-            return 0.0
-        return max(0.0, (self.sum_x2 - self.sum_x**2 / self.n) / (self.n - 1))
+        return self.centred()[3] / (self.n - 1) if self.n >= 2 else 0.0
 
     @property
     def pre_mean(self) -> float:
-        return self.sum_pre / self.n if self.n else 0.0
+        return self.shift_pre + self.sum_pre / self.n if self.n else 0.0
 
     @property
     def pre_var(self) -> float:
-        if self.n < 2:
-            return 0.0
-        return max(0.0, (self.sum_pre2 - self.sum_pre**2 / self.n) / (self.n - 1))
+        return self.centred()[4] / (self.n - 1) if self.n >= 2 else 0.0
 
     @property
     def cov_x_pre(self) -> float:
-        if self.n < 2:
-            return 0.0
-        return (self.sum_xpre - self.sum_x * self.sum_pre / self.n) / (self.n - 1)
+        return self.centred()[5] / (self.n - 1) if self.n >= 2 else 0.0
 
-    def to_dict(self) -> dict[str, float]:
-        return {k: float(v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, float]) -> MomentStats:
-        return cls(*(float(raw.get(f.name, 0.0) or 0.0) for f in fields(cls)))
+    def pre_only(self) -> MomentStats:
+        """The covariate's own moments as a metric (for the pre-period balance test)."""
+        return MomentStats(self.n, self.sum_pre, self.sum_pre2, shift_x=self.shift_pre)
 
     @classmethod
     def from_arrays(cls, x: Iterable[float], pre: Iterable[float] | None = None) -> MomentStats:
-        xa = np.asarray(list(x) if not isinstance(x, np.ndarray) else x, dtype=float)
-        pa = np.zeros_like(xa) if pre is None else np.asarray(pre, dtype=float)
-        return cls(float(xa.size), float(xa.sum()), float((xa * xa).sum()), float(pa.sum()),
-                   float((pa * pa).sum()), float((xa * pa).sum()))
+        xa = _array(x)
+        pa = np.zeros_like(xa) if pre is None else _array(pre)
+        if pa.shape != xa.shape:
+            raise Unprocessable("covariate and values differ in length", code="COVARIATE_LENGTH_MISMATCH",
+                                details={"values": int(xa.size), "covariate": int(pa.size)})
+        return cls._from_pair(xa, pa)
 
     @classmethod
     def of_values(cls, x: float, pre: float = 0.0) -> MomentStats:
@@ -74,26 +175,32 @@ class MomentStats:
 
 
 @dataclass(frozen=True)
-class RatioStats:
+class RatioStats(_Shifted):
     n: float = 0.0
     sum_num: float = 0.0
     sum_num2: float = 0.0
     sum_den: float = 0.0
     sum_den2: float = 0.0
     sum_numden: float = 0.0
+    shift_num: float = 0.0
+    shift_den: float = 0.0
 
-    def __add__(self, other: RatioStats) -> RatioStats:
-        return RatioStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+    def _raw(self) -> tuple[float, ...]:
+        return (self.n, self.sum_num, self.sum_num2, self.sum_den, self.sum_den2, self.sum_numden, self.shift_num,
+                self.shift_den)
 
-    def to_dict(self) -> dict[str, float]:
-        return {k: float(v) for k, v in asdict(self).items()}
+    @property
+    def total_num(self) -> float:
+        return self.sum_num + self.n * self.shift_num
 
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, float]) -> RatioStats:
-        return cls(*(float(raw.get(f.name, 0.0) or 0.0) for f in fields(cls)))
+    @property
+    def total_den(self) -> float:
+        return self.sum_den + self.n * self.shift_den
 
     @classmethod
     def from_arrays(cls, num: Iterable[float], den: Iterable[float]) -> RatioStats:
-        y, d = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-        return cls(float(y.size), float(y.sum()), float((y * y).sum()), float(d.sum()), float((d * d).sum()),
-                   float((y * d).sum()))
+        y, d = _array(num), _array(den)
+        if y.shape != d.shape:
+            raise Unprocessable("numerator and denominator differ in length", code="DENOMINATOR_LENGTH_MISMATCH",
+                                details={"numerator": int(y.size), "denominator": int(d.size)})
+        return cls._from_pair(y, d)

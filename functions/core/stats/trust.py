@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.core.stats.inference import Estimate
+from functions.core.stats.inference import Estimate, finite
 from functions.core.stats.power import PowerReport
-from functions.core.stats.quality import CheckResult
+from functions.core.stats.quality import INVALID_INPUT, CheckResult
 
 TRUSTWORTHY, CAUTION, UNTRUSTWORTHY = "TRUSTWORTHY", "CAUTION", "UNTRUSTWORTHY"
 SHIP, DONT_SHIP, KEEP_RUNNING, INVESTIGATE = "SHIP", "DONT_SHIP", "KEEP_RUNNING", "INVESTIGATE"
@@ -23,18 +24,36 @@ class Recommendation:
     trust: str
     decision: str
     reasons: list[dict[str, Any]] = field(default_factory=list)
+    rule: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"trust": self.trust, "decision": self.decision, "reasons": self.reasons}
+        return finite({"trust": self.trust, "decision": self.decision, "reasons": self.reasons, "rule": self.rule})
+
+
+def _usable(primary: Estimate) -> bool:
+    """An OK estimate whose decision inputs are finite numbers (defence in depth: a coded status
+    should already have caught anything else)."""
+    numbers = (primary.p_value, primary.diff, primary.se)
+    return primary.ok and all(isinstance(v, int | float) and math.isfinite(v) for v in numbers)
 
 
 def recommend(primary: Estimate, direction: str, checks: list[CheckResult], power: PowerReport | None,
               excluded_share: float = 0.0, alpha: float = 0.05) -> Recommendation:
-    """direction: "INCREASE" if higher is better for the primary KPI, else "DECREASE"."""
+    """direction: "INCREASE" if higher is better for the primary KPI, else "DECREASE".
+
+    No input of any kind gets a decision unless it is finite and valid: a check that could not
+    judge its inputs (INVALID_INPUT) or a primary estimate with a coded status makes the result
+    UNTRUSTWORTHY with decision INVESTIGATE (no ship/don't-ship) and a coded reason. `rule` says
+    which estimate and estimand the decision uses."""
     reasons: list[dict[str, Any]] = []
     blocking = {"srm"} | {c.name for c in checks if c.name.startswith("exclusion_balance")}
+    rule = {"estimand": primary.estimand, "method": primary.method, "alpha": alpha,
+            "test": "two-sided p < alpha on the primary estimate; sign against the KPI's direction"}
     for check in checks:
-        if check.failed and check.name not in INFORMATIONAL:
+        if check.status == INVALID_INPUT:
+            reasons.append({"code": str(check.details.get("code") or INVALID_INPUT), "severity": UNTRUSTWORTHY,
+                            "check": check.name})
+        elif check.failed and check.name not in INFORMATIONAL:
             severity = UNTRUSTWORTHY if check.name in blocking else CAUTION
             reasons.append({"code": check.name.upper().replace(":", "_") + "_FAILED", "severity": severity,
                             "pValue": check.p_value})
@@ -44,10 +63,12 @@ def recommend(primary: Estimate, direction: str, checks: list[CheckResult], powe
         reasons.append({"code": "UNDERPOWERED", "severity": CAUTION, "message": power.message})
     if not primary.ok:
         reasons.append({"code": f"PRIMARY_{primary.status}", "severity": UNTRUSTWORTHY})
+    elif not _usable(primary):
+        reasons.append({"code": "PRIMARY_NON_FINITE_RESULT", "severity": UNTRUSTWORTHY})
     severities = {r["severity"] for r in reasons}
     trust = UNTRUSTWORTHY if UNTRUSTWORTHY in severities else CAUTION if CAUTION in severities else TRUSTWORTHY
     if trust == UNTRUSTWORTHY:
-        return Recommendation(trust, INVESTIGATE, reasons)
+        return Recommendation(trust, INVESTIGATE, reasons, rule)
     significant = primary.p_value is not None and primary.p_value < alpha
     good = primary.diff is not None and ((primary.diff > 0) == (direction == "INCREASE"))
     underpowered = power is not None and power.underpowered
@@ -57,4 +78,4 @@ def recommend(primary: Estimate, direction: str, checks: list[CheckResult], powe
         decision = DONT_SHIP
     else:
         decision = KEEP_RUNNING if underpowered else DONT_SHIP
-    return Recommendation(trust, decision, reasons)
+    return Recommendation(trust, decision, reasons, rule)

@@ -92,22 +92,37 @@ def _metrics_of(doc: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[tu
     return specs, ratios
 
 
-def _moment_deltas(x0: float, x1: float, pre: float, first: bool) -> dict[str, float]:
-    return {"n": 1.0 if first else 0.0, "sum_x": x1 - x0, "sum_x2": x1 * x1 - x0 * x0,
-            "sum_pre": pre if first else 0.0, "sum_pre2": pre * pre if first else 0.0, "sum_xpre": (x1 - x0) * pre}
+def reference_level(spec: dict[str, Any]) -> float:
+    """The metric's declared typical level (KPI `referenceLevel`, default 0): aggregates hold sums
+    about it, so a metric near 1e12 (minor units, cumulative LTV) keeps its variance. It comes
+    from the frozen definition, never from the data, so any delivery order writes the same sums."""
+    return float(spec.get("referenceLevel") or 0.0)
 
 
-def _ratio_deltas(y0: float, d0: float, y1: float, d1: float, first: bool) -> dict[str, float]:
-    return {"n": 1.0 if first else 0.0, "sum_num": y1 - y0, "sum_num2": y1 * y1 - y0 * y0, "sum_den": d1 - d0,
-            "sum_den2": d1 * d1 - d0 * d0, "sum_numden": y1 * d1 - y0 * d0}
+def _moment_deltas(x0: float, x1: float, pre: float, first: bool, k: float = 0.0) -> dict[str, float]:
+    """The unit's change to n, Σ(x-k), Σ(x-k)², Σ(p-k), Σ(p-k)², Σ(x-k)(p-k)."""
+    old, new, p = (0.0 if first else x0 - k), x1 - k, pre - k
+    return {"n": 1.0 if first else 0.0, "sum_x": new - old, "sum_x2": new * new - old * old,
+            "sum_pre": p if first else 0.0, "sum_pre2": p * p if first else 0.0, "sum_xpre": (new - old) * p}
+
+
+def _ratio_deltas(y0: float, d0: float, y1: float, d1: float, first: bool, ky: float = 0.0,
+                  kd: float = 0.0) -> dict[str, float]:
+    oy, od = (0.0, 0.0) if first else (y0 - ky, d0 - kd)
+    ny, nd = y1 - ky, d1 - kd
+    return {"n": 1.0 if first else 0.0, "sum_num": ny - oy, "sum_num2": ny * ny - oy * oy, "sum_den": nd - od,
+            "sum_den2": nd * nd - od * od, "sum_numden": ny * nd - oy * od}
 
 
 def _increment(txn: firestore.Transaction, experiment_id: str, variant: str, metric: str,
-               deltas: dict[str, float]) -> None:
+               deltas: dict[str, float], shifts: dict[str, float] | None = None) -> None:
+    """`shifts` (non-zero only) are written as plain fields: the same values on every write, so
+    the shard document says which level its sums are about; legacy shards have none (zero)."""
     shard = random.randrange(max(1, settings().kpi_shards))
     target = repository.ref(experiment_id).collection(repository.AGGREGATES).document(
         aggregate_id(variant, metric, shard))
     txn.set(target, {"variant": variant, "metric": metric, "shard": shard,
+                     **{k: v for k, v in (shifts or {}).items() if v},
                      **{k: Increment(v) for k, v in deltas.items() if v}}, merge=True)
 
 
@@ -179,15 +194,19 @@ def ingest_one(event: KpiEvent) -> str:
                 pres[event.metric] = event.preValue
             pre = float(pres.get(event.metric, 0.0))
             metrics[event.metric] = x1
-            _increment(txn, doc["id"], variant, event.metric, _moment_deltas(x0, x1, pre, first))
+            k = reference_level(spec)
+            _increment(txn, doc["id"], variant, event.metric, _moment_deltas(x0, x1, pre, first, k),
+                       {"shift_x": k, "shift_pre": k})
             for numerator, denominator in ratios:
                 if event.metric not in (numerator, denominator):
                     continue
                 old = dict(unit.get("metrics") or {})
                 ratio_first = numerator not in old and denominator not in old
+                ky, kd = reference_level(specs[numerator]), reference_level(specs[denominator])
                 _increment(txn, doc["id"], variant, ratio_key(numerator, denominator), _ratio_deltas(
                     float(old.get(numerator, 0.0)), float(old.get(denominator, 0.0)),
-                    float(metrics.get(numerator, 0.0)), float(metrics.get(denominator, 0.0)), ratio_first))
+                    float(metrics.get(numerator, 0.0)), float(metrics.get(denominator, 0.0)), ratio_first, ky, kd),
+                    {"shift_num": ky, "shift_den": kd})
             # first/last by event time, region of the latest event: the same in any delivery order
             seen_first, seen_last = unit.get("firstSeen") or ts, unit.get("lastSeen") or ts
             txn.set(unit_ref, {"unitId": event.unitId, "variant": variant, "metrics": metrics, "pre": pres,

@@ -19,6 +19,15 @@ from functions.core.stats.sufficient import MomentStats, RatioStats
 rng = np.random.default_rng(20261124)
 
 
+def _exact(r: np.random.Generator, loc: float, scale: float, size: int) -> np.ndarray:
+    """Normal draws on a 2^-10 grid: OFFSET + x is then exactly representable up to 1e12, so a
+    reference computed on x alone sees the very same data (scipy's own sums lose digits there)."""
+    return np.round(r.normal(loc, scale, size) * 1024) / 1024
+
+
+OFFSETS = [0.0, 1e3, 1e8, 1e12]
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_welch_equals_scipy(seed):
     r = np.random.default_rng(seed)
@@ -31,26 +40,73 @@ def test_welch_equals_scipy(seed):
     assert ours.diff_ci == pytest.approx((ci.low, ci.high), rel=1e-9)
 
 
-def test_z_test_equals_statsmodels():
-    ours = two_proportion_z(120, 2000, 150, 2100)
-    z, p = proportions_ztest([150, 120], [2100, 2000])
-    assert ours.extra["z"] == pytest.approx(z, rel=1e-9) and ours.p_value == pytest.approx(p, rel=1e-9)
+@pytest.mark.parametrize("offset", OFFSETS)
+def test_welch_equals_scipy_at_large_offsets(offset):
+    """Raw Σx² lost the variance from mean/sd ~ 1e8 on and called 1e12 + N(0,1) ZERO_VARIANCE."""
+    r = np.random.default_rng(7)
+    a, b = _exact(r, 0.0, 1.0, 900), _exact(r, 0.15, 2.0, 1300)
+    ours = welch(MomentStats.from_arrays(offset + a), MomentStats.from_arrays(offset + b))
+    ref = stats.ttest_ind(b, a, equal_var=False)
+    assert ours.status == "OK"
+    assert ours.diff == pytest.approx(b.mean() - a.mean(), rel=1e-9)
+    assert ours.se == pytest.approx(ref.statistic and (b.mean() - a.mean()) / ref.statistic, rel=1e-9)
+    assert ours.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    # merged shards (different shifts, Chan et al.) give the same test as the whole arm
+    halves = MomentStats.from_arrays(offset + a[:300]) + MomentStats.from_arrays(offset + a[300:])
+    assert welch(halves, MomentStats.from_arrays(offset + b)).p_value == pytest.approx(ref.pvalue, rel=1e-9)
+
+
+def _lin_references(ya, pa, yb, pb):
+    """statsmodels: per-arm OLS intercepts at the pooled covariate mean (exactly our estimate and
+    SE) and the interacted model y ~ 1 + T + c + T·c with HC2 errors (the robust reference)."""
+    pooled = np.r_[pa, pb].mean()
+    fit_a = sm.OLS(ya, sm.add_constant(pa - pooled)).fit()
+    fit_b = sm.OLS(yb, sm.add_constant(pb - pooled)).fit()
+    t = np.r_[np.zeros(ya.size), np.ones(yb.size)]
+    c = np.r_[pa, pb] - pooled
+    hc2 = sm.OLS(np.r_[ya, yb], np.column_stack([np.ones_like(t), t, c, t * c])).fit(cov_type="HC2")
+    return fit_a, fit_b, hc2
 
 
 @pytest.mark.parametrize("seed", [4, 5])
-def test_cuped_equals_statsmodels_ols(seed):
+def test_cuped_equals_statsmodels_separate_slopes(seed):
     r = np.random.default_rng(seed)
     n_a, n_b = 1500, 1700
     pre = r.gamma(2.0, 10.0, n_a + n_b)
     t = np.r_[np.zeros(n_a), np.ones(n_b)]
     y = 5 + 0.8 * pre + 1.5 * t + r.normal(0, 8, n_a + n_b)
     ours = cuped(MomentStats.from_arrays(y[:n_a], pre[:n_a]), MomentStats.from_arrays(y[n_a:], pre[n_a:]))
-    fit = sm.OLS(y, sm.add_constant(np.column_stack([t, pre]))).fit()
-    assert ours.diff == pytest.approx(fit.params[1], rel=1e-6)
-    assert ours.se == pytest.approx(fit.bse[1], rel=1e-6)
-    assert ours.p_value == pytest.approx(fit.pvalues[1], rel=1e-6)
-    assert ours.extra["theta"] == pytest.approx(fit.params[2], rel=1e-6)
+    fit_a, fit_b, hc2 = _lin_references(y[:n_a], pre[:n_a], y[n_a:], pre[n_a:])
+    assert ours.diff == pytest.approx(fit_b.params[0] - fit_a.params[0], rel=1e-9)
+    assert ours.diff == pytest.approx(hc2.params[1], rel=1e-9)
+    assert ours.se == pytest.approx(np.hypot(fit_a.bse[0], fit_b.bse[0]), rel=1e-9)
+    assert ours.se == pytest.approx(hc2.bse[1], rel=2e-3)
+    assert ours.extra["theta"] == pytest.approx({"control": fit_a.params[1], "treatment": fit_b.params[1]}, rel=1e-9)
     assert ours.extra["varianceReduction"] > 0.5  # the covariate explains most variance here
+
+
+@pytest.mark.parametrize("offset", OFFSETS)
+def test_cuped_matches_hc2_on_very_unequal_arms_and_large_offsets(offset):
+    """20000:400 with the treatment's residual sd four times the control's: the pooled-variance
+    OLS error (what CUPED used to report) is far off; ours stays within 1% of HC2."""
+    r = np.random.default_rng(8)
+    pa, pb = _exact(r, 0, 1, 20000), _exact(r, 0, 1, 400)
+    ya, yb = 0.5 * pa + _exact(r, 0, 1, 20000), 0.75 * pb + _exact(r, 0, 4, 400)  # on the grid
+    ours = cuped(MomentStats.from_arrays(offset + ya, offset + pa), MomentStats.from_arrays(offset + yb, offset + pb))
+    fit_a, fit_b, hc2 = _lin_references(ya, pa, yb, pb)
+    assert ours.status == "OK" and "fallback" not in ours.extra
+    assert ours.diff == pytest.approx(hc2.params[1], rel=1e-9, abs=1e-12)
+    assert ours.se == pytest.approx(np.hypot(fit_a.bse[0], fit_b.bse[0]), rel=1e-9)
+    assert ours.se == pytest.approx(hc2.bse[1], rel=1e-2)
+    pooled_fit = sm.OLS(np.r_[ya, yb], sm.add_constant(np.column_stack([np.r_[np.zeros(20000), np.ones(400)],
+                                                                          np.r_[pa, pb]]))).fit()
+    assert pooled_fit.bse[1] < 0.6 * hc2.bse[1]  # the old classical error: far too small here
+
+
+def test_z_test_equals_statsmodels():
+    ours = two_proportion_z(120, 2000, 150, 2100)
+    z, p = proportions_ztest([150, 120], [2100, 2000])
+    assert ours.extra["z"] == pytest.approx(z, rel=1e-9) and ours.p_value == pytest.approx(p, rel=1e-9)
 
 
 def test_delta_ratio_ci_matches_a_bootstrap():

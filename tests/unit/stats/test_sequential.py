@@ -17,7 +17,8 @@ def test_bounds_equal_gbstats_sequential_test():
     for n_a, n_b, tuning, relative in [(500, 520, 5000, True), (5000, 4900, 5000, False), (300, 900, 1000, True),
                                        (20000, 20100, 20000, False)]:
         a, b = MomentStats.from_arrays(r.gamma(2, 5, n_a)), MomentStats.from_arrays(r.gamma(2, 5.3, n_b))
-        cases.append({"a": [a.n, a.sum_x, a.sum_x2], "b": [b.n, b.sum_x, b.sum_x2], "alpha": 0.05,
+        raw_a, raw_b = a.reshift(), b.reshift()  # gbstats takes raw sums Σx, Σx²
+        cases.append({"a": [a.n, raw_a.sum_x, raw_a.sum_x2], "b": [b.n, raw_b.sum_x, raw_b.sum_x2], "alpha": 0.05,
                       "tuning": tuning, "relative": relative})
         ours.append(list(confidence_sequence(a, b, relative=relative, alpha=0.05, tuning=tuning)))
     reference = peers.run(peers.GBSTATS_SEQUENTIAL, cases, timeout=900)
