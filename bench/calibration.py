@@ -402,7 +402,7 @@ def grid(quick: bool = False, only: str | None = None) -> list[list[Cell]]:
     """Groups of cells that share draws: (family, allocation) for the primary analysis, family
     for the guardrails. --quick is the test suite's reduced grid."""
     groups: list[list[Cell]] = []
-    families = FAMILIES if not quick else [FAMILIES[i] for i in (0, 8, 10, 11, 13)]
+    families = FAMILIES if not quick else [FAMILIES[i] for i in (0, 3, 8, 10, 11, 13)]
     if only in (None, "primary"):
         for fam in families:
             ratios = list(VARIANCE_RATIOS) if fam.amount in ("normal", "lognormal", "pareto") else ["1"]

@@ -111,6 +111,7 @@ class Check:
     acts: Any
     units: dict[str, Any]
     events: dict[str, Any]
+    conditions: dict[str, Any]  # other requirements by name: met (bool) per element
 
 
 def _floors(units: dict[str, Any], events: dict[str, Any], min_units: int, min_events: float) -> Any:
@@ -142,9 +143,10 @@ def relative_check(nc: Any, sc: Any, qc: Any, nt: Any, st: Any, qt: Any, harmful
         width = halfwidth(var_d, nc + nt, alpha, tuning)
         d = mt - k * mc
         bound_d = d - width if harmful_direction == INCREASE else d + width
-        acts = _floors(units, events, min_units, min_events) & (mc > 0)
+        conditions = {"positiveControlMean": mc > 0}
+        acts = _floors(units, events, min_units, min_events) & conditions["positiveControlMean"]
         beyond = bound_d > 0 if harmful_direction == INCREASE else bound_d < 0
-        return Check(mt / mc - 1, bound_d / mc + k - 1, acts & beyond, acts, units, events)
+        return Check(mt / mc - 1, bound_d / mc + k - 1, acts & beyond, acts, units, events, conditions)
 
 
 def absolute_check(nt: Any, st: Any, qt: Any, limit: float, harmful_direction: str,
@@ -172,9 +174,12 @@ def absolute_check(nt: Any, st: Any, qt: Any, limit: float, harmful_direction: s
         events = {"treatmentExpected": np.where(binary, nt * limit, info)}
         width = halfwidth(np.maximum(vt, null_var) / nt, nt, alpha, tuning)
         bound = mt - width if harmful_direction == INCREASE else mt + width
-        acts = _floors({"treatment": nt}, events, min_units, min_events)
+        # A fall judged on the treatment's own spread is what breached on noise: a non-0/1 metric
+        # needs the reference arm's spread before a minimum can act.
+        conditions = {"referenceArm": binary | (reference is not None) | (harmful_direction == INCREASE)}
+        acts = _floors({"treatment": nt}, events, min_units, min_events) & conditions["referenceArm"]
         beyond = bound > limit if harmful_direction == INCREASE else bound < limit
-        return Check(mt, bound, acts & beyond, acts, {"treatment": nt}, events)
+        return Check(mt, bound, acts & beyond, acts, {"treatment": nt}, events, conditions)
 
 
 # ------------------------------------------------------------------------------------ verdicts
@@ -200,6 +205,12 @@ class GuardrailVerdict:
         return finite(out)
 
 
+CONDITIONS = {
+    "positiveControlMean": "a positive control mean (a relative change of a non-positive level is undefined)",
+    "referenceArm": "the control arm's statistics (a minimum on a non-0/1 metric borrows its spread)",
+}
+
+
 def _shortfall(kind: str, limit: float, check: Check, min_units: int, min_events: float) -> GuardrailVerdict:
     """INSUFFICIENT_DATA naming every floor not yet met."""
     missing: dict[str, Any] = {}
@@ -209,9 +220,11 @@ def _shortfall(kind: str, limit: float, check: Check, min_units: int, min_events
         missing["unitsPerArm"] = {"required": max(min_units, 2), "have": short_units}
     if short_events:
         missing["effectiveEvents"] = {"required": min_events, "have": short_events}
-    if not missing:
-        missing["positiveControlMean"] = {"required": "> 0"}
-    parts = [f"{k} {v.get('have', '')} vs {v['required']}" for k, v in missing.items()]
+    for name, met in check.conditions.items():
+        if not bool(met):
+            missing[name] = {"required": CONDITIONS[name]}
+    parts = [f"{k} {v['have']} of {v['required']}" if "have" in v else f"{k}: {v['required']}"
+             for k, v in missing.items()]
     return GuardrailVerdict(INSUFFICIENT_DATA, kind, None, None, limit, "needs " + "; ".join(parts), missing)
 
 
