@@ -20,11 +20,12 @@ so a "fall is the harm" check breached far too often. Three changes make it cali
    (arms pooled on the control's scale, mu_T = k * mu_C). An absolute limit on a 0/1 metric uses
    limit * (1 - limit); otherwise the control arm's coefficient of variation at the limit. A
    floor only ever widens the bound, so a treatment that changes the variance stays covered.
-3. A minimum of information before acting: at least `min_units` units per arm and
-   MIN_EFFECTIVE_EVENTS effective events ((sum x)^2 / sum x^2, Kish's effective sample size,
-   which is the event count of a 0/1 metric and discounts heavy tails) in the control arm and
-   expected in the treatment arm at the control's rate. Below that the verdict is
-   INSUFFICIENT_DATA and says what is missing; it never breaches.
+3. A minimum of information before acting: at least `min_units` units per arm and, wherever a
+   variance is estimated, MIN_EFFECTIVE_EVENTS effective events ((sum x)^2 / sum x^2, Kish's
+   effective sample size: the event count of a 0/1 metric, fewer for heavy tails) in the control
+   arm and expected in the treatment arm at the control's rate. An absolute limit on a 0/1
+   metric knows its variance at the limit and needs only the units. Below the floors the
+   verdict is INSUFFICIENT_DATA and says what is missing; it never breaches.
 
 The bound math works on numpy arrays as well as floats, so bench/calibration.py runs the very
 same functions over thousands of simulated sweeps at once.
@@ -155,9 +156,9 @@ def absolute_check(nt: Any, st: Any, qt: Any, limit: float, harmful_direction: s
                    min_events: float = MIN_EFFECTIVE_EVENTS) -> Check:
     """D = mean_T - limit with the treatment variance floored at its variance if it sat at the
     limit: limit (1 - limit) for 0/1 data, else the reference (control) arm's coefficient of
-    variation at the limit. Information floor: expected events at the limit for 0/1 data, else
-    the reference's effective events scaled to the treatment's size (the treatment's own without
-    a reference)."""
+    variation at the limit. Information floor: none beyond min_units for 0/1 data (the variance at
+    the limit is known, as in a score test), else the reference's effective events scaled to the
+    treatment's size (the treatment's own without a reference)."""
     nt = np.asarray(nt, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         mt, vt = _moments(nt, st, qt)
@@ -171,7 +172,8 @@ def absolute_check(nt: Any, st: Any, qt: Any, limit: float, harmful_direction: s
         else:
             spread, info = 0.0, effective_events(st, qt)
         null_var = np.where(binary, limit * (1 - limit), spread)
-        events = {"treatmentExpected": np.where(binary, nt * limit, info)}
+        # A 0/1 metric's variance at the limit is known, not estimated: only min_units applies.
+        events = {"treatmentExpected": np.where(binary, np.inf, info)}
         width = halfwidth(np.maximum(vt, null_var) / nt, nt, alpha, tuning)
         bound = mt - width if harmful_direction == INCREASE else mt + width
         # A fall judged on the treatment's own spread is what breached on noise: a non-0/1 metric
