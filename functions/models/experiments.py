@@ -80,6 +80,9 @@ class Guardrail(StrictModel):
     absoluteMin: FiniteFloat | None = None
     action: GuardrailAction = GuardrailAction.PAUSE
     minUnitsPerArm: int = Field(default=100, ge=2, le=10_000_000)
+    # Effective events ((sum x)^2 / sum x^2; conversions of a 0/1 metric) before the check may act;
+    # the calibration (docs/calibration.md) holds from 10 up, so a lower floor is refused.
+    minEffectiveEvents: FiniteFloat = Field(default=10, ge=10, le=10_000_000)
 
     @model_validator(mode="after")
     def _has_limit(self) -> Guardrail:
