@@ -42,7 +42,7 @@ COMMON=(--gen2 --runtime="$RUNTIME" --region="$REGION" --source=. --project="$PR
 
 # -- topics ---------------------------------------------------------------------------------
 TOPICS=(kpi-events fraud-signals spillover-events exposures sweep-ticks kill-switch experiment-state
-        ledger-checkpoints quarantined-events dead-letter)
+        ledger-checkpoints ledger-alerts quarantined-events dead-letter)
 for topic in "${TOPICS[@]}"; do
   run gcloud pubsub topics create "$topic" --project="$PROJECT"
 done
