@@ -29,8 +29,11 @@ def _keyring(args: argparse.Namespace, required: bool) -> signing.Keyring | None
     try:
         if args.keyring:
             text = args.keyring.read_text()
-            return signing.keyring_of(signing.split_pems(text)) if "-----BEGIN" in text else \
-                signing.keyring_from_document(json.loads(text))
+            try:
+                document = json.loads(text)
+            except ValueError:  # not JSON: PEM public keys
+                return signing.keyring_of(signing.split_pems(text))
+            return signing.keyring_from_document(document)
         if args.public_key:
             return signing.keyring_of(signing.split_pems(args.public_key.read_text()))
     except OSError as exc:
