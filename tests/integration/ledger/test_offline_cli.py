@@ -41,6 +41,7 @@ def ledger_files(function_client, tmp_path):
     client = function_client("ledger")
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps(client.get("/keys").get_json()))
+    (tmp_path / "key.pem").write_text(client.get("/public-key").get_json()["publicKeyPem"])
     lines = client.get("/exports?experimentId=cli", headers=VIEWER).data.decode().splitlines()
     return client, chain, keys, lines
 
@@ -66,62 +67,61 @@ def test_an_intact_export_verifies_with_the_pinned_keyring(ledger_files, tmp_pat
 
 @pytest.mark.parametrize("first", [1, 2, 4])
 def test_swapped_entries_fail_even_though_their_seqs_are_intact(ledger_files, tmp_path, capsys, first):
-    _, _, keys, lines = ledger_files
+    _, _, _keys, lines = ledger_files
     swapped = [*lines[:1 + first], lines[2 + first], lines[1 + first], *lines[3 + first:]]
-    code, out = _run(capsys, "verify-export", "--export", _export(tmp_path, swapped), "--keyring", str(keys))
+    code, out = _run(capsys, "verify-export", "--export", _export(tmp_path, swapped))
     chain = json.loads(out)["chains"][0]
     assert (code, chain["firstBadIndex"], chain["damage"]) == (1, first, "REORDERED_ENTRIES")
 
 
 def test_a_missing_genesis_fails(ledger_files, tmp_path, capsys):
-    _, _, keys, lines = ledger_files
-    code, out = _run(capsys, "verify-export", "--export", _export(tmp_path, [lines[0], *lines[2:]]),
-                     "--keyring", str(keys))
+    _, _, _keys, lines = ledger_files
+    code, out = _run(capsys, "verify-export", "--export", _export(tmp_path, [lines[0], *lines[2:]]))
     chain = json.loads(out)["chains"][0]
     assert (code, chain["firstBadIndex"], chain["damage"]) == (1, 0, "MISSING_GENESIS")
 
 
 def test_a_header_that_says_not_ok_fails(ledger_files, tmp_path, capsys):
-    _, _, keys, lines = ledger_files
+    _, _, _keys, lines = ledger_files
     header = json.loads(lines[0])
     header["verification"]["ok"] = False
-    code, out = _run(capsys, "verify-export", "--export", _export(tmp_path, [json.dumps(header), *lines[1:]]),
-                     "--keyring", str(keys))
+    code, out = _run(capsys, "verify-export", "--export", _export(tmp_path, [json.dumps(header), *lines[1:]]))
     assert code == 1 and json.loads(out)["problems"][0]["damage"] == "SERVER_REPORTED_DAMAGE"
 
 
 def test_a_rechain_from_seq_2_is_reported_at_index_2(ledger_files, tmp_path, capsys):
-    client, chain, keys, _ = ledger_files
+    client, chain, _keys, _ = ledger_files
     _rechain(chain, 2)
     lines = client.get("/exports?experimentId=cli", headers=VIEWER).data.decode().splitlines()
     header = json.loads(lines[0])
     header["verification"] = {"ok": True}  # the file's header doctored too
-    code, out = _run(capsys, "verify-export", "--export", _export(tmp_path, [json.dumps(header), *lines[1:]]),
-                     "--keyring", str(keys))
+    code, out = _run(capsys, "verify-export", "--export", _export(tmp_path, [json.dumps(header), *lines[1:]]))
     chain_verdict = json.loads(out)["chains"][0]
     assert (code, chain_verdict["firstBadIndex"], chain_verdict["damage"]) == (1, 2, "REWRITTEN_CHAIN")
 
 
 def test_inclusion_of_a_rewritten_entry_fails(ledger_files, tmp_path, capsys):
-    client, chain, keys, _ = ledger_files
+    client, chain, _keys, _ = ledger_files
     proof_file = tmp_path / "proof.json"
     proof_file.write_text(json.dumps(client.get(f"/proofs/inclusion?chainId={chain}&seq=3", headers=VIEWER)
                                      .get_json()))
-    assert _run(capsys, "verify-inclusion", "--proof", str(proof_file), "--keyring", str(keys))[0] == 0
+    pem = str(tmp_path / "key.pem")
+    assert _run(capsys, "verify-inclusion", "--proof", str(proof_file), "--public-key", pem)[0] == 0
     _rechain(chain, 2)  # the insider rewrites; the leaf log still holds the signed hash
     proof_file.write_text(json.dumps(client.get(f"/proofs/inclusion?chainId={chain}&seq=3", headers=VIEWER)
                                      .get_json()))
-    code, out = _run(capsys, "verify-inclusion", "--proof", str(proof_file), "--keyring", str(keys))
+    code, out = _run(capsys, "verify-inclusion", "--proof", str(proof_file), "--public-key", pem)
     assert code == 1 and "ENTRY_MISMATCH" in out
     proof = json.loads(proof_file.read_text())
     proof["entryHash"] = proof["entry"]["hash"]  # ...and claims the rewritten hash is the leaf
     proof_file.write_text(json.dumps(proof))
-    code, out = _run(capsys, "verify-inclusion", "--proof", str(proof_file), "--keyring", str(keys))
+    code, out = _run(capsys, "verify-inclusion", "--proof", str(proof_file), "--public-key", pem)
     assert code == 1 and "INCLUSION_FAILED" in out
 
 
 def test_bad_input_gets_a_message_and_exit_2(ledger_files, tmp_path, capsys):
     client, _, keys, lines = ledger_files
+    pem = str(tmp_path / "key.pem")
     error = client.get("/proofs/inclusion?chainId=nope&seq=0", headers=VIEWER)
     assert error.status_code == 404
     saved = tmp_path / "error.json"
@@ -133,11 +133,11 @@ def test_bad_input_gets_a_message_and_exit_2(ledger_files, tmp_path, capsys):
     array = tmp_path / "array.json"
     array.write_text("[1, 2]")
     cases = [
-        ("verify-inclusion", "--proof", str(saved), "--keyring", str(keys)),
-        ("verify-consistency", "--proof", str(saved), "--keyring", str(keys)),
-        ("verify-inclusion", "--proof", str(garbage), "--keyring", str(keys)),
-        ("verify-inclusion", "--proof", str(array), "--keyring", str(keys)),
-        ("verify-inclusion", "--proof", str(tmp_path / "missing.json"), "--keyring", str(keys)),
+        ("verify-inclusion", "--proof", str(saved), "--public-key", pem),
+        ("verify-consistency", "--proof", str(saved), "--public-key", pem),
+        ("verify-inclusion", "--proof", str(garbage), "--public-key", pem),
+        ("verify-inclusion", "--proof", str(array), "--public-key", pem),
+        ("verify-inclusion", "--proof", str(tmp_path / "missing.json"), "--public-key", pem),
         ("verify-inclusion", "--proof", str(array), "--keyring", str(garbage)),
         ("verify-export", "--export", str(saved)),
         ("verify-export", "--export", str(garbage)),
