@@ -160,6 +160,9 @@ def _assert_every_verifier_says_damaged(client, eid: str, chain: str, index: int
         (index, True)], whole
     report = client.get(f"/reports/{eid}", headers=VIEWER).get_json()
     assert (report["integrity"]["ok"], report["integrity"]["firstBadIndex"]) == (False, index)
+    assert [t["seq"] for t in report["timeline"] if t["verified"]] == list(range(min(index, len(report["timeline"]))))
+    forged = [a for a in report["approvals"] if a["actor"].get("uid") == FORGED_APPROVER]
+    assert (kinds != REWRITTEN or forged) and not any(a["verified"] for a in forged)  # shown, never vouched for
     page = client.get(f"/reports/{eid}/html", headers=VIEWER).data.decode()
     assert "DAMAGED" in page and "VERIFIED" not in page
     keyring = tmp_path / "keys.json"
