@@ -29,7 +29,7 @@ from functions.core.errors import Conflict
 from functions.core.ledger import anchor, merkle, signing
 from functions.core.ledger.entry import timestamp_text
 from functions.services.ledger import log as ledger_log
-from functions.services.ledger.verification import anchor_state
+from functions.services.ledger.verification import RACY, anchor_state
 
 log = logging.getLogger(__name__)
 BATCH = 400
@@ -96,8 +96,11 @@ def create_checkpoint(now: datetime | None = None, actor: dict[str, str] | None 
     Raises CheckpointRefused (after alerting) when the ledger does not extend the signed one."""
     now = now or datetime.now(UTC)
     keyring, key = ledger_log.keyring(), ledger_log.signing_key()
-    snap, state = ledger_log.log_state()
-    latest, problems = anchor_state(keyring, state, check_leaves=False)
+    for attempt in range(2):  # a checkpoint another sweep commits between our reads is not damage
+        snap, state = ledger_log.log_state()
+        latest, problems = anchor_state(keyring, state, check_leaves=False)
+        if attempt or not any(p["damage"] in RACY for p in problems):
+            break
     if problems:
         _refuse(problems, latest, now)
     heads = dict((latest or {}).get("chainHeads") or {})
