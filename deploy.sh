@@ -13,6 +13,8 @@ PROJECT="${GOOGLE_CLOUD_PROJECT:-}"
 REGION="${FUNCTION_REGION:-europe-west1}"
 RUNTIME="python311"
 SERVICE_ACCOUNT="${SERVICE_ACCOUNT:-}"
+# After a ledger key rotation: the Secret Manager secret holding the retired public keys (PEM).
+LEDGER_KEYRING_SECRET="${LEDGER_KEYRING_SECRET:-}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dry-run) DRY_RUN=1; shift ;;
@@ -48,11 +50,11 @@ SA_FLAG=()
 [[ -n "$SERVICE_ACCOUNT" ]] && SA_FLAG=(--service-account="$SERVICE_ACCOUNT")
 COMMON=(--gen2 --runtime="$RUNTIME" --region="$REGION" --source=. --project="$PROJECT" "${SA_FLAG[@]}"
         --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FUNCTION_REGION=$REGION"
-        --set-secrets="LEDGER_SIGNING_KEY=ledger-signing-key:latest")
+        --set-secrets="LEDGER_SIGNING_KEY=ledger-signing-key:latest${LEDGER_KEYRING_SECRET:+,LEDGER_KEYRING=$LEDGER_KEYRING_SECRET:latest}")
 
 # -- topics ---------------------------------------------------------------------------------
 TOPICS=(kpi-events fraud-signals spillover-events exposures sweep-ticks kill-switch experiment-state
-        ledger-checkpoints quarantined-events dead-letter)
+        ledger-checkpoints ledger-alerts quarantined-events dead-letter)
 for topic in "${TOPICS[@]}"; do
   run gcloud pubsub topics create "$topic" --project="$PROJECT"
 done

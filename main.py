@@ -8,6 +8,7 @@ Firestore: experiment_written (offerExperiments/{id} writes).
 import functions_framework
 
 from functions import logs
+from functions.adapters import ledger_keys
 from functions.api import analytics as analytics_api
 from functions.api import assign as assign_api
 from functions.api import experiments as experiments_api
@@ -22,6 +23,7 @@ from functions.events import spillover as spillover_event
 from functions.events import sweep as sweep_event
 
 logs.configure()
+ledger_keys.require_configured()  # in the cloud: no configured signing key, no start
 
 
 @functions_framework.http

@@ -27,6 +27,7 @@ class Topics:
     kill_switch: str = "kill-switch"
     experiment_state: str = "experiment-state"
     ledger_checkpoints: str = "ledger-checkpoints"
+    ledger_alerts: str = "ledger-alerts"
     quarantine: str = "quarantined-events"
 
     def all(self) -> dict[str, str]:
@@ -46,6 +47,7 @@ class Settings:
     currency_rates: dict[str, float] = field(default_factory=dict)
     ledger_signing_key: str = ""
     ledger_key_file: str = ".run/ledger-dev-key.pem"
+    ledger_keyring: str = ""
     config_cache_seconds: float = 5.0
     log_level: str = "INFO"
     sweep_window_seconds: int = 300
@@ -81,6 +83,7 @@ def settings() -> Settings:
         currency_rates={k.upper(): float(v) for k, v in rates.items()},
         ledger_signing_key=_env("LEDGER_SIGNING_KEY", ""),
         ledger_key_file=_env("LEDGER_KEY_FILE", ".run/ledger-dev-key.pem"),
+        ledger_keyring=_env("LEDGER_KEYRING", ""),
         config_cache_seconds=float(_env("CONFIG_CACHE_SECONDS", "5")),
         log_level=_env("LOG_LEVEL", "INFO"),
         sweep_window_seconds=int(_env("SWEEP_WINDOW_SECONDS", "300")),

@@ -4,7 +4,9 @@ Layout: `experimentLedger/{chainId}` holds the chain head (seq, hash); entries l
 document at `experimentLedger/{chainId}/entries/{seq:012d}`. The head is the only document
 every append touches, and only appends to the same chain (one experiment) share it, so
 contention stays per experiment. Firestore transactions read before they write: call
-`read_head` in the read phase, `append` in the write phase.
+`read_head` in the read phase, `append` in the write phase. Each entry document carries the
+ledger key's signature over its hash, so an entry written around the service is recognisable
+(see `functions.core.ledger.verify`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
+from functions.adapters import ledger_keys
 from functions.adapters.firestore import EXPERIMENT_LEDGER, db
+from functions.core.ledger import signing
 from functions.core.ledger.entry import GENESIS_HASH, SealedEntry, seal_entry, timestamp_text
 
 ENTRIES = "entries"
@@ -80,7 +85,8 @@ def append(
     )
     ref = chain_ref(head.chain_id)
     # create() makes a lost race fail loudly instead of overwriting an entry.
-    txn.create(ref.collection(ENTRIES).document(entry_id(sealed.seq)), sealed.to_document())
+    txn.create(ref.collection(ENTRIES).document(entry_id(sealed.seq)),
+               {**sealed.to_document(), **signing.sign_entry(sealed.hash, ledger_keys.signing_key())})
     txn.set(
         ref,
         {"chainId": head.chain_id, "headSeq": sealed.seq, "headHash": sealed.hash, "updatedAt": datetime.now(UTC)},
@@ -89,7 +95,10 @@ def append(
     return sealed
 
 
-def entries(chain_id: str) -> list[dict[str, Any]]:
-    """All stored entries of a chain, in document-id (= seq) order."""
-    stream = chain_ref(chain_id).collection(ENTRIES).order_by("__name__").stream()
-    return [s.to_dict() or {} for s in stream]
+def entries(chain_id: str, after: int = -1) -> list[dict[str, Any]]:
+    """The stored entries of a chain with seq > `after`, in document-id (= seq) order."""
+    collection = chain_ref(chain_id).collection(ENTRIES)
+    query = collection.order_by("__name__")
+    if after >= 0:
+        query = query.where(filter=FieldFilter("__name__", ">", collection.document(entry_id(after))))
+    return [s.to_dict() or {} for s in query.stream()]

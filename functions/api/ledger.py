@@ -12,7 +12,7 @@ from functions.core.errors import Unprocessable
 from functions.core.ledger import signing
 from functions.core.ledger.entry import timestamp_text
 from functions.models.common import Id, StrictModel
-from functions.services.ledger import checkpoints, export, proofs, report, verification
+from functions.services.ledger import checkpoints, export, health, proofs, report, verification
 from functions.services.ledger import log as ledger_log
 
 router = Router("ledger", "Experiment ledger", "Tamper-evident audit trail with proofs, reports and exports.")
@@ -63,10 +63,20 @@ def list_checkpoints(ctx: RequestContext):
     return {"checkpoints": ledger_log.checkpoints()}
 
 
-@router.get("/public-key", public=True, summary="The Ed25519 public key that verifies checkpoints")
+@router.get("/public-key", public=True, summary="The current Ed25519 public key (see /keys for the keyring)")
 def public_key(ctx: RequestContext):
     key = ledger_log.signing_key()
     return {"keyId": signing.key_id(key), "publicKeyPem": signing.public_pem(key)}
+
+
+@router.get("/keys", public=True, summary="The keyring: current and retired public keys by key id")
+def keys(ctx: RequestContext):
+    return signing.keyring_document(ledger_log.keyring(), signing.key_id(ledger_log.signing_key()))
+
+
+@router.get("/health", roles=ANY_STAFF, summary="Checkpoint anchoring: newest checkpoint, its age, refusals")
+def ledger_health(ctx: RequestContext):
+    return health.health()
 
 
 @router.get("/proofs/inclusion", roles=ANY_STAFF, query=InclusionQuery, summary="Inclusion proof for an entry")

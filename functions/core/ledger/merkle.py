@@ -158,3 +158,47 @@ def frontier_root(frontier: Sequence[tuple[int, bytes]]) -> bytes:
     for _, h in reversed(frontier[:-1]):
         root_hash = node_hash(h, root_hash)
     return root_hash
+
+
+def frontier_size(frontier: Sequence[tuple[int, bytes]]) -> int:
+    return sum(size for size, _ in frontier)
+
+
+def is_frontier_of(frontier: Sequence[tuple[int, bytes]], size: int) -> bool:
+    """The shape a compact range of `size` leaves must have: the 1-bits of size, largest first."""
+    sizes = [s for s, _ in frontier]
+    return sizes == [1 << b for b in range(size.bit_length() - 1, -1, -1) if size >> b & 1]
+
+
+def consistency_proof_from_frontier(old: Sequence[tuple[int, bytes]], new_hashes: Sequence[bytes]) -> list[bytes]:
+    """PROOF(m, D[n]) where the first m leaves are known only by their compact range `old` and
+    the n - m appended ones by their leaf hashes: what the checkpointer proves before it signs,
+    at O(new + log n) cost. Every subtree the proof names lies either inside one run of `old`'s
+    perfect subtrees or wholly among the new leaves (RFC 9162 2.1.4.1's split is left-balanced)."""
+    m = frontier_size(old)
+    starts, at = [], 0
+    for size, _ in old:
+        starts.append(at)
+        at += size
+
+    def subtree(lo: int, hi: int) -> bytes:
+        if lo >= m:
+            return root_from_hashes(new_hashes[lo - m:hi - m])
+        if hi <= m:
+            first, last = starts.index(lo), next(i for i, s in enumerate(starts) if s + old[i][0] == hi)
+            return frontier_root(old[first:last + 1])
+        k = _split(hi - lo)
+        return node_hash(subtree(lo, lo + k), subtree(lo + k, hi))
+
+    def sub(lo: int, hi: int, size_m: int, complete: bool) -> list[bytes]:
+        n = hi - lo
+        if size_m == n:
+            return [] if complete else [subtree(lo, hi)]
+        k = _split(n)
+        if size_m <= k:
+            return [*sub(lo, lo + k, size_m, complete), subtree(lo + k, hi)]
+        return [*sub(lo + k, hi, size_m - k, False), subtree(lo, lo + k)]
+
+    if m == 0:
+        raise ValueError("old size must be at least 1")
+    return sub(0, m + len(new_hashes), m, True)

@@ -8,7 +8,13 @@ refuses subjects that could carry one; inside strings quotes are escaped), and i
 signature, so the link it carries is the genuine one, and so on down. Entries the checkpoint does
 not pin yet (the tail) are parsed and checked field by field, since nothing else vouches for them.
 Only when something is wrong does the slow path name the damage. Stored fields other than `hash`,
-`prevHash` and `seq` are a query index: readers that show entries use the canonical body.
+`prevHash`, `seq`, `signature` and `keyId` are a query index: readers that show entries use the
+canonical body.
+
+Given a keyring, every entry past the signed head must carry the service's signature over its
+hash (an insider without the key cannot append or rewrite one), and a chain that no longer ends
+in the signed head is searched for its first entry without a valid signature: a consistent
+re-chain from seq 2 is reported at index 2, not where the hashes finally disagree.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.core.ledger.entry import GENESIS_HASH, LEAF_PREFIX, PREV_TOKEN, entry_hash_from_canonical
+from functions.core.ledger.signing import Keyring, verify_entry
 
 MODIFIED_ENTRY = "MODIFIED_ENTRY"
 DELETED_ENTRY = "DELETED_ENTRY"
@@ -28,6 +35,9 @@ REORDERED_ENTRIES = "REORDERED_ENTRIES"
 TRUNCATED_TAIL = "TRUNCATED_TAIL"
 REPLACED_GENESIS = "REPLACED_GENESIS"
 BAD_SIGNATURE = "BAD_SIGNATURE"
+FORGED_ENTRY = "FORGED_ENTRY"
+REWRITTEN_CHAIN = "REWRITTEN_CHAIN"
+MISSING_GENESIS = "MISSING_GENESIS"
 
 
 @dataclass(frozen=True)
@@ -93,10 +103,17 @@ def _exact(chain_id: str, doc: Mapping[str, Any], seq: int, prev: str, digest: s
             and body.get("prevHash") == prev and body.get("seq") == seq and body.get("chainId") == chain_id)
 
 
+def _first_unsigned(documents: Sequence[Mapping[str, Any]], upto: int, keyring: Keyring | None) -> int | None:
+    if keyring is None:
+        return None
+    return next((i for i in range(min(upto, len(documents))) if not verify_entry(documents[i], keyring)), None)
+
+
 def verify_chain(chain_id: str, documents: Sequence[Mapping[str, Any]],
-                 expected_head: tuple[int, str] | None = None) -> ChainVerdict:
+                 expected_head: tuple[int, str] | None = None, keyring: Keyring | None = None) -> ChainVerdict:
     """`documents` as stored, in document-id order; `expected_head` (seq, hash) from the last
-    signed checkpoint or the chain's head document catches truncation and appended forgeries."""
+    signed checkpoint catches truncation and rewrites; `keyring` makes every entry past it prove
+    it was appended by the service."""
     leaf = hashlib.sha256(LEAF_PREFIX)  # copied per entry: cheaper than prefixing every body
     token, token_len = PREV_TOKEN, len(PREV_TOKEN)
     pinned = min(expected_head[0] + 1, len(documents)) if expected_head is not None else 0
@@ -123,6 +140,14 @@ def verify_chain(chain_id: str, documents: Sequence[Mapping[str, Any]],
                 digest = entry_hash_from_canonical(doc["canonical"].encode())
                 if not _exact(chain_id, doc, i, prev, digest):
                     break
+                if keyring is not None and not verify_entry(doc, keyring):
+                    rewritten = _first_unsigned(documents, i, keyring)
+                    if rewritten is not None:  # a re-chain that reaches past the signed head
+                        return ChainVerdict(False, chain_id, len(documents), rewritten, REWRITTEN_CHAIN,
+                                            f"entries from {rewritten} were rewritten and re-chained")
+                    return ChainVerdict(False, chain_id, len(documents), i, FORGED_ENTRY,
+                                        f"entry {i} has no valid signature of the ledger key: it was not "
+                                        "appended by the service (a forged append or a rewrite)")
                 prev = digest
             else:
                 i = len(documents)
@@ -136,6 +161,12 @@ def verify_chain(chain_id: str, documents: Sequence[Mapping[str, Any]],
     length = len(documents)
     if expected_head is not None:
         head_seq, head_hash = expected_head
+        if length < head_seq + 1 or documents[head_seq]["hash"] != head_hash:
+            rewritten = _first_unsigned(documents, head_seq + 1, keyring)
+            if rewritten is not None:
+                return ChainVerdict(False, chain_id, length, rewritten, REWRITTEN_CHAIN,
+                                    f"entries from {rewritten} were rewritten and re-chained with recomputed "
+                                    "hashes; the signed checkpoint pins a different history", prev)
         if length < head_seq + 1:
             return ChainVerdict(False, chain_id, length, length, TRUNCATED_TAIL,
                                 f"checkpoint has {head_seq + 1} entries, store has {length}", prev)
@@ -145,9 +176,12 @@ def verify_chain(chain_id: str, documents: Sequence[Mapping[str, Any]],
     return ChainVerdict(True, chain_id, length, None, None, "", prev if documents else None)
 
 
-def verify_segment(chain_id: str, documents: Sequence[Mapping[str, Any]]) -> ChainVerdict:
-    """A contiguous run of one chain (a time-range export): every hash and link inside it, with
-    the first entry's link taken as stated (the genesis when it is entry 0). Indices are seqs."""
+def verify_segment(chain_id: str, documents: Sequence[Mapping[str, Any]],
+                   expected_head: tuple[int, str] | None = None, keyring: Keyring | None = None) -> ChainVerdict:
+    """A contiguous run of one chain (a time-range export) in the order given: every hash and
+    link inside it, with the first entry's link taken as stated (the genesis when it is entry 0).
+    Indices are seqs. With a keyring, each entry must be anchored: at or before the signed head
+    when the run contains that head, or else by its own signature."""
     if not documents:
         return ChainVerdict(True, chain_id, 0)
     first = documents[0].get("seq")
@@ -167,4 +201,16 @@ def verify_segment(chain_id: str, documents: Sequence[Mapping[str, Any]]) -> Cha
                 kind = DELETED_ENTRY if isinstance(doc.get("seq"), int) and doc["seq"] > seq else REORDERED_ENTRIES
             return ChainVerdict(False, chain_id, len(documents), seq, kind, f"entry {seq} does not link")
         prev = digest
+    if keyring is not None:
+        head_seq, head_hash = expected_head if expected_head is not None else (-1, "")
+        last = first + len(documents) - 1
+        pinned_upto = head_seq - first + 1 if first <= head_seq <= last else 0
+        if pinned_upto and documents[pinned_upto - 1]["hash"] != head_hash:
+            pinned_upto = 0  # the run's copy of the signed head is not the signed one
+        for offset, doc in enumerate(documents[pinned_upto:], pinned_upto):
+            if not verify_entry(doc, keyring):
+                kind = REWRITTEN_CHAIN if first + offset <= head_seq else FORGED_ENTRY
+                return ChainVerdict(False, chain_id, len(documents), first + offset, kind,
+                                    f"entry {first + offset} is neither pinned by the signed checkpoint nor "
+                                    "signed by the ledger key")
     return ChainVerdict(True, chain_id, len(documents), None, None, "", prev)

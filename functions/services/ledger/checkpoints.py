@@ -1,89 +1,149 @@
-"""Signed Merkle checkpoints over every chain's entries, taken by the sweep and on demand.
+"""Signed Merkle checkpoints built from the append-only leaf log, taken by the sweep and on demand.
 
-New entries of all chains are appended to the global log in a deterministic order (timestamp,
-chain, seq); the root comes from the stored frontier (O(new + log n)), the checkpoint is signed
-with Ed25519, stored, and published to the `ledger-checkpoints` topic through the outbox so a
-copy lives outside the database. A concurrent second checkpointer loses on the log document's
-update-time precondition and changes nothing.
+Certificate-transparency practice: before a checkpoint is signed, the previous one is verified
+(signature by a key of the keyring, heads digest, link to its own predecessor, the stored
+frontier against its root), every chain must continue the head the previous checkpoint signed,
+every new entry must carry the ledger key's signature, and the new tree is proven consistent with
+the old one (RFC 6962 consistency proof from the stored compact range). Any failure refuses the
+checkpoint: nothing is signed, an alert goes to the `ledger-alerts` topic through the outbox, and
+`GET /ledger/health` says REFUSING until the ledger is repaired. New entries are appended to the
+log in a deterministic order (timestamp, chain, seq); the checkpoint signs the tree, its link to
+the previous checkpoint and a digest of every chain's head, and is published with its consistency
+proof on the `ledger-checkpoints` topic so a witness outside the database keeps a copy. A
+concurrent second checkpointer loses on the log document's update-time precondition.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters import ledger_store, outbox
 from functions.adapters.firestore import db
-from functions.core.ledger import merkle, signing
+from functions.core.errors import Conflict
+from functions.core.ledger import anchor, merkle, signing
+from functions.core.ledger.entry import timestamp_text
 from functions.services.ledger import log as ledger_log
+from functions.services.ledger.verification import RACY, anchor_state
 
 log = logging.getLogger(__name__)
 BATCH = 400
 
 
-def _entries_after(chain_id: str, done: int) -> list[dict[str, Any]]:
-    entries = ledger_store.chain_ref(chain_id).collection(ledger_store.ENTRIES)
-    query = entries.order_by("__name__")
-    if done >= 0:
-        query = query.where(filter=FieldFilter("__name__", ">", entries.document(ledger_store.entry_id(done))))
-    return [s.to_dict() or {} for s in query.stream()]
+class CheckpointRefused(Conflict):
+    """The ledger is not a consistent extension of the last signed checkpoint."""
 
 
-def _new_entries(covered: dict[str, int]) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+def _raise_alert(problems: list[dict[str, Any]], latest: dict[str, Any] | None, now: datetime) -> None:
+    """One alert document and one `ledger-alerts` message per distinct problem set; a repeat
+    (every sweep until repaired) only moves `lastSeenAt`."""
+    digest = hashlib.sha256(json.dumps(problems, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    ref = ledger_log.log_ref().collection(ledger_log.ALERTS).document(digest)
+    seen = ref.get()
+    if seen.exists:
+        ref.update({"lastSeenAt": now, "count": int(seen.get("count") or 0) + 1})
+        return
+    alert = {"kind": "CHECKPOINT_REFUSED", "problems": problems, "latestSignedSize": (latest or {}).get("treeSize"),
+             "firstSeenAt": now, "lastSeenAt": now, "count": 1}
+    batch = db().batch()
+    batch.create(ref, alert)
+    outbox.enqueue(batch, ledger_log.log_ref(), "ledger_alerts",
+                   {**alert, "firstSeenAt": timestamp_text(now), "lastSeenAt": timestamp_text(now)},
+                   key=f"ledger-alert:{digest}")
+    try:
+        batch.commit()
+        outbox.flush(ledger_log.log_ref())
+    except gexc.AlreadyExists:
+        pass
+    except Exception:  # the sweep's outbox safety net publishes it later
+        log.exception("ledger alert not published yet")
+
+
+def _refuse(problems: list[dict[str, Any]], latest: dict[str, Any] | None, now: datetime) -> None:
+    log.error("ledger checkpoint refused", extra={"json_fields": {"problems": problems}})
+    _raise_alert(problems, latest, now)
+    raise CheckpointRefused("the ledger does not extend the last signed checkpoint; nothing was signed",
+                            code="CHECKPOINT_REFUSED", details={"problems": problems})
+
+
+def _fresh_entries(heads: dict[str, list[Any]], keyring: dict[str, Any]
+                   ) -> tuple[list[dict[str, Any]], dict[str, list[Any]], list[dict[str, Any]]]:
+    """Entries appended since the signed heads, the heads they lead to, and chains that do not
+    continue their signed head."""
     fresh: list[dict[str, Any]] = []
-    heads: dict[str, list[Any]] = {}
-    for chain_id in ledger_log.chain_ids():
-        head = ledger_store.read_head(None, chain_id)
-        if head.next_seq == 0:
-            continue
-        heads[chain_id] = [head.next_seq - 1, head.prev_hash]
-        if head.next_seq - 1 > covered.get(chain_id, -1):
-            fresh.extend(_entries_after(chain_id, covered.get(chain_id, -1)))
+    new_heads = {c: list(h) for c, h in heads.items()}
+    bad: list[dict[str, Any]] = []
+    for chain_id in sorted(set(ledger_log.chain_ids()) | set(heads)):
+        signed = heads.get(chain_id)
+        docs = ledger_store.entries(chain_id, after=int(signed[0]) - 1 if signed else -1)
+        verdict, new = anchor.extension(chain_id, signed, docs, keyring)
+        if not verdict.ok:
+            bad.append({**verdict.to_dict(), "headHash": None})
+        elif new:
+            new_heads[chain_id] = [int(new[-1]["seq"]), str(new[-1]["hash"])]
+            fresh.extend(new)
     fresh.sort(key=lambda e: (e.get("timestamp", ""), e.get("chainId", ""), e.get("seq", 0)))
-    return fresh, heads
+    return fresh, new_heads, bad
 
 
 def create_checkpoint(now: datetime | None = None, actor: dict[str, str] | None = None) -> dict[str, Any] | None:
-    """Returns the new checkpoint, or None when nothing new was appended (or another won)."""
+    """The new checkpoint, or None when nothing new was appended (or another checkpointer won).
+    Raises CheckpointRefused (after alerting) when the ledger does not extend the signed one."""
     now = now or datetime.now(UTC)
-    snap = ledger_log.log_ref().get()
-    state = snap.to_dict() if snap.exists else {}
-    size = int(state.get("size", 0))
-    frontier = [(int(f["size"]), bytes.fromhex(f["hash"])) for f in state.get("frontier", [])]
-    covered = dict(state.get("covered", {}))
-    fresh, heads = _new_entries(covered)
+    keyring, key = ledger_log.keyring(), ledger_log.signing_key()
+    for attempt in range(2):  # a checkpoint another sweep commits between our reads is not damage
+        snap, state = ledger_log.log_state()
+        latest, problems = anchor_state(keyring, state, check_leaves=False)
+        if attempt or not any(p["damage"] in RACY for p in problems):
+            break
+    if problems:
+        _refuse(problems, latest, now)
+    heads = dict((latest or {}).get("chainHeads") or {})
+    fresh, new_heads, bad = _fresh_entries(heads, keyring)
+    if bad:
+        _refuse(bad, latest, now)
     if not fresh:
         return None
+    size = int((latest or {}).get("treeSize", 0))
+    old_root = (latest or {}).get("rootHash", anchor.EMPTY_ROOT)
+    old_frontier = [(int(f["size"]), bytes.fromhex(f["hash"])) for f in state.get("frontier", [])] if latest else []
     leaves = [ledger_log.leaf_of(e["hash"]) for e in fresh]
-    frontier = merkle.frontier_append(frontier, leaves)
-    new_size = size + len(fresh)
-    for start in range(0, len(fresh), BATCH):
-        batch = db().batch()
-        for offset, entry in enumerate(fresh[start:start + BATCH], start):
-            batch.set(ledger_log.leaf_ref(size + offset), {"index": size + offset, "hash": entry["hash"],
-                                                           "chainId": entry["chainId"], "seq": entry["seq"]})
-        batch.commit()
-    key = ledger_log.signing_key()
-    checkpoint = {"treeSize": new_size, "rootHash": merkle.frontier_root(frontier).hex(),
-                  "at": now.isoformat().replace("+00:00", "Z"), "previousSize": size, "keyId": signing.key_id(key)}
+    frontier = merkle.frontier_append(old_frontier, leaves)
+    new_size, root = size + len(fresh), merkle.frontier_root(frontier)
+    proof = merkle.consistency_proof_from_frontier(old_frontier, leaves) if size else []
+    if size and not merkle.verify_consistency(size, new_size, bytes.fromhex(old_root), root, proof):
+        _refuse([anchor.problem("INCONSISTENT_TREE", "the new tree does not extend the signed one", latest)],
+                latest, now)
+    checkpoint = {"format": signing.CHECKPOINT_FORMAT, "number": int((latest or {}).get("number", 0)) + 1,
+                  "treeSize": new_size, "rootHash": root.hex(), "at": timestamp_text(now), "previousSize": size,
+                  "previousRoot": old_root, "headsRoot": signing.heads_root(new_heads), "keyId": signing.key_id(key)}
     signature = signing.sign(checkpoint, key)
-    for entry in fresh:
-        covered[entry["chainId"]] = max(covered.get(entry["chainId"], -1), int(entry["seq"]))
-    stored = {**checkpoint, "signature": signature, "chainHeads": heads, "createdBy": actor or {"uid": "system"}}
+    writes = [(ledger_log.leaf_ref(size + i), {"index": size + i, "hash": e["hash"], "chainId": e["chainId"],
+                                               "seq": e["seq"]}) for i, e in enumerate(fresh)]
+    chunks = [writes[i:i + BATCH] for i in range(0, len(writes), BATCH)]
+    for chunk in chunks[:-1]:  # a long run of leaves first; the last run commits with the checkpoint
+        batch = db().batch()
+        for ref, doc in chunk:
+            batch.set(ref, doc)
+        batch.commit()
     batch = db().batch()
-    new_state = {"size": new_size, "frontier": [{"size": s, "hash": h.hex()} for s, h in frontier], "covered": covered,
-                 "updatedAt": now}
+    for ref, doc in chunks[-1]:
+        batch.set(ref, doc)
+    stored = {**checkpoint, "signature": signature, "chainHeads": new_heads, "createdBy": actor or {"uid": "system"}}
+    new_state = {"size": new_size, "frontier": [{"size": s, "hash": h.hex()} for s, h in frontier], "updatedAt": now}
     if snap.exists:
         batch.update(ledger_log.log_ref(), new_state, option=db().write_option(last_update_time=snap.update_time))
     else:
         batch.create(ledger_log.log_ref(), new_state)
     batch.create(ledger_log.checkpoint_ref(new_size), stored)
     outbox.enqueue(batch, ledger_log.log_ref(), "ledger_checkpoints",
-                   {**checkpoint, "signature": signature, "publicKey": signing.public_pem(key)},
+                   {**checkpoint, "signature": signature, "publicKey": signing.public_pem(key),
+                    "consistency": {"fromSize": size, "fromRoot": old_root, "path": [h.hex() for h in proof]}},
                    key=f"checkpoint:{new_size}")
     try:
         batch.commit()
@@ -94,6 +154,10 @@ def create_checkpoint(now: datetime | None = None, actor: dict[str, str] | None 
 
 
 def checkpoint_if_due(now: datetime | None = None) -> dict[str, Any] | None:
-    """The sweep's step: checkpoint whenever any chain has entries the last checkpoint lacks."""
-    made = create_checkpoint(now)
+    """The sweep's step: checkpoint whenever any chain has entries the last checkpoint lacks. A
+    refusal does not stop the sweep; it is alerted, shown in health and returned."""
+    try:
+        made = create_checkpoint(now)
+    except CheckpointRefused as refused:
+        return {"refused": True, "code": refused.code, "problems": refused.details["problems"]}
     return {"treeSize": made["treeSize"], "rootHash": made["rootHash"]} if made else None

@@ -1,4 +1,9 @@
-"""Streamed CSV and JSON Lines exports, with the verification status in the header."""
+"""Streamed CSV and JSON Lines exports, with the verification status in the header.
+
+The JSON Lines header also carries what an offline verifier needs: the scope (a whole chain, or
+a time range that may start mid-chain), the latest signed checkpoint with its chain heads, and
+the keyring. The offline CLI checks the checkpoint against a keyring it pins itself when given
+one (`--keyring`); the copy in the header lets old checkpoints verify after a rotation."""
 
 from __future__ import annotations
 
@@ -9,8 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from functions.adapters import ledger_store
+from functions.core.ledger import signing
 from functions.services.ledger import log as ledger_log
-from functions.services.ledger.verification import verify_chain_id
+from functions.services.ledger.verification import anchor_state, verify_chain_id
+
+EXPORT_FORMAT = "offers-ledger-export/2"
+ENTRY_FIELDS = ("chainId", "seq", "prevHash", "hash", "canonical", "signature", "keyId")
 
 COLUMNS = ["chainId", "seq", "timestamp", "action", "actorUid", "actorRole", "prevHash", "hash"]
 
@@ -35,17 +44,30 @@ def _entries(chains: list[str], since: str | None, until: str | None
             yield entry, body
 
 
-def header(chains: list[str]) -> dict[str, Any]:
-    verdicts = [verify_chain_id(c) for c in chains]
-    return {"verification": {"ok": all(v.ok for v in verdicts), "chains": len(verdicts),
-                             "damaged": [v.to_dict() for v in verdicts if not v.ok]}}
+def header(chains: list[str], scope: dict[str, Any] | None = None) -> dict[str, Any]:
+    keyring = ledger_log.keyring()
+    latest, problems = anchor_state(keyring)
+    verdicts = [verify_chain_id(c, (latest, problems), keyring) for c in chains]
+    checkpoint = None
+    if latest:
+        heads = latest.get("chainHeads") or {}
+        # The heads are signed as a whole (headsRoot): all of them travel, so the digest checks.
+        checkpoint = {**{k: latest.get(k) for k in signing.SIGNED_FIELDS}, "signature": latest.get("signature"),
+                      "chainHeads": heads}
+    return {"format": EXPORT_FORMAT, "scope": scope or {},
+            "verification": {"ok": all(v.ok for v in verdicts) and not problems, "chains": len(verdicts),
+                             "damaged": [v.to_dict() for v in verdicts if not v.ok],
+                             "checkpointProblems": problems},
+            "checkpoint": checkpoint,
+            "keyring": signing.keyring_document(keyring, signing.key_id(ledger_log.signing_key()))}
 
 
 def jsonl(experiment_id: str | None, since: str | None, until: str | None) -> Iterator[str]:
     chains = _chains(experiment_id)
-    yield json.dumps(header(chains)) + "\n"
+    scope = {"experimentId": experiment_id, "chains": chains, "since": since, "until": until}
+    yield json.dumps(header(chains, scope)) + "\n"
     for entry, _ in _entries(chains, since, until):
-        yield json.dumps({k: entry.get(k) for k in ("chainId", "seq", "prevHash", "hash", "canonical")}) + "\n"
+        yield json.dumps({k: entry.get(k) for k in ENTRY_FIELDS}) + "\n"
 
 
 def csv_lines(experiment_id: str | None, since: str | None, until: str | None) -> Iterator[str]:

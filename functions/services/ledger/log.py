@@ -1,28 +1,26 @@
 """The global append-only log the Merkle checkpoints cover.
 
-`experimentLedger/_log` holds the tree size, the compact-range frontier and each chain's
-covered head; leaves (entry hashes, in the order the checkpointer appended them) live at
-`experimentLedger/_log/leaves/{index:012d}`, signed checkpoints at
-`experimentLedger/_log/checkpoints/{treeSize:012d}`.
+`experimentLedger/_log` holds the tree size and the compact-range frontier (both re-checked
+against the latest signed checkpoint before use); leaves (entry hashes, in the order the
+checkpointer appended them) live at `experimentLedger/_log/leaves/{index:012d}`, signed
+checkpoints at `experimentLedger/_log/checkpoints/{treeSize:012d}`, refused checkpoints at
+`experimentLedger/_log/alerts/{id}`.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from google.cloud import firestore
 
+from functions.adapters import ledger_keys
 from functions.adapters.firestore import EXPERIMENT_LEDGER, db
-from functions.config import settings
-from functions.core.ledger import signing
 from functions.core.ledger.merkle import leaf_hash
 
 LOG_ID = "_log"
 LEAVES = "leaves"
 CHECKPOINTS = "checkpoints"
-_key_lock = threading.Lock()
-_key: dict[str, Any] = {}
+ALERTS = "alerts"
 
 
 def log_ref() -> firestore.DocumentReference:
@@ -41,11 +39,19 @@ def leaf_of(entry_hash: str) -> bytes:
     return leaf_hash(bytes.fromhex(entry_hash))
 
 
-def all_leaf_hashes(limit: int | None = None) -> list[bytes]:
+def leaves(limit: int | None = None) -> list[dict[str, Any]]:
     query = log_ref().collection(LEAVES).order_by("__name__")
     if limit is not None:
         query = query.limit(limit)
-    return [leaf_of(s.get("hash")) for s in query.stream()]
+    return [s.to_dict() or {} for s in query.stream()]
+
+
+def all_leaf_hashes(limit: int | None = None) -> list[bytes]:
+    return [leaf_of(str(leaf.get("hash"))) for leaf in leaves(limit)]
+
+
+def leaf_exists(index: int) -> bool:
+    return leaf_ref(index).get().exists
 
 
 def chain_ids() -> list[str]:
@@ -53,22 +59,37 @@ def chain_ids() -> list[str]:
 
 
 def signing_key():
-    with _key_lock:
-        cache_key = (settings().ledger_signing_key, settings().ledger_key_file)
-        if _key.get("for") != cache_key:
-            _key["key"] = signing.load_private_key(*cache_key)
-            _key["for"] = cache_key
-        return _key["key"]
+    return ledger_keys.signing_key()
+
+
+def keyring() -> dict[str, Any]:
+    return ledger_keys.keyring()
+
+
+def log_state() -> tuple[firestore.DocumentSnapshot, dict[str, Any]]:
+    snap = log_ref().get()
+    return snap, (snap.to_dict() or {}) if snap.exists else {}
+
+
+def recent_checkpoints(n: int = 2) -> list[dict[str, Any]]:
+    """The newest `n` stored checkpoints, oldest first, each with its document id as `_docId`.
+    Found by listing, not through the log document, so deleting the newest one cannot be hidden
+    by rewinding a pointer."""
+    query = log_ref().collection(CHECKPOINTS).order_by("treeSize", direction=firestore.Query.DESCENDING).limit(n)
+    return [{**(s.to_dict() or {}), "_docId": s.id} for s in query.stream()][::-1]
 
 
 def latest_checkpoint() -> dict[str, Any] | None:
-    """The log document names the current size; the checkpoint of that size is the latest."""
-    state = log_ref().get()
-    if not state.exists or not state.get("size"):
+    recent = recent_checkpoints(1)
+    if not recent:
         return None
-    snap = checkpoint_ref(int(state.get("size"))).get()
-    return snap.to_dict() if snap.exists else None
+    return {k: v for k, v in recent[-1].items() if k != "_docId"}
 
 
 def checkpoints() -> list[dict[str, Any]]:
     return [s.to_dict() or {} for s in log_ref().collection(CHECKPOINTS).order_by("__name__").stream()]
+
+
+def alerts(limit: int = 20) -> list[dict[str, Any]]:
+    query = log_ref().collection(ALERTS).order_by("lastSeenAt", direction=firestore.Query.DESCENDING).limit(limit)
+    return [s.to_dict() or {} for s in query.stream()]

@@ -1,4 +1,6 @@
-"""Inclusion and consistency proofs in the documented, offline-verifiable JSON format."""
+"""Inclusion and consistency proofs in the documented, offline-verifiable JSON format. An
+inclusion proof carries the entry as stored, so the verifier recomputes its hash from the
+canonical body and compares it with the leaf the proof is about."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from typing import Any
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from functions.adapters import ledger_store
 from functions.core.errors import NotFound, Unprocessable
 from functions.core.ledger import merkle, signing
 from functions.services.ledger import log as ledger_log
@@ -19,7 +22,7 @@ def _checkpoint(size: int | None) -> dict[str, Any]:
 
 
 def _signed(cp: dict[str, Any]) -> dict[str, Any]:
-    return {k: cp[k] for k in signing.SIGNED_FIELDS}
+    return {k: cp.get(k) for k in signing.SIGNED_FIELDS}
 
 
 def inclusion(chain_id: str, seq: int, tree_size: int | None = None) -> dict[str, Any]:
@@ -31,8 +34,10 @@ def inclusion(chain_id: str, seq: int, tree_size: int | None = None) -> dict[str
         raise NotFound("entry is not covered by that checkpoint yet", code="NOT_CHECKPOINTED")
     leaves = ledger_log.all_leaf_hashes(cp["treeSize"])
     index = found[0]["index"]
-    return {"format": "offers-ledger-inclusion/1", "checkpoint": _signed(cp), "signature": cp["signature"],
-            "entryHash": found[0]["hash"], "index": index,
+    stored = ledger_store.entries(chain_id, after=seq - 1)[:1]
+    entry = {k: stored[0].get(k) for k in ("chainId", "seq", "hash", "canonical")} if stored else None
+    return {"format": "offers-ledger-inclusion/2", "checkpoint": _signed(cp), "signature": cp["signature"],
+            "entryHash": found[0]["hash"], "index": index, "entry": entry,
             "path": [h.hex() for h in merkle.inclusion_proof(index, leaves)]}
 
 

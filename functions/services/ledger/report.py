@@ -39,6 +39,11 @@ def build(experiment_id: str) -> dict[str, Any]:
     analyses = [s.to_dict() for s in db().collection(EXPERIMENT_ANALYSES)
                 .where(filter=FieldFilter("experimentId", "==", experiment_id)).stream()]
     final = max(analyses, key=lambda a: str(a.get("createdAt", "")), default=None)
+    integrity = verify_experiment(experiment_id)
+    # Rows from the first damaged entry on say so: a rewritten approver is shown, flagged, not vouched for.
+    trusted_below = len(timeline) if integrity["ok"] else (integrity.get("firstBadIndex") or 0)
+    for row in timeline:
+        row["verified"] = isinstance(row["seq"], int) and row["seq"] < trusted_below
     return {
         "experimentId": experiment_id, "name": doc.get("name"), "state": doc.get("state"),
         "hypothesis": doc.get("hypothesis"), "author": doc.get("author"), "timeline": timeline,
@@ -47,7 +52,7 @@ def build(experiment_id: str) -> dict[str, Any]:
                                 "kind": r.get("kind")} for r in rollout), key=lambda r: r["at"]),
         "finalAnalysis": {"id": final.get("id"), "recommendation": final.get("recommendation")} if final else None,
         "preRegistration": {"planHash": registered[-1] if registered else None, "deviations": deviations},
-        "integrity": verify_experiment(experiment_id),
+        "integrity": integrity,
     }
 
 
@@ -79,10 +84,10 @@ signed {esc(str(cp.get('at')))} (key {esc(str(cp.get('keyId')))}).</p>
 <h2>Hypothesis</h2><p>{esc(json.dumps(report.get('hypothesis')))}</p>
 <h2>Pre-registration</h2><p>Plan hash {esc(str(report['preRegistration']['planHash']))};
 {'<b class="bad">deviations: ' + esc(json.dumps(deviations)) + '</b>' if deviations else 'no deviations.'}</p>
-<h2>Approvals</h2>{_rows(report['approvals'], ['at', 'action', 'actor', 'reason'])}
+<h2>Approvals</h2>{_rows(report['approvals'], ['at', 'action', 'actor', 'reason', 'verified'])}
 <h2>Guardrail actions</h2>{_rows(report['guardrailActions'], ['at', 'action', 'guardrail', 'arm', 'observed',
                                                                'bound', 'limit'])}
 <h2>Rollout path</h2>{_rows(report['rolloutPath'], ['at', 'kind', 'from', 'to'])}
 <h2>Final analysis</h2><p>{esc(json.dumps(final))}</p>
-<h2>Timeline</h2>{_rows(report['timeline'], ['seq', 'at', 'action', 'actor', 'reason'])}
+<h2>Timeline</h2>{_rows(report['timeline'], ['seq', 'at', 'action', 'actor', 'reason', 'verified'])}
 </body></html>"""

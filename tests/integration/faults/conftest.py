@@ -241,7 +241,8 @@ def _write_path(write: Any) -> str:
 
 TIME_FIELDS = frozenset({"updatedAt", "endedAt", "at", "createdAt", "sentAt", "recordedAt", "contaminatedAt",
                          "timestamp"})
-HASH_FIELDS = frozenset({"hash", "prevHash", "headHash", "rootHash", "signature"})
+HASH_FIELDS = frozenset({"hash", "prevHash", "headHash", "rootHash", "signature", "previousRoot", "headsRoot",
+                         "fromRoot", "path"})
 
 
 def scrub(value: Any, time_fields: frozenset[str] = TIME_FIELDS) -> Any:

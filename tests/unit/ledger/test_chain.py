@@ -95,16 +95,22 @@ def test_frontier_gives_the_same_root_as_the_full_tree():
 
 
 def test_signatures_verify_only_with_the_right_key_and_content(tmp_path):
-    key = signing.load_private_key("", tmp_path / "k.pem")
-    again = signing.load_private_key("", tmp_path / "k.pem")
+    key = signing.load_or_create_dev_key(tmp_path / "k.pem")
+    again = signing.load_or_create_dev_key(tmp_path / "k.pem")
     assert signing.public_pem(key) == signing.public_pem(again)  # generated once, then reused
-    checkpoint = {"treeSize": 10, "rootHash": "ab" * 32, "at": "2026-11-24T00:00:00Z", "previousSize": 5,
-                  "keyId": signing.key_id(key)}
+    ring = signing.keyring_of([key])
+    checkpoint = {"format": signing.CHECKPOINT_FORMAT, "number": 2, "treeSize": 10, "rootHash": "ab" * 32,
+                  "at": "2026-11-24T00:00:00Z", "previousSize": 5, "previousRoot": "cd" * 32,
+                  "headsRoot": signing.heads_root({"exp-1": [9, "ef" * 32]}), "keyId": signing.key_id(key)}
     signature = signing.sign(checkpoint, key)
-    assert signing.verify(checkpoint, signature, signing.public_pem(key))
-    assert not signing.verify({**checkpoint, "treeSize": 11}, signature, signing.public_pem(key))
-    other = signing.load_private_key("", tmp_path / "other.pem")
-    assert not signing.verify(checkpoint, signature, signing.public_pem(other))
+    assert signing.verify(checkpoint, signature, ring)
+    for field, value in (("treeSize", 11), ("headsRoot", "00" * 32), ("previousRoot", "00" * 32), ("number", 3)):
+        assert not signing.verify({**checkpoint, field: value}, signature, ring), field
+    other = signing.load_or_create_dev_key(tmp_path / "other.pem")
+    assert not signing.verify(checkpoint, signature, signing.keyring_of([other]))
+    # a checkpoint cannot bring its own key: the key id must be in the verifier's keyring
+    forged = {**checkpoint, "keyId": signing.key_id(other)}
+    assert not signing.verify(forged, signing.sign(forged, other), ring)
 
 
 def _forge_link(doc: dict, body_prev: str, nested_prev: str | None) -> dict:
