@@ -34,34 +34,55 @@ def intended_hash(body: CreateExperiment) -> str:
     return four_eyes.content_hash(body.id, body.model_dump(mode="json", exclude={"id"}), None)
 
 
-def _approvers(request: LifecycleRequest, author: Principal, content_hash: str) -> list[Principal]:
-    """Authenticate every token and apply every approval rule; raise before any write."""
-    draft = {"author": author.uid, "editors": [], "requiredApprovers": request.definition.requiredApprovers}
-    seen: set[str] = set()
+def _at(index: int, err: AppError) -> AppError:
+    """The error, naming the approver token it is about."""
+    err.details = {**(err.details if isinstance(err.details, dict) else {}), "approverToken": index}
+    return err
+
+
+def _authenticated(tokens: list[str]) -> list[Principal]:
+    """Every token is verified first: one bad token is a 401 whatever the others hold."""
     out = []
-    for index, token in enumerate(request.approverTokens):
+    for index, token in enumerate(tokens):
         try:
-            approver = authenticate(f"Bearer {token}")
-            if not approver.has_any(approvals.APPROVER_ROLES):
-                raise Forbidden("only approvers approve experiments", code="NOT_AN_APPROVER")
-            four_eyes.check_approver(draft, approver.uid)
-            if approver.uid in seen:
-                raise Conflict(f"{approver.uid} approves twice; four eyes need distinct approvers",
-                               code="DUPLICATE_APPROVER")
-            if approver.claims.get(BINDING_CLAIM) != content_hash:
-                raise Forbidden("the approver token is not bound to this experiment's content",
-                                code="APPROVAL_NOT_BOUND", details={"claim": BINDING_CLAIM,
-                                                                    "contentHash": content_hash})
+            out.append(authenticate(f"Bearer {token}"))
         except AppError as err:
-            err.details = {**(err.details if isinstance(err.details, dict) else {}), "approverToken": index}
-            raise
-        seen.add(approver.uid)
-        out.append(approver)
+            raise _at(index, err) from None
+    return out
+
+
+def _roles_and_four_eyes(draft: dict[str, Any], approver: Principal, seen: set[str]) -> None:
+    if not approver.has_any(approvals.APPROVER_ROLES):
+        raise Forbidden("only approvers approve experiments", code="NOT_AN_APPROVER")
+    four_eyes.check_approver(draft, approver.uid)
+    if approver.uid in seen:
+        raise Conflict(f"{approver.uid} approves twice; four eyes need distinct approvers", code="DUPLICATE_APPROVER")
+    seen.add(approver.uid)
+
+
+def _binding(approver: Principal, content_hash: str) -> None:
+    if approver.claims.get(BINDING_CLAIM) != content_hash:
+        raise Forbidden("the approver token is not bound to this experiment's content", code="APPROVAL_NOT_BOUND",
+                        details={"claim": BINDING_CLAIM, "contentHash": content_hash})
+
+
+def _approvers(request: LifecycleRequest, author: Principal, content_hash: str) -> list[Principal]:
+    """Every check before any write, one kind at a time so the answer does not depend on token
+    order: 401 (any token) before roles and four eyes (403, 409 duplicate) before binding (403)."""
+    draft = {"author": author.uid, "editors": [], "requiredApprovers": request.definition.requiredApprovers}
+    approvers = _authenticated(request.approverTokens)
+    seen: set[str] = set()
+    for check in (lambda a: _roles_and_four_eyes(draft, a, seen), lambda a: _binding(a, content_hash)):
+        for index, approver in enumerate(approvers):
+            try:
+                check(approver)
+            except AppError as err:
+                raise _at(index, err) from None
     if not four_eyes.complete(draft, seen):
         raise Conflict("the approver tokens do not complete the approvals, so the experiment could not start",
                        code="APPROVALS_INCOMPLETE",
                        details={"requiredApprovers": request.definition.requiredApprovers, "approvers": sorted(seen)})
-    return out
+    return approvers
 
 
 def run_full_lifecycle(request: LifecycleRequest, author: Principal) -> dict[str, Any]:
