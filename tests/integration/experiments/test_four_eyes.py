@@ -61,12 +61,19 @@ def test_an_editor_cannot_approve_the_content_they_changed(function_client):
     assert not [e for e in _ledger(eid) if e["actor"]["uid"] == "mallory" and "APPROV" in e["action"]]
 
 
-def test_an_edit_in_draft_also_bars_its_editor(function_client):
-    client = function_client("experiments")
+@pytest.mark.parametrize("edit", ["definition", "plan"])
+def test_an_edit_in_draft_also_bars_its_editor(function_client, edit):
+    client, rollouts = function_client("experiments"), function_client("rollouts")
     body = definition(frozen_cohort(), requiredApprovers=[])
     eid = client.post("/", json=body, headers=PM).get_json()["id"]
-    client.put(f"/{eid}", json={"definition": dict(body, minimumDetectableEffect=0.02)}, headers=MALLORY)
+    if edit == "definition":
+        changed = client.put(f"/{eid}", json={"definition": dict(body, minimumDetectableEffect=0.02)},
+                             headers=MALLORY)
+    else:
+        changed = rollouts.put(f"/{eid}/plan", json={"stages": [0.5]}, headers=MALLORY)
+    assert changed.status_code == 200
     client.post(f"/{eid}/submit", json={}, headers=PM)
+    assert client.get(f"/{eid}", headers=PM).get_json()["editors"] == ["mallory"]
     assert _error(client.post(f"/{eid}/approve", json={}, headers=MALLORY)) == "FOUR_EYES_EDITOR"
     assert client.post(f"/{eid}/approve", json={}, headers=BOB).get_json()["state"] == "APPROVED"
 
