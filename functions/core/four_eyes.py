@@ -57,6 +57,14 @@ def check_approver(experiment: Mapping[str, Any], uid: str) -> None:
                         details={"requiredApprovers": required})
 
 
+def check_approvable(experiment: Mapping[str, Any]) -> None:
+    """409 when a required approver is barred: that content could never be approved."""
+    blocked = sorted(set(experiment.get("requiredApprovers") or []) & barred(experiment))
+    if blocked:
+        raise Conflict("a required approver is the author or an editor of this experiment and cannot approve it",
+                       code="REQUIRED_APPROVER_BARRED", details={"barred": blocked})
+
+
 def check_content(experiment: Mapping[str, Any], current_hash: str) -> None:
     """409 when the stored content hash no longer matches the content (changed outside the API)."""
     recorded = experiment.get("contentHash")

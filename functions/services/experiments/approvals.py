@@ -29,6 +29,7 @@ def current_hash(txn: firestore.Transaction | None, doc: dict[str, Any]) -> str:
 
 def stage_submit(txn: firestore.Transaction, current: dict[str, Any], actor: dict[str, str],
                  head: ledger_store.Head, content_hash: str) -> dict[str, Any]:
+    four_eyes.check_approvable(current)
     return apply_transition(txn, repository.ref(current["id"]), current, Action.SUBMIT.value, actor,
                             "submitted for approval",
                             {"requiredApprovers": current.get("requiredApprovers", []), "contentHash": content_hash},

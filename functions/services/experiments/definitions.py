@@ -110,6 +110,7 @@ def update(experiment_id: str, definition: ExperimentDefinition, actor: dict[str
         content_hash = four_eyes.content_hash(experiment_id, new, plan)
         updates = {**new, "approvals": {}, **edited_by(current, actor)}
         if current["state"] != State.DRAFT.value:
+            four_eyes.check_approvable({**current, **updates})
             updates["contentHash"] = content_hash
         return apply_transition(txn, experiment_ref, current, Action.EDIT.value, actor, "definition edited",
                                 {"changed": changed, "approvalsVoided": voided, "contentHash": content_hash,

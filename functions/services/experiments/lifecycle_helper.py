@@ -68,8 +68,10 @@ def _binding(approver: Principal, content_hash: str) -> None:
 
 def _approvers(request: LifecycleRequest, author: Principal, content_hash: str) -> list[Principal]:
     """Every check before any write, one kind at a time so the answer does not depend on token
-    order: 401 (any token) before roles and four eyes (403, 409 duplicate) before binding (403)."""
+    order: approvable at all (409), then 401 (any token), then roles and four eyes (403, 409
+    duplicate), then binding (403), then completeness (409)."""
     draft = {"author": author.uid, "editors": [], "requiredApprovers": request.definition.requiredApprovers}
+    four_eyes.check_approvable(draft)
     approvers = _authenticated(request.approverTokens)
     seen: set[str] = set()
     for check in (lambda a: _roles_and_four_eyes(draft, a, seen), lambda a: _binding(a, content_hash)):

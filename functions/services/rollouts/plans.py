@@ -52,6 +52,7 @@ def _content_changed(txn: firestore.Transaction, current: store.Read, state: Pla
     if experiment.get("state") == "DRAFT":
         txn.update(experiments.ref(experiment["id"]), editors)
         return current
+    four_eyes.check_approvable({**experiment, **editors})
     content_hash = four_eyes.content_hash(experiment["id"], experiments.definition_of(experiment), state.to_doc())
     after = apply_transition(txn, experiments.ref(experiment["id"]), experiment, Action.EDIT.value, actor,
                              "rollout plan changed", {"changed": ["rolloutPlan"], "contentHash": content_hash,

@@ -40,9 +40,13 @@ def _submitted(client, **overrides) -> tuple[str, dict]:
 def test_an_editor_cannot_approve_the_content_they_changed(function_client):
     client = function_client("experiments")
     eid, body = _submitted(client)
-    hijack = dict(body, offerConfig={"oldPrice": 49.99, "newPrice": 99.99, "currency": "EUR"},
-                  requiredApprovers=["mallory"])
-    edited = client.put(f"/{eid}", json={"definition": hijack}, headers=MALLORY)
+    price = {"oldPrice": 49.99, "newPrice": 99.99, "currency": "EUR"}
+    before = dump()
+    hijack = client.put(f"/{eid}", json={"definition": dict(body, offerConfig=price, requiredApprovers=["mallory"])},
+                        headers=MALLORY)
+    assert hijack.status_code == 409 and _error(hijack) == "REQUIRED_APPROVER_BARRED"  # could never be approved
+    assert dump() == before
+    edited = client.put(f"/{eid}", json={"definition": dict(body, offerConfig=price)}, headers=MALLORY)
     assert edited.status_code == 200 and edited.get_json()["state"] == "PENDING_APPROVAL"
     version = edited.get_json()["version"]
     own = client.post(f"/{eid}/approve", json={}, headers=MALLORY)
@@ -52,13 +56,30 @@ def test_an_editor_cannot_approve_the_content_they_changed(function_client):
     assert started.status_code == 409
     after = client.get(f"/{eid}", headers=PM).get_json()
     assert after["state"] == "PENDING_APPROVAL" and after["version"] == version and after["approvals"] == {}
-    # The author puts mallory next to bob: mallory stays barred, bob alone cannot complete it.
-    both = dict(hijack, requiredApprovers=["mallory", "approver-bob"])
-    client.put(f"/{eid}", json={"definition": both}, headers=PM)
-    assert _error(client.post(f"/{eid}/approve", json={}, headers=MALLORY)) == "FOUR_EYES_EDITOR"
-    assert client.post(f"/{eid}/approve", json={}, headers=BOB).get_json()["state"] == "PENDING_APPROVAL"
-    assert client.post(f"/{eid}/start", json={}, headers=OPERATOR).status_code == 409
+    # Even the author cannot make mallory a required approver of content mallory changed.
+    both = client.put(f"/{eid}", json={"definition": dict(body, offerConfig=price,
+                                                          requiredApprovers=["mallory", "approver-bob"])},
+                      headers=PM)
+    assert both.status_code == 409 and _error(both) == "REQUIRED_APPROVER_BARRED"
     assert not [e for e in _ledger(eid) if e["actor"]["uid"] == "mallory" and "APPROV" in e["action"]]
+    # Another approver reviews the new price; then it runs, with bob's approval only.
+    assert client.post(f"/{eid}/approve", json={}, headers=BOB).get_json()["state"] == "APPROVED"
+    assert client.post(f"/{eid}/start", json={}, headers=OPERATOR).get_json()["state"] == "RUNNING"
+
+
+def test_content_nobody_may_approve_is_not_submitted(function_client):
+    client, rollouts = function_client("experiments"), function_client("rollouts")
+    body = definition(frozen_cohort(), requiredApprovers=["pm-alice", "approver-bob"])
+    eid = client.post("/", json=body, headers=PM).get_json()["id"]
+    own = client.post(f"/{eid}/submit", json={}, headers=PM)
+    assert own.status_code == 409 and _error(own) == "REQUIRED_APPROVER_BARRED"
+    assert client.get(f"/{eid}", headers=PM).get_json()["state"] == "DRAFT"
+    client.put(f"/{eid}", json={"definition": dict(body, requiredApprovers=["operator-carol"])}, headers=PM)
+    client.post(f"/{eid}/submit", json={}, headers=PM)
+    before = dump()
+    plan = rollouts.put(f"/{eid}/plan", json={"stages": [0.5]}, headers=OPERATOR)  # the approver edits the plan
+    assert plan.status_code == 409 and _error(plan) == "REQUIRED_APPROVER_BARRED"
+    assert dump() == before
 
 
 @pytest.mark.parametrize("edit", ["definition", "plan"])
@@ -198,6 +219,9 @@ def _issue_cases(holdout: str) -> dict[str, tuple[dict, int, str]]:
             {"definition": mine, "approverTokens": [mint("pm-alice", ["pm", "approver"])]}, 403, "FOUR_EYES"),
         "duplicate approver (409)": ({"definition": draft, "approverTokens": [bob, bob]}, 409,
                                      "DUPLICATE_APPROVER"),
+        "the author as a required approver (409)": (
+            {"definition": _lifecycle_body(holdout, "exp-lc", requiredApprovers=["pm-alice", "approver-bob"]),
+             "approverTokens": [bob]}, 409, "REQUIRED_APPROVER_BARRED"),
     }
 
 

@@ -96,3 +96,12 @@ def test_without_named_approvers_one_valid_approval_is_enough():
     assert four_eyes.check_covered(doc, "h2") == ["bob"]
     with pytest.raises(Conflict):
         four_eyes.check_covered(_approved({"alice": "h2"}, requiredApprovers=[]), "h2")
+
+
+def test_content_is_unapprovable_when_a_required_approver_is_barred():
+    doc = {"author": "alice", "editors": ["mallory"], "requiredApprovers": ["bob"]}
+    four_eyes.check_approvable(doc)
+    for barred in ("alice", "mallory"):
+        with pytest.raises(Conflict) as err:
+            four_eyes.check_approvable({**doc, "requiredApprovers": ["bob", barred]})
+        assert err.value.code == "REQUIRED_APPROVER_BARRED" and err.value.details == {"barred": [barred]}
