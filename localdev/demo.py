@@ -73,8 +73,11 @@ def run_demo(base: str, units: int = 400, seed: int = 7) -> dict[str, Any]:
                         "action": "KILL", "minUnitsPerArm": 30}],
         "requiredApprovers": ["demo-approver"],
     }
-    run = _call("POST", f"{base}/experiments/lifecycle", PM,
-                {"definition": definition, "approverTokens": [mint("demo-approver", ["approver"])]})
+    definition["id"] = f"exp-demo-{uuid.uuid4().hex[:8]}"
+    # The approver reviews the content hash and signs in with a token bound to it (four eyes on what runs).
+    bound = _call("POST", f"{base}/experiments/lifecycle/content-hash", PM, definition)["contentHash"]
+    approver = mint("demo-approver", ["approver"], approvesContentHash=bound)
+    run = _call("POST", f"{base}/experiments/lifecycle", PM, {"definition": definition, "approverTokens": [approver]})
     eid = run["experimentId"]
     _say(f"experiment {eid}: " + " -> ".join(s["step"] for s in run["steps"]) + f" (state {run['state']})")
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import firebase_admin
 from firebase_admin import auth as fb_auth
@@ -29,6 +31,7 @@ class Principal:
     uid: str
     roles: frozenset[str] = field(default_factory=frozenset)
     email: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def has_any(self, allowed: frozenset[str]) -> bool:
         return "admin" in self.roles or bool(self.roles & allowed)
@@ -82,4 +85,4 @@ def authenticate(authorization: str | None) -> Principal:
     if not isinstance(uid, str) or not uid:
         raise Unauthenticated("token has no subject", code="INVALID_TOKEN")
     roles = roles_from_claims(claims) or frozenset({"user"})
-    return Principal(uid=uid, roles=roles, email=claims.get("email"))
+    return Principal(uid=uid, roles=roles, email=claims.get("email"), claims=claims)

@@ -10,6 +10,7 @@ from functions.api.router import ANY_STAFF, RequestContext, Router
 from functions.models.common import StrictModel
 from functions.models.experiments import (
     ApproveRequest,
+    ContentHashOut,
     CreateExperiment,
     ExperimentOut,
     KpiBatch,
@@ -20,7 +21,7 @@ from functions.models.experiments import (
 )
 from functions.services import sweep
 from functions.services.experiments import approvals, definitions, health, kpi, repository, start, transitions
-from functions.services.experiments.lifecycle_helper import run_full_lifecycle
+from functions.services.experiments.lifecycle_helper import intended_hash, run_full_lifecycle
 
 router = Router("experiments", "Offer experiments", "Lifecycle, approvals, KPI ingestion, guardrails.")
 PM = frozenset({"pm"})
@@ -46,9 +47,17 @@ def ingest_kpis(ctx: RequestContext, body: KpiBatch):
 
 
 @router.post("/lifecycle", roles=PM, body=LifecycleRequest, status=201,
-             summary="runFullExperimentLifecycle: create, submit, approve (approver tokens), start")
+             summary="runFullExperimentLifecycle: create, submit, approve (bound approver tokens), start; "
+                     "all or nothing")
 def lifecycle(ctx: RequestContext, body: LifecycleRequest):
     return run_full_lifecycle(body, ctx.principal)
+
+
+@router.post("/lifecycle/content-hash", roles=ANY_STAFF, body=CreateExperiment, response=ContentHashOut,
+             summary="The content hash a lifecycle call for this definition binds its approver tokens to")
+def lifecycle_content_hash(ctx: RequestContext, body: CreateExperiment):
+    definitions.validate_definition(body)
+    return ContentHashOut(experimentId=body.id or "", contentHash=intended_hash(body))
 
 
 @router.post("/sweep", roles={"operator"}, summary="Run the sweep now (normally Cloud Scheduler does)")
@@ -87,8 +96,8 @@ def submit(ctx: RequestContext, experiment_id: str, body: OptionalReason):
 
 @router.post("/{experiment_id}/approve", roles={"approver"}, body=ApproveRequest, response=ExperimentOut)
 def approve(ctx: RequestContext, experiment_id: str, body: ApproveRequest):
-    """Approve (four eyes: never the author)."""
-    return _out(approvals.approve(experiment_id, ctx.principal, body.comment))
+    """Approve the current content (four eyes: never the author or an editor; see docs/approvals.md)."""
+    return _out(approvals.approve(experiment_id, ctx.principal, body.comment, body.contentHash))
 
 
 @router.post("/{experiment_id}/reject", roles={"approver"}, body=Reason, response=ExperimentOut)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from functions.models.common import FiniteFloat, Id, Name, PastTimestamp, StrictModel, Text, UnitId
 
@@ -140,8 +140,13 @@ class OptionalReason(StrictModel):
     expectedVersion: int | None = None
 
 
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
 class ApproveRequest(StrictModel):
     comment: Text = ""
+    contentHash: Sha256Hex | None = Field(default=None, description="the content hash the approver reviewed; "
+                                          "a different current hash is refused (409 CONTENT_HASH_MISMATCH)")
 
 
 class Consent(StrictModel):
@@ -166,7 +171,13 @@ class KpiBatch(StrictModel):
 
 class LifecycleRequest(StrictModel):
     definition: CreateExperiment
-    approverTokens: list[str] = Field(default_factory=list, max_length=10)
+    approverTokens: list[str] = Field(default_factory=list, max_length=10, description="each approver's ID "
+                                      "token, carrying the claim `approvesContentHash` (see /lifecycle/content-hash)")
+
+
+class ContentHashOut(StrictModel):
+    experimentId: str
+    contentHash: str
 
 
 class ExperimentOut(StrictModel):
@@ -178,3 +189,6 @@ class ExperimentOut(StrictModel):
     rollout: dict[str, Any] | None = None
     layerRange: list[float] | None = None
     planHash: str | None = None
+    contentHash: str | None = None
+    author: str | None = None
+    editors: list[str] = Field(default_factory=list)

@@ -10,12 +10,14 @@ from google.cloud import firestore
 
 from functions.adapters import ledger_store
 from functions.adapters.firestore import HOLDOUT_COHORTS, db, transactional
+from functions.core import four_eyes
 from functions.core.assignment.eligibility import compile_rules
 from functions.core.errors import Conflict, Unprocessable
 from functions.core.lifecycle import DEFINITION_LOCKED, Action, State
 from functions.models.experiments import CreateExperiment, ExperimentDefinition
 from functions.services.experiments import repository
 from functions.services.experiments.transitions import apply_transition
+from functions.services.rollouts.store import read_plan
 
 
 def require_frozen_holdout(txn: firestore.Transaction | None, cohort_id: str | None) -> dict[str, Any]:
@@ -41,39 +43,53 @@ def validate_definition(definition: ExperimentDefinition) -> None:
         raise Unprocessable("KPI metrics must be unique", code="INVALID_KPI")
 
 
+def new_document(body: CreateExperiment, actor: dict[str, str]) -> dict[str, Any]:
+    """The DRAFT document of a new experiment (the id is generated when the body has none)."""
+    experiment_id = body.id or f"exp-{uuid.uuid4().hex[:12]}"
+    now = datetime.now(UTC)
+    return {
+        **body.model_dump(mode="json", exclude={"id"}), "id": experiment_id, "state": State.DRAFT.value,
+        "version": 1, "author": actor["uid"], "editors": [], "salt": f"{experiment_id}:{uuid.uuid4().hex[:12]}",
+        "hashVersion": 1, "approvals": {}, "createdAt": now, "updatedAt": now,
+    }
+
+
+def read_create(txn: firestore.Transaction, doc: dict[str, Any]) -> ledger_store.Head:
+    """The reads of a creation: a frozen holdout, a free id, the (empty) chain head."""
+    require_frozen_holdout(txn, doc.get("holdoutCohortId"))
+    if repository.ref(doc["id"]).get(transaction=txn).exists:
+        raise Conflict(f"experiment {doc['id']} already exists", code="ALREADY_EXISTS")
+    return ledger_store.read_head(txn, ledger_store.experiment_chain(doc["id"]))
+
+
+def stage_create(txn: firestore.Transaction, doc: dict[str, Any], actor: dict[str, str],
+                 head: ledger_store.Head) -> dict[str, Any]:
+    experiment_id, now = doc["id"], doc["createdAt"]
+    txn.create(repository.ref(experiment_id), doc)
+    txn.create(repository.event_ref(experiment_id, 1), {
+        "experimentId": experiment_id, "version": 1, "action": "CREATE", "from": None, "to": "DRAFT",
+        "actor": actor, "reason": "", "details": {}, "at": now})
+    ledger_store.append(txn, head, actor=actor, action="EXPERIMENT_CREATED", subject={"experimentId": experiment_id},
+                        payload={"definition": repository.definition_of(doc),
+                                 "holdoutCohortId": doc.get("holdoutCohortId")})
+    return doc
+
+
 def create(body: CreateExperiment, actor: dict[str, str]) -> dict[str, Any]:
     validate_definition(body)
-    experiment_id = body.id or f"exp-{uuid.uuid4().hex[:12]}"
-    definition = body.model_dump(mode="json", exclude={"id"})
-    now = datetime.now(UTC)
-    doc = {
-        **definition, "id": experiment_id, "state": State.DRAFT.value, "version": 1, "author": actor["uid"],
-        "salt": f"{experiment_id}:{uuid.uuid4().hex[:12]}", "hashVersion": 1, "approvals": {},
-        "createdAt": now, "updatedAt": now,
-    }
-    experiment_ref = repository.ref(experiment_id)
+    doc = new_document(body, actor)
 
     @transactional
-    def run(txn: firestore.Transaction) -> None:
-        require_frozen_holdout(txn, body.holdoutCohortId)
-        if experiment_ref.get(transaction=txn).exists:
-            raise Conflict(f"experiment {experiment_id} already exists", code="ALREADY_EXISTS")
-        head = ledger_store.read_head(txn, ledger_store.experiment_chain(experiment_id))
-        txn.create(experiment_ref, doc)
-        txn.create(repository.event_ref(experiment_id, 1), {
-            "experimentId": experiment_id, "version": 1, "action": "CREATE", "from": None, "to": "DRAFT",
-            "actor": actor, "reason": "", "details": {}, "at": now})
-        ledger_store.append(txn, head, actor=actor, action="EXPERIMENT_CREATED",
-                            subject={"experimentId": experiment_id},
-                            payload={"definition": definition, "holdoutCohortId": body.holdoutCohortId})
+    def run(txn: firestore.Transaction) -> dict[str, Any]:
+        return stage_create(txn, doc, actor, read_create(txn, doc))
 
-    run(db().transaction())
-    return doc
+    return run(db().transaction())
 
 
 def update(experiment_id: str, definition: ExperimentDefinition, actor: dict[str, str],
            expected_version: int | None) -> dict[str, Any]:
-    """Edit before the start; after submission this voids every approval (four eyes again)."""
+    """Edit before the start. The editor joins `editors` (barred from approving this content);
+    after submission every approval is void and the experiment is PENDING_APPROVAL again."""
     validate_definition(definition)
     new = definition.model_dump(mode="json")
     experiment_ref = repository.ref(experiment_id)
@@ -86,14 +102,28 @@ def update(experiment_id: str, definition: ExperimentDefinition, actor: dict[str
                            code="DEFINITION_LOCKED", details={"state": current["state"]})
         repository.check_version(current, expected_version)
         require_frozen_holdout(txn, definition.holdoutCohortId)
+        plan = read_plan(txn, experiment_id)
         head = ledger_store.read_head(txn, ledger_store.experiment_chain(experiment_id))
         before = repository.definition_of(current)
         changed = sorted(k for k in new if before.get(k) != new[k])
         voided = sorted((current.get("approvals") or {}).keys())
+        content_hash = four_eyes.content_hash(experiment_id, new, plan)
+        updates = {**new, "approvals": {}, **edited_by(current, actor)}
+        if current["state"] != State.DRAFT.value:
+            four_eyes.check_approvable({**current, **updates})
+            updates["contentHash"] = content_hash
         return apply_transition(txn, experiment_ref, current, Action.EDIT.value, actor, "definition edited",
-                                {"changed": changed, "approvalsVoided": voided}, head,
-                                updates={**new, "approvals": {}})
+                                {"changed": changed, "approvalsVoided": voided, "contentHash": content_hash,
+                                 "editor": actor["uid"]}, head, updates=updates)
 
     after = run(db().transaction())
     repository.invalidate()
     return after
+
+
+def edited_by(current: dict[str, Any], actor: dict[str, str]) -> dict[str, Any]:
+    """The `editors` update for a change of content by `actor` (the author is barred anyway)."""
+    editors = list(current.get("editors") or [])
+    if actor["uid"] != current.get("author") and actor["uid"] not in editors:
+        editors.append(actor["uid"])
+    return {"editors": editors}

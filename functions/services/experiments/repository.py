@@ -46,9 +46,10 @@ def definition_of(doc: dict[str, Any]) -> dict[str, Any]:
 def to_out(doc: dict[str, Any]) -> ExperimentOut:
     return ExperimentOut(
         id=doc["id"], state=doc["state"], version=int(doc.get("version", 0)), definition=definition_of(doc),
-        approvals={k: {"at": iso_text(v.get("at")), "comment": v.get("comment", "")} for k, v in
-                   (doc.get("approvals") or {}).items()},
+        approvals={k: {"at": iso_text(v.get("at")), "comment": v.get("comment", ""),
+                       "contentHash": v.get("contentHash")} for k, v in (doc.get("approvals") or {}).items()},
         rollout=doc.get("rollout"), layerRange=doc.get("layerRange"), planHash=doc.get("planHash"),
+        contentHash=doc.get("contentHash"), author=doc.get("author"), editors=list(doc.get("editors") or []),
     )
 
 

@@ -11,10 +11,12 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters import ledger_store
 from functions.adapters.firestore import OFFER_EXPERIMENTS, db, transactional
+from functions.core import four_eyes
 from functions.core.errors import Conflict
 from functions.core.ledger.preregistration import analysis_plan, plan_hash
-from functions.core.lifecycle import Action
+from functions.core.lifecycle import Action, next_state
 from functions.services.experiments import repository
+from functions.services.experiments.approvals import current_hash
 from functions.services.experiments.definitions import require_frozen_holdout
 from functions.services.experiments.transitions import apply_transition
 
@@ -29,38 +31,52 @@ def free_range(occupied: list[tuple[float, float]], width: float) -> tuple[float
     return (cursor, cursor + width) if 1.0 - cursor >= width - 1e-12 else None
 
 
-def start(experiment_id: str, actor: dict[str, str], expected_version: int | None = None) -> dict[str, Any]:
-    experiment_ref = repository.ref(experiment_id)
+def read_layer(txn: firestore.Transaction, current: dict[str, Any]) -> list[tuple[float, float]]:
+    """The slices of the experiment's layer that live experiments hold."""
+    layer = current.get("layer")
+    if not layer:
+        return []
+    query = db().collection(OFFER_EXPERIMENTS).where(filter=FieldFilter("layer", "==", layer))
+    return [tuple(d.get("layerRange")) for d in (s.to_dict() or {} for s in txn.get(query))
+            if d.get("state") in ("RUNNING", "PAUSED") and d.get("layerRange")]
 
+
+def stage_start(txn: firestore.Transaction, current: dict[str, Any], actor: dict[str, str],
+                head: ledger_store.Head, occupied: list[tuple[float, float]], content_hash: str) -> dict[str, Any]:
+    """409 unless APPROVED with approvals on `content_hash` (the content as it runs); then start."""
+    next_state(current.get("state", ""), Action.START.value)
+    approvers = four_eyes.check_covered(current, content_hash)
+    updates: dict[str, Any] = {"startedAt": datetime.now(UTC)}
+    if current.get("layer"):
+        slot = free_range(occupied, float(current.get("layerShare", 1.0)))
+        if slot is None:
+            raise Conflict(f"layer {current['layer']} has no free share of {current.get('layerShare')}",
+                           code="LAYER_FULL", details={"occupied": occupied})
+        updates["layerRange"] = list(slot)
+    else:
+        updates["layerRange"] = [0.0, 1.0]
+    plan = analysis_plan(current)
+    updates["planHash"] = plan_hash(plan)
+    updates.setdefault("rollout", current.get("rollout") or {"stage": None, "maxStageReached": None,
+                                                              "status": "FULL"})
+    experiment_id = current["id"]
+    ledger_store.append(txn, head, actor=actor, action="PLAN_PREREGISTERED", subject={"experimentId": experiment_id},
+                        payload={"planHash": updates["planHash"], "plan": plan})
+    return apply_transition(txn, repository.ref(experiment_id), current, Action.START.value, actor, "started",
+                            {"layerRange": updates["layerRange"], "planHash": updates["planHash"],
+                             "contentHash": content_hash, "approvers": approvers}, head, updates=updates)
+
+
+def start(experiment_id: str, actor: dict[str, str], expected_version: int | None = None) -> dict[str, Any]:
     @transactional
     def run(txn: firestore.Transaction) -> dict[str, Any]:
         current = repository.load(txn, experiment_id)
         repository.check_version(current, expected_version)
         require_frozen_holdout(txn, current.get("holdoutCohortId"))
-        updates: dict[str, Any] = {"startedAt": datetime.now(UTC)}
-        layer = current.get("layer")
-        if layer:
-            query = db().collection(OFFER_EXPERIMENTS).where(filter=FieldFilter("layer", "==", layer))
-            occupied = [tuple(d.get("layerRange")) for d in (s.to_dict() or {} for s in txn.get(query))
-                        if d.get("state") in ("RUNNING", "PAUSED") and d.get("layerRange")]
-            slot = free_range(occupied, float(current.get("layerShare", 1.0)))
-            if slot is None:
-                raise Conflict(f"layer {layer} has no free share of {current.get('layerShare')}", code="LAYER_FULL",
-                               details={"occupied": occupied})
-            updates["layerRange"] = list(slot)
-        else:
-            updates["layerRange"] = [0.0, 1.0]
-        plan = analysis_plan(current)
-        updates["planHash"] = plan_hash(plan)
-        updates.setdefault("rollout", current.get("rollout") or {"stage": None, "maxStageReached": None,
-                                                                  "status": "FULL"})
+        content_hash = current_hash(txn, current)
+        occupied = read_layer(txn, current)
         head = ledger_store.read_head(txn, ledger_store.experiment_chain(experiment_id))
-        ledger_store.append(txn, head, actor=actor, action="PLAN_PREREGISTERED",
-                            subject={"experimentId": experiment_id},
-                            payload={"planHash": updates["planHash"], "plan": plan})
-        return apply_transition(txn, experiment_ref, current, Action.START.value, actor, "started",
-                                {"layerRange": updates["layerRange"], "planHash": updates["planHash"]}, head,
-                                updates=updates)
+        return stage_start(txn, current, actor, head, occupied, content_hash)
 
     after = run(db().transaction())
     repository.invalidate()

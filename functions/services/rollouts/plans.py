@@ -1,5 +1,6 @@
 """Creating or replacing a rollout plan: only before the experiment starts, so the stages the
-approvers saw are the stages that run (a RUNNING rollout changes only through actions)."""
+approvers saw are the stages that run (a RUNNING rollout changes only through actions). The plan
+is part of the approved content: changing it after submission voids the approvals."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from typing import Any
 from google.cloud import firestore
 
 from functions.adapters.firestore import db, transactional
+from functions.core import four_eyes
 from functions.core.errors import Conflict, Unprocessable
+from functions.core.lifecycle import Action
 from functions.core.rollout.plan import PlanState, new_plan
 from functions.core.rollout.requirements import StageRequirements
 from functions.core.rollout.stages import DEFAULT_STAGES, control_share, validate_stages
 from functions.models.rollouts import PlanRequest, RequirementsIn
 from functions.services.experiments import repository as experiments
+from functions.services.experiments.definitions import edited_by
+from functions.services.experiments.transitions import apply_transition
 from functions.services.rollouts import store
 from functions.services.rollouts.inputs import weights
 
@@ -38,6 +43,25 @@ def _requirements(body: PlanRequest, stages: tuple[float, ...]) -> tuple[StageRe
     return tuple(out)
 
 
+def _content_changed(txn: firestore.Transaction, current: store.Read, state: PlanState,
+                     actor: dict[str, str]) -> store.Read:
+    """A plan is part of what approvers approve: its author joins the editors (barred from approving
+    it) and, once submitted, every approval is void and the experiment is PENDING_APPROVAL again."""
+    experiment = current.experiment
+    editors = edited_by(experiment, actor)
+    if experiment.get("state") == "DRAFT":
+        txn.update(experiments.ref(experiment["id"]), editors)
+        return current
+    four_eyes.check_approvable({**experiment, **editors})
+    content_hash = four_eyes.content_hash(experiment["id"], experiments.definition_of(experiment), state.to_doc())
+    after = apply_transition(txn, experiments.ref(experiment["id"]), experiment, Action.EDIT.value, actor,
+                             "rollout plan changed", {"changed": ["rolloutPlan"], "contentHash": content_hash,
+                                                      "approvalsVoided": sorted(experiment.get("approvals") or {}),
+                                                      "editor": actor["uid"]},
+                             current.head, updates={"approvals": {}, "contentHash": content_hash, **editors})
+    return store.Read(after, current.plan, current.head)
+
+
 def put_plan(experiment_id: str, body: PlanRequest, actor: dict[str, str]) -> dict[str, Any]:
     """Validate (422 with the reason) and store the plan, mirrored into the experiment."""
     if body.stages is not None:
@@ -55,6 +79,7 @@ def put_plan(experiment_id: str, body: PlanRequest, actor: dict[str, str]) -> di
         previous = PlanState.from_doc(current.plan) if current.plan else None
         state, change = new_plan(stages, _requirements(body, stages), previous)
         now = store.now_utc()
+        current = _content_changed(txn, current, state, actor)
         event = store.commit(txn, current, state, change, actor=actor, reason=body.reason or change.kind.value,
                              now=now, extra={"stages": list(stages),
                                              "requirementsByStage": [r.to_dict() for r in state.requirements]})

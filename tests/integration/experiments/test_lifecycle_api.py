@@ -108,11 +108,13 @@ def test_lifecycle_helper_runs_create_submit_approve_start(function_client):
 
     client = function_client("experiments")
     holdout = frozen_cohort()
-    body = {"definition": definition(holdout), "approverTokens": [mint("approver-bob", ["approver"])]}
+    draft = definition(holdout, id="exp-lifecycle-1")
+    bound = client.post("/lifecycle/content-hash", json=draft, headers=APPROVER).get_json()["contentHash"]
+    body = {"definition": draft, "approverTokens": [mint("approver-bob", ["approver"], approvesContentHash=bound)]}
     resp = client.post("/lifecycle", json=body, headers=PM)
     assert resp.status_code == 201, resp.get_json()
     out = resp.get_json()
-    assert out["state"] == "RUNNING"
+    assert out["state"] == "RUNNING" and out["contentHash"] == bound
     assert [s["step"] for s in out["steps"]] == ["CREATED", "SUBMITTED", "APPROVED_BY", "STARTED"]
     actions = [e["action"] for e in ledger_store.entries(ledger_store.experiment_chain(out["experimentId"]))]
     assert actions == ["EXPERIMENT_CREATED", "EXPERIMENT_SUBMIT", "EXPERIMENT_APPROVE", "PLAN_PREREGISTERED",
