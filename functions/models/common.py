@@ -90,15 +90,19 @@ PastTimestamp = Annotated[datetime, AfterValidator(_in_range), AfterValidator(_n
 
 # -- free-form values (offers, offer config, targeting rules, attributes) ---------------------
 # Firestore refuses a value nested deeper than 20 maps/arrays (counted from the top-level field),
-# a field name of `__.*__`, an empty field name, integers beyond int64, strings that are not
-# UTF-8 and documents over 1 MiB. A free-form field sits inside the documents that store it
-# (deepest: a ledger entry's payload.definition.variants[i].offer, 4 levels; 2 spare), so its own
-# depth budget is what remains. Numbers must survive the ledger's canonical JSON (RFC 8785:
-# integers within +-(2^53-1)) and must be finite (1e309 parses as infinity).
+# an array directly inside an array, a field name of `__.*__`, an empty field name, integers
+# beyond int64, strings that are not UTF-8 and documents over 1 MiB. A free-form field sits
+# inside the documents that store it (deepest: a ledger entry's payload.definition.variants[i]
+# .offer, 4 levels; 2 spare), so its own depth budget is what remains. Numbers must survive the
+# ledger's canonical JSON (RFC 8785: integers within +-(2^53-1)) and be finite (1e309 parses as
+# infinity).
 FIRESTORE_MAX_DEPTH = 20
 DOCUMENT_WRAPPING_DEPTH = 6
 MAX_FREE_DEPTH = FIRESTORE_MAX_DEPTH - DOCUMENT_WRAPPING_DEPTH
 MAX_KEY_BYTES = 256
+# Firestore also refuses a field path (map keys joined by '.', back-quoted when special, restarted
+# inside arrays) over 1,500 bytes; the documents' own prefix is short, so a free-form value gets 1 KiB.
+MAX_KEY_PATH_BYTES = 1024
 MAX_FREE_BYTES = 32 * 1024
 MAX_DEFINITION_BYTES = 256 * 1024
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -135,13 +139,20 @@ def _value_problem(value: Any) -> str | None:
     return f"unsupported value of type {type(value).__name__}"
 
 
+def _path_cost(key: str) -> int:
+    """Bytes a key adds to a Firestore field path: itself, a dot, back-quotes and escapes."""
+    return len(key.encode("utf-8", "surrogatepass")) + key.count("`") + key.count("\\") + 3
+
+
 def storable_problem(value: Any, max_depth: int = MAX_FREE_DEPTH) -> tuple[str, str] | None:
     """The first reason (path, message) Firestore or the ledger would refuse `value`, or None.
 
     Iterative, and stops at the first problem, so hostile input cannot make it expensive."""
-    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    stack: list[tuple[Any, str, int, int]] = [(value, "", 1, 0)]
     while stack:
-        item, path, depth = stack.pop()
+        item, path, depth, path_bytes = stack.pop()
+        if path_bytes > MAX_KEY_PATH_BYTES:
+            return path, f"nested keys longer than {MAX_KEY_PATH_BYTES} bytes together"
         problem = _value_problem(item)
         if problem:
             return path or "(value)", problem
@@ -152,11 +163,13 @@ def storable_problem(value: Any, max_depth: int = MAX_FREE_DEPTH) -> tuple[str, 
                 problem = _key_problem(key)
                 if problem:
                     return path or "(value)", problem
-                stack.append((child, f"{path}.{key}" if path else str(key), depth + 1))
+                stack.append((child, f"{path}.{key}" if path else str(key), depth + 1, path_bytes + _path_cost(key)))
         elif isinstance(item, list):
             if depth > max_depth:
                 return path or "(value)", f"nested deeper than {max_depth} levels"
-            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
+            if any(isinstance(child, list) for child in item):
+                return path or "(value)", "array directly inside an array (Firestore refuses it)"
+            stack.extend((child, f"{path}[{i}]", depth + 1, 0) for i, child in enumerate(item))
     return None
 
 
