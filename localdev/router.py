@@ -29,6 +29,19 @@ def _not_found(environ, start_response):
     return Response(body, status=404, mimetype="application/json")(environ, start_response)
 
 
+def _function_root(app):
+    """`/experiments` and `/experiments/` are the same route, as on Cloud Functions (whose bare URL
+    arrives as `/`): without this, Flask answers the mount root with an HTML 308 redirect."""
+    app.url_map.merge_slashes = False  # `//x` reaches the router (a coded 404), not an HTML 308
+
+    def wsgi(environ, start_response):
+        if not environ.get("PATH_INFO"):
+            environ["PATH_INFO"] = "/"
+        return app(environ, start_response)
+
+    return wsgi
+
+
 def build_app():
-    mounts = {f"/{name}": create_app(target=name, source=str(MAIN)) for name in entry_points()}
+    mounts = {f"/{name}": _function_root(create_app(target=name, source=str(MAIN))) for name in entry_points()}
     return DispatcherMiddleware(_not_found, mounts)

@@ -4,6 +4,8 @@ Roles: viewer < pm < approver < operator < admin are staff roles, `service` is f
 (KPI producers, the app's server), `user` is an end user. Routes name the roles they accept;
 admin is accepted everywhere. With FIREBASE_AUTH_EMULATOR_HOST set the Admin SDK accepts
 unsigned tokens (local runs and tests); that mode refuses to start inside Cloud Run.
+When Google's token certificates cannot be fetched (or credentials are missing) the caller
+gets a coded 503 to retry, never a 500: the token may be fine, we just cannot check it yet.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import firebase_admin
+import google.auth.exceptions
 from firebase_admin import auth as fb_auth
+from firebase_admin import exceptions as fb_exceptions
 
 from functions.config import settings
-from functions.core.errors import Unauthenticated
+from functions.core.errors import Unauthenticated, Unavailable
 
 ROLES = ("viewer", "pm", "approver", "operator", "admin", "service", "user")
 STAFF = frozenset({"viewer", "pm", "approver", "operator", "admin"})
@@ -54,7 +58,8 @@ def _app() -> firebase_admin.App:
     if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") and os.environ.get("K_SERVICE") and not os.environ.get(
         "ALLOW_UNSIGNED_TOKENS"
     ):
-        raise RuntimeError("FIREBASE_AUTH_EMULATOR_HOST is set in a deployed service: refusing unsigned tokens")
+        raise Unavailable("token verification is misconfigured: FIREBASE_AUTH_EMULATOR_HOST is set in a "
+                          "deployed service, so unsigned tokens are refused", code="AUTH_MISCONFIGURED")
     name = f"offers-{settings().project_id}"
     with _lock:
         try:
@@ -81,6 +86,10 @@ def authenticate(authorization: str | None) -> Principal:
         claims = fb_auth.verify_id_token(token, app=_app())
     except (fb_auth.InvalidIdTokenError, fb_auth.ExpiredIdTokenError, ValueError) as exc:
         raise Unauthenticated("invalid ID token", code="INVALID_TOKEN", details={"reason": str(exc)[:200]}) from exc
+    except (fb_exceptions.FirebaseError, google.auth.exceptions.GoogleAuthError) as exc:
+        # CertificateFetchError (Google's keys unreachable), missing or unusable credentials.
+        raise Unavailable("cannot verify ID tokens right now; retry", code="AUTH_UNAVAILABLE",
+                          details={"reason": f"{type(exc).__name__}: {str(exc)[:200]}"}) from exc
     uid = claims.get("uid") or claims.get("sub")
     if not isinstance(uid, str) or not uid:
         raise Unauthenticated("token has no subject", code="INVALID_TOKEN")

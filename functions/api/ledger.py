@@ -11,7 +11,7 @@ from functions.api.router import ANY_STAFF, RequestContext, Router
 from functions.core.errors import Unprocessable
 from functions.core.ledger import signing
 from functions.core.ledger.entry import timestamp_text
-from functions.models.common import Id, StrictModel
+from functions.models.common import Id, StrictModel, Timestamp
 from functions.services.ledger import checkpoints, export, health, proofs, report, verification
 from functions.services.ledger import log as ledger_log
 
@@ -33,8 +33,8 @@ class ConsistencyQuery(StrictModel):
 class ExportQuery(StrictModel):
     experimentId: Id | None = None
     format: str = Field(default="jsonl", pattern=r"^(jsonl|csv)$")
-    since: datetime | None = Field(default=None, description="ISO 8601; entries at or after (UTC if no offset)")
-    until: datetime | None = Field(default=None, description="ISO 8601; entries at or before")
+    since: Timestamp | None = Field(default=None, description="ISO 8601; entries at or after (UTC if no offset)")
+    until: Timestamp | None = Field(default=None, description="ISO 8601; entries at or before")
 
 
 def _ledger_time(value: datetime | None) -> str | None:

@@ -35,7 +35,7 @@ from functions.core.errors import (
     Unprocessable,
 )
 from functions.logs import trace_field
-from functions.models.common import ID_PATTERN, ErrorEnvelope, is_document_id
+from functions.models.common import FIRESTORE_MAX_DEPTH, ID_PATTERN, ErrorEnvelope, is_document_id
 
 log = logging.getLogger("functions.http")
 
@@ -43,7 +43,13 @@ ANY_STAFF = frozenset({"viewer", "pm", "approver", "operator", "admin"})
 AUTHENTICATED = frozenset({"viewer", "pm", "approver", "operator", "admin", "service", "user"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.TooManyRequests)
-MAX_JSON_DEPTH = 32
+# No body may nest deeper than storage can hold; free-form fields get a smaller budget
+# (MAX_FREE_DEPTH) because the stored documents wrap them. See docs/limits.md.
+MAX_JSON_DEPTH = FIRESTORE_MAX_DEPTH
+# Longest integer literal accepted in a body: far beyond any valid number (int64 has 19 digits),
+# far below Python's 4,300-digit int-parsing limit (whose ValueError would otherwise escape).
+MAX_INT_DIGITS = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -99,24 +105,36 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
     return flask.Response(body, status=status, mimetype="application/json", headers=headers)
 
 
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth, bounded so hostile input cannot make this expensive."""
+def _scan(value: Any, limit: int) -> None:
+    """Refuse what no route can store: nesting past `limit`, and strings (or keys) holding lone
+    UTF-16 surrogates (valid JSON escapes, yet not UTF-8, so every client library would raise).
+    Iterative and stops at the first problem, so hostile input cannot make it expensive."""
     stack = [(value, 1)]
-    deepest = 0
     while stack:
         item, d = stack.pop()
-        deepest = max(deepest, d)
-        if deepest > limit:
-            return deepest
-        if isinstance(item, dict):
-            stack.extend((v, d + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, d + 1) for v in item)
-    return deepest
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise BadRequest("string holds a lone UTF-16 surrogate", code="INVALID_UNICODE")
+        elif isinstance(item, dict | list):
+            if d > limit:
+                raise BadRequest(f"JSON nested deeper than {limit}", code="JSON_TOO_DEEP",
+                                 details={"limit": limit})
+            if isinstance(item, dict):
+                stack.extend((k, d) for k in item)
+                stack.extend((v, d + 1) for v in item.values())
+            else:
+                stack.extend((v, d + 1) for v in item)
 
 
 def _reject_constants(token: str) -> Any:
     raise BadRequest(f"{token} is not valid JSON", code="MALFORMED_JSON")
+
+
+def _bounded_int(token: str) -> int:
+    if len(token) > MAX_INT_DIGITS + 1:  # + sign
+        raise BadRequest(f"integer literal longer than {MAX_INT_DIGITS} digits", code="NUMBER_TOO_LONG",
+                         details={"limit": MAX_INT_DIGITS, "digits": len(token.lstrip("-"))})
+    return int(token)
 
 
 def parse_json_body(request: flask.Request) -> Any:
@@ -129,13 +147,12 @@ def parse_json_body(request: flask.Request) -> Any:
     if not raw.strip():
         raise BadRequest("request body is empty; JSON expected", code="EMPTY_BODY")
     try:
-        value = json.loads(raw, parse_constant=_reject_constants)
+        value = json.loads(raw, parse_constant=_reject_constants, parse_int=_bounded_int)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest("malformed JSON", code="MALFORMED_JSON", details={"reason": str(exc)[:200]}) from exc
     except RecursionError as exc:
-        raise BadRequest("JSON nested too deeply", code="JSON_TOO_DEEP") from exc
-    if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH}", code="JSON_TOO_DEEP")
+        raise BadRequest("JSON nested too deeply", code="JSON_TOO_DEEP", details={"limit": MAX_JSON_DEPTH}) from exc
+    _scan(value, MAX_JSON_DEPTH)
     return value
 
 
@@ -266,7 +283,8 @@ class Router:
             status = response.status_code
         except AppError as err:
             status = err.status
-            response = json_response(err.to_dict(), status)
+            response = json_response(err.to_dict(), status,
+                                     headers={"Retry-After": "5"} if status == 503 else None)
         except (gexc.Aborted, gexc.Conflict) as exc:
             status = 409
             response = self._contention(fields, exc)

@@ -55,3 +55,9 @@ class PayloadTooLarge(AppError):
 
 class Unprocessable(AppError):
     status, default_code = 422, "VALIDATION_FAILED"
+
+
+class Unavailable(AppError):
+    """A dependency (e.g. Google's token certificates) cannot be reached: retry later."""
+
+    status, default_code = 503, "UNAVAILABLE"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
-from functions.models.common import StrictModel, UnitId
+from functions.models.common import JsonMap, StrictModel, UnitId
 
 MAX_BATCH_UNITS = 10_000
 
@@ -14,7 +12,7 @@ MAX_BATCH_UNITS = 10_000
 
 class UnitIn(StrictModel):
     unitId: UnitId
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonMap = Field(default_factory=dict)
 
 
 class AssignRequest(UnitIn):

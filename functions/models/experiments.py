@@ -7,7 +7,18 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, model_validator
 
-from functions.models.common import FiniteFloat, Id, Name, PastTimestamp, StrictModel, Text, UnitId
+from functions.models.common import (
+    MAX_DEFINITION_BYTES,
+    FiniteFloat,
+    Id,
+    JsonMap,
+    Name,
+    PastTimestamp,
+    StrictModel,
+    Text,
+    UnitId,
+    json_size,
+)
 
 
 class OfferType(StrEnum):
@@ -29,7 +40,7 @@ class Hypothesis(StrictModel):
 class Variant(StrictModel):
     key: Id
     weight: FiniteFloat = Field(gt=0, le=100)
-    offer: dict[str, Any] = Field(default_factory=dict, description="e.g. {'price': 9.99, 'currency': 'EUR'}")
+    offer: JsonMap = Field(default_factory=dict, description="e.g. {'price': 9.99, 'currency': 'EUR'}")
 
 
 class KpiRole(StrEnum):
@@ -96,9 +107,9 @@ class ExperimentDefinition(StrictModel):
     description: Text = ""
     hypothesis: Hypothesis
     offerType: OfferType
-    offerConfig: dict[str, Any] = Field(default_factory=dict)
+    offerConfig: JsonMap = Field(default_factory=dict)
     variants: list[Variant] = Field(min_length=2, max_length=10)
-    targeting: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    targeting: list[JsonMap] = Field(default_factory=list, max_length=50)
     holdoutCohortId: Id | None = None
     kpis: list[Kpi] = Field(min_length=1, max_length=30)
     guardrails: list[Guardrail] = Field(default_factory=list, max_length=30)
@@ -118,6 +129,9 @@ class ExperimentDefinition(StrictModel):
         keys = [v.key for v in self.variants]
         if len(set(keys)) != len(keys):
             raise ValueError("variant keys must be unique")
+        size = json_size(self.model_dump(mode="json"))
+        if size > MAX_DEFINITION_BYTES:  # stored whole in the experiment and its ledger entry (1 MiB each)
+            raise ValueError(f"definition is {size} bytes of JSON; the limit is {MAX_DEFINITION_BYTES}")
         return self
 
 

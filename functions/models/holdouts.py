@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 from pydantic import Field, model_validator
 
-from functions.models.common import FiniteFloat, Id, Name, PastTimestamp, StrictModel, Text, UnitId
+from functions.models.common import FiniteFloat, Id, JsonMap, Name, PastTimestamp, StrictModel, Text, UnitId
 
 
 class UnitType(StrEnum):
@@ -42,7 +41,7 @@ DEFAULT_POLICIES: dict[str, str] = {
 }
 
 # Rules are kept in the pure core's eligibility format and validated by it (see services.holdouts.rules).
-EligibilityRule = dict[str, Any]
+EligibilityRule = JsonMap
 
 FROZEN_FIELDS = ("salt", "percentage", "hashVersion", "eligibility", "unitType")
 
@@ -136,8 +135,8 @@ class SpilloverLinkIn(StrictModel):
     clusterId: UnitId | None = Field(default=None, description="wallet/household id for SHARED_WALLET")
     offer: OfferRef | None = Field(default=None, description="the offer carried (gifts of a treatment offer)")
     cohortIds: list[Id] | None = Field(default=None, max_length=20, description="default: every frozen cohort")
-    sourceAttributes: dict[str, Any] | None = None
-    targetAttributes: dict[str, Any] | None = None
+    sourceAttributes: JsonMap | None = None
+    targetAttributes: JsonMap | None = None
     occurredAt: PastTimestamp | None = None
 
     @model_validator(mode="after")

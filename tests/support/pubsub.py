@@ -28,13 +28,15 @@ class PubsubProbe:
         self.subscriptions.append(path)
         return path
 
-    def pull(self, subscription: str, expect: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
-        """Messages (decoded JSON plus `_attributes`) until `expect` arrived or the timeout."""
+    def pull(self, subscription: str, expect: int = 1, timeout: float = 15.0,
+             max_messages: int = 100) -> list[dict[str, Any]]:
+        """Messages (decoded JSON plus `_attributes`) until `expect` arrived or the timeout
+        (`max_messages` per pull keeps large messages under the client's 4 MB response limit)."""
         got: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         while len(got) < expect and time.monotonic() < deadline:
             resp = self.subscriber.pull(
-                request={"subscription": subscription, "max_messages": 100, "return_immediately": False},
+                request={"subscription": subscription, "max_messages": max_messages, "return_immediately": False},
                 timeout=5,
             )
             if resp.received_messages:
@@ -47,11 +49,11 @@ class PubsubProbe:
                 got.append(body)
         return got
 
-    def drain(self, subscription: str, quiet_seconds: float = 2.0) -> list[dict[str, Any]]:
+    def drain(self, subscription: str, quiet_seconds: float = 2.0, max_messages: int = 100) -> list[dict[str, Any]]:
         """Everything that arrives until the topic stays quiet (to prove nothing extra came)."""
         got: list[dict[str, Any]] = []
         while True:
-            batch = self.pull(subscription, expect=1, timeout=quiet_seconds)
+            batch = self.pull(subscription, expect=1, timeout=quiet_seconds, max_messages=max_messages)
             if not batch:
                 return got
             got.extend(batch)

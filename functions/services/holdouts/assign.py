@@ -2,8 +2,9 @@
 
 Computed, not looked up: the cached compiled config and the pure core's batch decision do the
 work; the only Firestore read is the sticky cluster override for wallet/CLUSTER cohorts. First
-exposures leave as one Pub/Sub message per request (the exposures handler creates the log
-documents once); a per-process memory of what was already sent keeps repeats off the topic.
+exposures leave as one Pub/Sub message per request, split when larger than the message budget
+(the exposures handler creates the log documents once); a per-process memory of what was
+already sent keeps repeats off the topic.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def _publish(message: dict[str, Any]) -> None:
 
 
 def publish_exposures(outcome: Outcome, request_id: str | None = None, wait: bool = False) -> int:
-    """One message per request with the rows this process has not sent before; returns rows sent."""
+    """The rows this process has not sent before, in as few messages as fit; returns rows sent."""
     keyed = {f"e|{r.experimentId}|{r.unitId}": r for r in outcome.rows}
     keyed_s = {f"c|{s.cohortId}|{s.unitId}": s for s in outcome.sightings}
     fresh = _sent.fresh([*keyed, *keyed_s])
@@ -132,10 +133,11 @@ def publish_exposures(outcome: Outcome, request_id: str | None = None, wait: boo
         return 0
     message = {"eventId": f"assign-{request_id or uuid.uuid4().hex}",
                "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "rows": rows, "sightings": sightings}
-    if wait:
-        pubsub.publish("exposures", message)
-    else:
-        _publish(message)
+    for part in pubsub.split(message, ("rows", "sightings")):  # under Pub/Sub's message size limit
+        if wait:
+            pubsub.publish("exposures", part)
+        else:
+            _publish(part)
     return len(rows) + len(sightings)
 
 

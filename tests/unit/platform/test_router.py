@@ -135,3 +135,30 @@ def test_openapi_document_lists_routes_with_schemas(client):
     assert set(schema["required"]) == {"name", "size"}
     assert "401" in op["responses"] and "422" in op["responses"]
     json.dumps(spec)
+
+
+@pytest.mark.parametrize("path", ["/experiments", "/experiments/", "/assign", "/assign/"])
+def test_local_function_roots_answer_with_or_without_the_trailing_slash(path):
+    """The same JSON answer (here: 401, no token) either way; never an HTML 308 redirect."""
+    from werkzeug.test import Client
+
+    from localdev.router import build_app
+
+    resp = Client(build_app()).post(path, json={})
+    assert resp.status_code == 401, resp.get_data(as_text=True)[:200]
+    assert resp.json["error"]["code"] == "MISSING_TOKEN"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/healthz/"])
+def test_routes_answer_with_or_without_the_trailing_slash(client, path):
+    resp = client.get(path)
+    assert resp.status_code == 200 and resp.get_json() == {"status": "ok"}
+
+
+def test_doubled_slash_gets_json_not_a_redirect_locally():
+    from werkzeug.test import Client
+
+    from localdev.router import build_app
+
+    resp = Client(build_app()).get("/ledger//healthz")
+    assert resp.status_code != 308 and resp.mimetype == "application/json", resp.get_data(as_text=True)[:200]

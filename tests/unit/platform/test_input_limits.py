@@ -1,0 +1,60 @@
+"""The pure checks behind the input limits (docs/limits.md), without an emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from functions.adapters import pubsub
+from functions.models.common import MAX_FREE_DEPTH, MAX_SAFE_INTEGER, storable_problem
+
+
+def deep(levels: int) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(("value", "path", "fragment"), [
+    (deep(MAX_FREE_DEPTH + 1), "a" + ".a" * (MAX_FREE_DEPTH - 1), "nested deeper"),
+    ({"x": [1, {"y": [[]]}]}, "x[1].y", "array directly inside an array"),
+    ({"p": {"__name__": 1}}, "p", "reserved key"),
+    ({"p": {"": 1}}, "p", "empty key"),
+    ({"p": {"a\x1bb": 1}}, "p", "control character"),
+    ({"n": [1, MAX_SAFE_INTEGER + 1]}, "n[1]", "integer beyond"),
+    ({"n": -MAX_SAFE_INTEGER - 1}, "n", "integer beyond"),
+    ({"f": float("inf")}, "f", "not finite"),
+    ({"f": float("nan")}, "f", "not finite"),
+    ({"o": object()}, "o", "unsupported value"),
+])
+def test_the_first_unstorable_part_is_named(value, path, fragment):
+    problem = storable_problem(value)
+    assert problem is not None
+    assert problem[0] == path and fragment in problem[1], problem
+
+
+def test_values_at_the_limits_pass():
+    assert storable_problem(deep(MAX_FREE_DEPTH)) is None
+    assert storable_problem({"n": [MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER, 1.7976931348623157e308, None, True]}) is None
+    assert storable_problem({"_x_": {"a.b`c/d": [{"e": [1]}]}}) is None
+
+
+def test_a_wide_value_is_checked_without_recursion():
+    assert storable_problem({"k": [{"v": i} for i in range(100_000)]}) is None
+    assert storable_problem([deep(3)] * 10 + [{"__x__": 1}], max_depth=5) == ("[10]", "reserved key '__x__' "
+                                                                               "(Firestore refuses __.*__)")
+
+
+def test_split_keeps_small_messages_whole_and_shares_large_ones_under_the_budget():
+    small = {"eventId": "e", "at": "t", "rows": [{"u": 1}], "sightings": []}
+    assert pubsub.split(small, ("rows", "sightings")) == [small]
+    rows = [{"unitId": f"u{i}", "x": "y" * 50} for i in range(5_000)]
+    sightings = [{"unitId": f"u{i}"} for i in range(3_000)]
+    message = {"eventId": "assign-1", "at": "t", "rows": rows, "sightings": sightings}
+    parts = pubsub.split(message, ("rows", "sightings"), budget=50_000)
+    assert len(parts) > 1
+    assert all(len(pubsub.encode(p)) <= 50_000 for p in parts)
+    assert [r for p in parts for r in p["rows"]] == rows  # in order, none lost, none twice
+    assert [s for p in parts for s in p["sightings"]] == sightings
+    assert [p["eventId"] for p in parts] == [f"assign-1-p{i}" for i in range(len(parts))]
+    assert all(p["at"] == "t" for p in parts)
