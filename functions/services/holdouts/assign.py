@@ -1,7 +1,8 @@
 """The assign hot path: holdout membership and experiment variants for one unit or 10,000.
 
 Computed, not looked up: the cached compiled config and the pure core's batch decision do the
-work; the only Firestore read is the sticky cluster override for wallet/CLUSTER cohorts. First
+work; the only Firestore reads are the cluster overrides of wallet/CLUSTER cohorts and, for the
+clustered units only, their first exposures (an exposed unit keeps its arm, see sticky.py). First
 exposures leave as Pub/Sub messages of at most MESSAGE_ENTRIES entries (the exposures handler
 creates the log documents once); a per-process memory of what Pub/Sub acknowledged keeps
 repeats off the topic. A failed publish is kept in an outbox and re-sent, never dropped.
@@ -32,7 +33,7 @@ from functions.models.assign import (
     UnitDecisionOut,
     UnitIn,
 )
-from functions.services.holdouts import config, corebridge, spillover
+from functions.services.holdouts import config, corebridge, spillover, sticky
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,10 @@ def decide(units: list[UnitIn]) -> Outcome:
     unit_ids = [u.unitId for u in units]
     overrides = {cid: spillover.cluster_overrides(cid, unit_ids) for cid in snap.cluster_cohorts}
     decisions = corebridge.decide(snap.compiled, unit_ids, [u.attributes for u in units], overrides)
+    at = sticky.clustered(unit_ids, overrides)
+    if at:  # an exposed unit never changes arm: its own decision, for the few clustered units
+        own = corebridge.decide(snap.compiled, [unit_ids[i] for i in at], [units[i].attributes for i in at], {})
+        sticky.keep_exposed_arms(unit_ids, decisions, dict(zip(at, own, strict=True)))
     results: list[UnitDecisionOut] = []
     rows: list[ExposureRow] = []
     sightings: list[CohortSighting] = []
