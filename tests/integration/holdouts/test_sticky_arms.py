@@ -12,6 +12,7 @@ import pytest
 
 from functions.adapters import ledger_store
 from functions.adapters.firestore import OFFER_EXPERIMENTS, db
+from functions.services.analytics import inputs
 from functions.services.holdouts import config, corebridge, health
 from functions.services.holdouts.keys import assignment_ref, unit_key
 from tests.integration.holdouts.conftest import SERVICE, make_cohort, seed_experiment
@@ -112,3 +113,42 @@ def test_a_rollback_still_returns_an_exposed_clustered_unit_to_control_as_rolled
     db().collection(OFFER_EXPERIMENTS).document(EID).update({"rollout.stage": 0.0})  # rolled back to 0%
     config.invalidate()
     assert _assign(function_client, unit) == {"status": "ROLLED_BACK", "variant": None, "exposed": False}
+
+
+@pytest.mark.parametrize("order", ["first-exposure-first", "later-arm-first"])
+def test_a_change_while_the_first_exposure_is_in_flight_is_flagged_and_in_the_ledger(
+        function_client, holdouts, topics, order):
+    """Linked before its first exposure reached the log, the unit is decided by the cluster id: the
+    change of arm cannot be prevented then, so it is recorded - in either delivery order."""
+    cohort = _setup(holdouts, "SHARED_WALLET")
+    cid = cohort["id"]
+    users = [f"user-{i}" for i in range(400) if not corebridge.cohort_member(cohort, f"user-{i}", None)]
+    unit = next(u for u in users if _arm(u) == ("ASSIGNED", "plus10"))
+    wallet = next(w for w in (f"wallet-{i}" for i in range(400)) if not corebridge.cohort_member(cohort, w, None)
+                  and _arm(unit, w, cid) == ("ASSIGNED", "control"))
+    sub = topics.subscribe("exposures")
+    other = next(u for u in users[:5] if u != unit)
+    assert _expose(function_client, topics, sub, other)["status"] == "ASSIGNED"
+    assert _assign(function_client, unit)["variant"] == "plus10"
+    first = topics.pull(sub, expect=1)  # in flight: not delivered to the exposures function yet
+    _link(holdouts, "SHARED_WALLET", unit, users[-1], wallet, "w-f")
+    assert _assign(function_client, unit)["variant"] == "control"
+    later = topics.pull(sub, expect=1)
+    assert [r["variant"] for m in first + later for r in m["rows"]] == ["plus10", "control"]
+    messages = first + later if order == "first-exposure-first" else later + first
+    handler = function_client("exposures")
+    for message in messages + messages:  # and every message redelivered
+        body = {k: v for k, v in message.items() if k != "_attributes"}
+        assert handler.post("/", json=push_envelope(body)).status_code == 200
+    doc = assignment_ref(EID, unit).get().to_dict()
+    assert doc["armChanged"] is True and len(doc["otherArms"]) == 1
+    assert {doc["variant"], doc["otherArms"][0].split(":")[1]} == {"plus10", "control"}
+    changes = [e for e in ledger_store.entries(ledger_store.experiment_chain(EID))
+               if e["action"] == "EXPOSURE_ARM_CHANGED"]
+    assert len(changes) == 1
+    assert json.loads(changes[0]["canonical"])["payload"]["unitKey"] == unit_key(unit)
+    population = inputs.population(EID)  # analysis leaves the unit out
+    assert unit not in {u["unitId"] for u in population.units + population.holdout}
+    assert other in {u["unitId"] for u in population.units}
+    # from now on the exposure log is there: the unit keeps its recorded arm
+    assert _assign(function_client, unit)["variant"] == doc["variant"]
