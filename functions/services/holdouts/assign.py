@@ -176,7 +176,11 @@ def _publish(message: dict[str, Any], keys: list[str], wait: bool) -> None:
         else:
             _settled(message, keys, None)
         return
-    future = pubsub.publisher().publish(settings().topic_path("exposures"), pubsub.encode(message))
+    try:
+        future = pubsub.publisher().publish(settings().topic_path("exposures"), pubsub.encode(message))
+    except Exception as exc:  # refused before it left (client closed, message invalid): kept as well
+        _settled(message, keys, exc)
+        return
     future.add_done_callback(lambda f: _settled(message, keys, f.exception()))
 
 
