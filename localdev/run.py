@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -17,6 +18,31 @@ from datetime import UTC, datetime
 from werkzeug.serving import make_server
 
 from localdev.emulators import Emulators, EmulatorUnavailable, free_port
+
+
+class Stopped(BaseException):
+    """SIGTERM or Ctrl-C: raised in the main thread wherever it is (starting the emulators, the
+    demo, serving), so the clean-up runs at once instead of after the demo's waits."""
+
+
+def _stop_on_signals() -> None:
+    def handler(signum: int, _frame: object) -> None:
+        raise Stopped(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _exit(code: int) -> None:
+    """Leave without waiting for worker threads still retrying against the stopped emulators
+    (Python joins non-daemon threads, such as thread pools, at exit: minutes of retries)."""
+    deadline = time.monotonic() + 3.0
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _ticker(stop: threading.Event, seconds: float) -> None:
@@ -36,11 +62,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-after-demo", action="store_true")
     args = parser.parse_args(argv)
 
+    _stop_on_signals()
+    emulators = Emulators()
     try:
-        emulators = Emulators().start()
+        return _serve(args, emulators)
     except EmulatorUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Stopped as stopped:
+        print(f"stopping ({stopped})", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the clean-up short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        emulators.stop()
+
+
+def _serve(args: argparse.Namespace, emulators: Emulators) -> int:
+    emulators.start()
     # Imported after the emulators export their variables.
     from functions import logs
     from localdev.firestore_bridge import FirestoreBridge
@@ -75,17 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.exit_after_demo:
             return 0
         print("serving; Ctrl-C stops everything", flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            while not stop.is_set():
-                time.sleep(0.5)
-        return 0
+        while True:
+            time.sleep(3600)  # until SIGTERM or Ctrl-C raises Stopped
     finally:
         stop.set()
-        if bridge:
-            bridge.stop()
-        server.shutdown()
-        emulators.stop()
+        for step in ([bridge.stop] if bridge else []) + [server.shutdown]:
+            with contextlib.suppress(Exception):  # the emulators are stopped whatever happens here
+                step()
 
 
 def _preferred_port() -> int:
@@ -100,4 +135,4 @@ def _preferred_port() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

@@ -19,10 +19,8 @@ _lock = threading.Lock()
 _publisher: pubsub_v1.PublisherClient | None = None
 
 PUBLISH_TIMEOUT_SECONDS = 30.0
-# Pub/Sub refuses a message over 10 MB; messages are kept far below it (and at the client's
-# default batch size) so a large request is several moderate messages, not one refused one.
+# Pub/Sub refuses a message over 10 MB; callers keep their messages far below it.
 MAX_MESSAGE_BYTES = 10_000_000
-MESSAGE_BUDGET_BYTES = 1_000_000
 
 
 def publisher() -> pubsub_v1.PublisherClient:
@@ -35,32 +33,6 @@ def publisher() -> pubsub_v1.PublisherClient:
 
 def encode(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-
-
-def split(payload: dict[str, Any], list_keys: tuple[str, ...],
-          budget: int = MESSAGE_BUDGET_BYTES) -> list[dict[str, Any]]:
-    """`payload` as one or more messages of at most `budget` encoded bytes, its lists (`list_keys`)
-    shared out in order; each part keeps the other fields and gets `eventId` + `-p<i>` when split.
-    An item larger than the budget on its own travels alone (callers bound their items)."""
-    if len(encode(payload)) <= budget:  # the usual case: one message, no per-item encoding
-        return [payload]
-    base = {k: v for k, v in payload.items() if k not in list_keys}
-    empty = {**base, **{k: [] for k in list_keys}}
-    overhead = len(encode({**empty, "eventId": f"{payload.get('eventId', '')}-p000000"}))
-    parts: list[dict[str, Any]] = [{**base, **{k: [] for k in list_keys}}]
-    size = overhead
-    for key in list_keys:
-        for item in payload.get(key, []):
-            cost = len(encode(item)) + 1
-            if size + cost > budget and any(parts[-1][k] for k in list_keys):
-                parts.append({**base, **{k: [] for k in list_keys}})
-                size = overhead
-            parts[-1][key].append(item)
-            size += cost
-    if len(parts) > 1 and "eventId" in payload:
-        for i, part in enumerate(parts):
-            part["eventId"] = f"{payload['eventId']}-p{i}"
-    return parts
 
 
 def publish(topic_key: str, payload: dict[str, Any], **attributes: str) -> str:

@@ -15,10 +15,17 @@ class SweepTick(StrictModel):
     tick: datetime | None = None
 
 
+class SweepIncomplete(RuntimeError):
+    """A sweep step failed: the tick fails so Pub/Sub redelivers it (every step is idempotent)."""
+
+
 @pubsub_handler(SweepTick)
 def _sweep(ctx: EventContext, tick: SweepTick) -> dict[str, Any]:
     # The window comes from the delivery time, so a redelivered tick lands in the same window.
-    return run_sweep(ctx.published_at or tick.tick)
+    result = run_sweep(ctx.published_at or tick.tick)
+    if not result["ok"]:
+        raise SweepIncomplete(f"sweep steps failed: {result['failures'][:3]}")
+    return result
 
 
 def handle(cloud_event: Any) -> None:

@@ -1,9 +1,10 @@
 """The scheduled sweep: per RUNNING experiment one snapshot per window, committed in one
 transaction with the guardrail action it triggers (a second, concurrent sweep finds the snapshot
 and does nothing; a crash midway leaves no half-done window), guardrails with always-valid
-bounds; then rollout
-auto-progression, ledger checkpoints and the outbox safety net. Reads aggregates only, so its
-cost grows with variants x metrics x shards, never with units."""
+bounds; then rollout auto-progression, ledger checkpoints and the outbox safety net. Every step
+is imported statically and reports its outcome: a step that fails is named in the result and in
+the status health reads, never skipped silently. Reads aggregates only, so its cost grows with
+variants x metrics x shards, never with units."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from functions.adapters.auth import SYSTEM
 from functions.adapters.firestore import EXPERIMENT_SNAPSHOTS, OFFER_EXPERIMENTS, db, transactional
 from functions.config import settings
 from functions.core.errors import AppError
-from functions.services.experiments import aggregates, guardrails, repository
+from functions.services.experiments import aggregates, guardrails, health, repository
 from functions.services.experiments.transitions import apply_transition, record_event
+from functions.services.ledger import checkpoints
+from functions.services.rollouts import progression
 
 log = logging.getLogger(__name__)
 
@@ -87,43 +90,67 @@ def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = N
             "breached": sum(v["status"] == "BREACHED" for v in verdicts)}
 
 
-def _hook(module: str, name: str, *args: Any) -> Any:
-    """Optional steps owned by other modules (rollouts, ledger checkpoints)."""
+STEPS = ("snapshots", "rollouts", "checkpoint", "outbox")
+
+
+def _failure(step: str, exc: BaseException, experiment_id: str | None = None) -> dict[str, Any]:
+    code = exc.code if isinstance(exc, AppError) else type(exc).__name__
+    failure = {"step": step, "code": code, "message": str(exc)[:300]}
+    if experiment_id:
+        failure["experimentId"] = experiment_id
+    log.error("sweep step failed", extra={"json_fields": failure})
+    return failure
+
+
+def _step(step: str, failures: list[dict[str, Any]], fn: Any, *args: Any, experiment_id: str | None = None) -> Any:
+    """Run one step; a step that cannot run is recorded as failed, and the others still run."""
     try:
-        mod = __import__(module, fromlist=[name])
-    except ImportError:
+        return fn(*args)
+    except Exception as exc:
+        failures.append(_failure(step, exc, experiment_id))
         return None
-    return getattr(mod, name)(*args)
+
+
+def _record_status(now: datetime, failures: list[dict[str, Any]]) -> dict[str, Any]:
+    steps = {step: "FAILED" if any(f["step"] == step for f in failures) else "OK" for step in STEPS}
+    status = {"at": now, "ok": not failures, "steps": steps, "failures": failures[:50]}
+    try:
+        health.sweep_status_ref().set(status)
+    except Exception as exc:  # the result still says so; the scheduler's retry tries again
+        failures.append(_failure("status", exc))
+    return {**status, "at": now.isoformat()}
 
 
 def run_sweep(now: datetime | None = None, run_key: str | None = None) -> dict[str, Any]:
+    """Every step runs even when another failed (a broken rollout step must not switch off
+    checkpoints or the outbox); failures are named in the result and in `experimentSnapshots/_sweep`,
+    which experiment health reports."""
     now = now or datetime.now(UTC)
     running = [snap.to_dict() or {} for snap in
                db().collection(OFFER_EXPERIMENTS).where(filter=FieldFilter("state", "==", "RUNNING")).stream()]
+    failures: list[dict[str, Any]] = []
 
     def one(doc: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        eid = doc.get("id")
         try:
             result = sweep_experiment(doc, now, run_key)
         except AppError as err:
-            result = {"experimentId": doc.get("id"), "error": err.code}
-        return result, _hook("functions.services.rollouts.progression", "progress_experiment", doc["id"], now)
+            result = {"experimentId": eid, "error": err.code}
+            failures.append(_failure("snapshots", err, eid))
+        except Exception as exc:
+            result = {"experimentId": eid, "error": type(exc).__name__}
+            failures.append(_failure("snapshots", exc, eid))
+        return result, _step("rollouts", failures, progression.progress_experiment, eid, now, experiment_id=eid)
 
     # Experiments are independent and the work is round trips, so they are swept side by side;
-    # one experiment's transient error no longer stops the others (it is raised afterwards, so
-    # the tick is redelivered and the experiments already done skip).
+    # one experiment's error does not stop the others.
     with ThreadPoolExecutor(max_workers=max(1, settings().sweep_workers)) as pool:
-        futures = [pool.submit(one, doc) for doc in running]
-    outcomes, failures = [], []
-    for future in futures:
-        try:
-            outcomes.append(future.result())
-        except Exception as exc:  # collected; the first is re-raised below
-            failures.append(exc)
-    if failures:
-        raise failures[0]
+        outcomes = list(pool.map(one, running))
     results = [result for result, _ in outcomes]
     rollouts = [progressed for _, progressed in outcomes if progressed]
-    checkpoint = _hook("functions.services.ledger.checkpoints", "checkpoint_if_due", now)
-    published = outbox.flush_all()
+    checkpoint = _step("checkpoint", failures, checkpoints.checkpoint_if_due, now)
+    published = _step("outbox", failures, outbox.flush_all) or 0
+    status = _record_status(now, failures)
     return {"at": now.isoformat(), "experiments": results, "rollouts": rollouts,
-            "checkpoint": checkpoint, "outboxPublished": published}
+            "checkpoint": checkpoint, "outboxPublished": published,
+            "ok": status["ok"], "steps": status["steps"], "failures": status["failures"]}

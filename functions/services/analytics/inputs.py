@@ -61,6 +61,8 @@ def population(experiment_id: str) -> Population:
     first: datetime | None = None
     for snap in exposures.stream():
         doc = snap.to_dict() or {}
+        if doc.get("armChanged"):
+            continue  # decided into another arm after its first exposure (ledger: EXPOSURE_ARM_CHANGED)
         row = {"unitId": doc.get("unitId"), "consent": doc.get("analyticsConsent", True) is not False,
                "hasData": False}
         if doc.get("status") == "ASSIGNED" and doc.get("variant"):

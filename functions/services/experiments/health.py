@@ -25,6 +25,23 @@ def exposure_counts(experiment_id: str, variants: list[str]) -> dict[str, int]:
     return counts
 
 
+SWEEP_STATUS_ID = "_sweep"  # experimentSnapshots/_sweep: each step's outcome in the latest sweep
+
+
+def sweep_status_ref() -> firestore.DocumentReference:
+    return db().collection(EXPERIMENT_SNAPSHOTS).document(SWEEP_STATUS_ID)
+
+
+def sweep_status() -> dict[str, Any] | None:
+    """The latest sweep's step outcomes; a failed step (rollouts, checkpoint, ...) shows here."""
+    snap = sweep_status_ref().get()
+    if not snap.exists:
+        return None
+    doc = snap.to_dict() or {}
+    at = doc.get("at")
+    return {**doc, "at": at.isoformat() if isinstance(at, datetime) else at}
+
+
 def latest_snapshot(experiment_id: str) -> dict[str, Any] | None:
     """The newest snapshot by time taken (an operator's sweep-now shares its window with the
     scheduled one), with its document id as `snapshotId`."""
@@ -60,6 +77,11 @@ def health(experiment_id: str) -> dict[str, Any]:
             overall, reasons = "AT_RISK", [*reasons, "no recent snapshot"]
         if doc["state"] == "PAUSED":
             overall, reasons = "AT_RISK", [*reasons, "paused"]
+    sweep = sweep_status()
+    failed_steps = sorted(step for step, outcome in ((sweep or {}).get("steps") or {}).items() if outcome != "OK")
+    if failed_steps:
+        reasons = [*reasons, *(f"sweep step {step} failed" for step in failed_steps)]
+        overall = "AT_RISK" if overall == "HEALTHY" else overall
     stats = aggregates.read(experiment_id)
     return {
         "experimentId": experiment_id, "state": doc["state"], "overall": overall, "reasons": reasons,
@@ -67,4 +89,5 @@ def health(experiment_id: str) -> dict[str, Any]:
         "srm": srm_check.to_dict(), "expectedSplit": split, "rollout": rollout,
         "guardrails": verdicts, "latestSnapshotAgeSeconds": age,
         "latestSnapshotId": snapshot["snapshotId"] if snapshot else None,
+        "sweep": sweep,
     }

@@ -126,6 +126,20 @@ def _increment(txn: firestore.Transaction, experiment_id: str, variant: str, met
                      **{k: Increment(v) for k, v in deltas.items() if v}}, merge=True)
 
 
+def region_fields(unit: dict[str, Any], event: KpiEvent) -> dict[str, Any]:
+    """The unit's region: that of its latest event that names one, by (timestamp, eventId).
+
+    An event without a region never erases a known one, and two events at the same time are
+    ordered by id, so the result is the same in any delivery order."""
+    known = unit.get("region")
+    if event.region is None:
+        return {"region": known, "regionAt": unit.get("regionAt"), "regionEventId": unit.get("regionEventId")}
+    at = unit.get("regionAt") or unit.get("lastSeen")  # documents written before regionAt existed
+    if known is None or at is None or (event.timestamp, event.eventId) > (at, unit.get("regionEventId") or ""):
+        return {"region": event.region, "regionAt": event.timestamp, "regionEventId": event.eventId}
+    return {"region": known, "regionAt": at, "regionEventId": unit.get("regionEventId")}
+
+
 def _candidates(event: KpiEvent) -> list[tuple[dict[str, Any], dict[str, Any], list[tuple[str, str]]]]:
     out = []
     for doc in repository.live_experiments():
@@ -211,7 +225,7 @@ def ingest_one(event: KpiEvent) -> str:
             seen_first, seen_last = unit.get("firstSeen") or ts, unit.get("lastSeen") or ts
             txn.set(unit_ref, {"unitId": event.unitId, "variant": variant, "metrics": metrics, "pre": pres,
                                "events": int(unit.get("events", 0)) + 1,
-                               "region": event.region if ts >= seen_last else unit.get("region"),
+                               **region_fields(unit, event),
                                # bot and data-quality inputs for analytics (identical timestamps, late arrival)
                                "sameTimestampEvents": int(unit.get("sameTimestampEvents", 0))
                                + int(unit.get("lastSeen") == ts),

@@ -1,10 +1,11 @@
 """The assign hot path: holdout membership and experiment variants for one unit or 10,000.
 
 Computed, not looked up: the cached compiled config and the pure core's batch decision do the
-work; the only Firestore read is the sticky cluster override for wallet/CLUSTER cohorts. First
-exposures leave as one Pub/Sub message per request, split when larger than the message budget
-(the exposures handler creates the log documents once); a per-process memory of what was
-already sent keeps repeats off the topic.
+work; the only Firestore reads are the cluster overrides of wallet/CLUSTER cohorts and, for the
+clustered units only, their first exposures (an exposed unit keeps its arm, see sticky.py). First
+exposures leave as Pub/Sub messages of at most MESSAGE_ENTRIES entries (the exposures handler
+creates the log documents once); a per-process memory of what Pub/Sub acknowledged keeps
+repeats off the topic. A failed publish is kept in an outbox and re-sent, never dropped.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.adapters import pubsub
+from google.cloud import firestore
+
+from functions.adapters import outbox, pubsub
+from functions.adapters.firestore import HOLDOUT_ASSIGNMENTS, db
 from functions.config import settings
 from functions.core.errors import Forbidden
 from functions.models.assign import (
@@ -28,33 +33,51 @@ from functions.models.assign import (
     UnitDecisionOut,
     UnitIn,
 )
-from functions.services.holdouts import config, corebridge, spillover
+from functions.services.holdouts import config, corebridge, spillover, sticky
 
 log = logging.getLogger(__name__)
 
 SENT_MEMORY = 200_000
+MESSAGE_ENTRIES = 2_000  # rows + sightings per exposure message (about 0.3 MB)
+RETRY_DOCUMENT = "_exposureRetries"  # parent of the outbox of exposure messages whose publish failed
 
 
 class _Sent:
-    """Bounded memory of exposure keys this process already published (an optimisation only)."""
+    """Bounded memory of exposure keys this process published (an optimisation only).
+
+    A key is claimed (pending) when its message leaves and becomes sent only when Pub/Sub
+    acknowledged it; a failed publish releases it, so the unit's next assign sends it again.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.keys: OrderedDict[str, None] = OrderedDict()
+        self.pending: set[str] = set()
         self.lock = threading.Lock()
 
-    def fresh(self, keys: list[str]) -> set[str]:
+    def claim(self, keys: list[str]) -> set[str]:
+        """The keys neither sent nor in flight, now marked in flight."""
         with self.lock:
-            new = {k for k in keys if k not in self.keys}
-            for k in new:
+            new = {k for k in keys if k not in self.keys and k not in self.pending}
+            self.pending |= new
+            return new
+
+    def confirm(self, keys: Iterable[str]) -> None:
+        with self.lock:
+            for k in keys:
+                self.pending.discard(k)
                 self.keys[k] = None
             while len(self.keys) > self.limit:
                 self.keys.popitem(last=False)
-            return new
+
+    def release(self, keys: Iterable[str]) -> None:
+        with self.lock:
+            self.pending.difference_update(keys)
 
     def clear(self) -> None:
         with self.lock:
             self.keys.clear()
+            self.pending.clear()
 
 
 _sent = _Sent(SENT_MEMORY)
@@ -91,6 +114,10 @@ def decide(units: list[UnitIn]) -> Outcome:
     unit_ids = [u.unitId for u in units]
     overrides = {cid: spillover.cluster_overrides(cid, unit_ids) for cid in snap.cluster_cohorts}
     decisions = corebridge.decide(snap.compiled, unit_ids, [u.attributes for u in units], overrides)
+    at = sticky.clustered(unit_ids, overrides)
+    if at:  # an exposed unit never changes arm: its own decision, for the few clustered units
+        own = corebridge.decide(snap.compiled, [unit_ids[i] for i in at], [units[i].attributes for i in at], {})
+        sticky.keep_exposed_arms(unit_ids, decisions, dict(zip(at, own, strict=True)))
     results: list[UnitDecisionOut] = []
     rows: list[ExposureRow] = []
     sightings: list[CohortSighting] = []
@@ -111,34 +138,81 @@ def decide(units: list[UnitIn]) -> Outcome:
     return Outcome(AssignBatchResponse(results=results, configVersion=snap.version), rows, sightings)
 
 
-def _publish(message: dict[str, Any]) -> None:
-    future = pubsub.publisher().publish(settings().topic_path("exposures"), pubsub.encode(message))
+def retry_parent() -> firestore.DocumentReference:
+    """Where exposure messages that could not be published wait (an outbox the sweep flushes)."""
+    return db().collection(HOLDOUT_ASSIGNMENTS).document(RETRY_DOCUMENT)
 
-    def done(f: Any) -> None:
-        exc = f.exception()
-        if exc is not None:
-            log.error("exposure publish failed", extra={"json_fields": {"error": str(exc)[:300]}})
 
-    future.add_done_callback(done)
+def _keep(message: dict[str, Any]) -> bool:
+    """Store a message whose publish failed in the outbox; the sweep's flush re-sends it."""
+    try:
+        batch = db().batch()
+        outbox.enqueue(batch, retry_parent(), "exposures", message, key=message["eventId"])
+        batch.commit()
+    except Exception:  # the keys stay released, so the unit's next assign sends them again
+        log.exception("exposure message could not be kept for retry",
+                      extra={"json_fields": {"eventId": message["eventId"]}})
+        return False
+    log.warning("exposure publish failed; kept for retry", extra={"json_fields": {"eventId": message["eventId"]}})
+    return True
+
+
+def _settled(message: dict[str, Any], keys: list[str], error: BaseException | None) -> None:
+    if error is None:
+        _sent.confirm(keys)
+        return
+    log.error("exposure publish failed", extra={"json_fields": {"error": str(error)[:300],
+                                                                "eventId": message["eventId"]}})
+    _sent.release(keys)
+    _keep(message)
+
+
+def _publish(message: dict[str, Any], keys: list[str], wait: bool) -> None:
+    if wait:
+        try:
+            pubsub.publish("exposures", message)
+        except Exception as exc:  # kept, never dropped
+            _settled(message, keys, exc)
+        else:
+            _settled(message, keys, None)
+        return
+    try:
+        future = pubsub.publisher().publish(settings().topic_path("exposures"), pubsub.encode(message))
+    except Exception as exc:  # refused before it left (client closed, message invalid): kept as well
+        _settled(message, keys, exc)
+        return
+    future.add_done_callback(lambda f: _settled(message, keys, f.exception()))
+
+
+def _chunks(entries: list[tuple[str, str, dict[str, Any]]]) -> list[list[tuple[str, str, dict[str, Any]]]]:
+    return [entries[i:i + MESSAGE_ENTRIES] for i in range(0, len(entries), MESSAGE_ENTRIES)]
 
 
 def publish_exposures(outcome: Outcome, request_id: str | None = None, wait: bool = False) -> int:
-    """The rows this process has not sent before, in as few messages as fit; returns rows sent."""
-    keyed = {f"e|{r.experimentId}|{r.unitId}": r for r in outcome.rows}
-    keyed_s = {f"c|{s.cohortId}|{s.unitId}": s for s in outcome.sightings}
-    fresh = _sent.fresh([*keyed, *keyed_s])
-    rows = [r.model_dump() for k, r in keyed.items() if k in fresh]
-    sightings = [s.model_dump() for k, s in keyed_s.items() if k in fresh]
-    if not rows and not sightings:
+    """Publish the rows and sightings this process has not sent before; returns how many.
+
+    An exposure is published or kept, never dropped: keys count as sent only once Pub/Sub
+    acknowledged them; a failed publish goes to the outbox (re-sent by the sweep) and is
+    forgotten here (re-sent by the unit's next assign). Messages hold at most MESSAGE_ENTRIES
+    entries, so a batch of 10,000 units in many experiments stays far below Pub/Sub's 10 MB
+    and an outbox document below Firestore's 1 MiB.
+    """
+    # the arm is part of the key: a unit decided into another arm is sent again, and the handler flags it
+    keyed = {f"e|{r.experimentId}|{r.unitId}|{r.status}|{r.variant}": ("rows", r) for r in outcome.rows}
+    keyed.update({f"c|{s.cohortId}|{s.unitId}": ("sightings", s) for s in outcome.sightings})
+    fresh = _sent.claim(list(keyed))
+    entries = [(k, kind, item.model_dump()) for k, (kind, item) in keyed.items() if k in fresh]
+    if not entries:
         return 0
-    message = {"eventId": f"assign-{request_id or uuid.uuid4().hex}",
-               "at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "rows": rows, "sightings": sightings}
-    for part in pubsub.split(message, ("rows", "sightings")):  # under Pub/Sub's message size limit
-        if wait:
-            pubsub.publish("exposures", part)
-        else:
-            _publish(part)
-    return len(rows) + len(sightings)
+    base = f"assign-{request_id or uuid.uuid4().hex}"
+    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    chunks = _chunks(entries)
+    for i, chunk in enumerate(chunks):
+        message = {"eventId": base if len(chunks) == 1 else f"{base}-{i}", "at": at,
+                   "rows": [e for _, kind, e in chunk if kind == "rows"],
+                   "sightings": [e for _, kind, e in chunk if kind == "sightings"]}
+        _publish(message, [k for k, _, _ in chunk], wait)
+    return len(entries)
 
 
 def forget_sent() -> None:

@@ -128,7 +128,8 @@ def sweep_scenario(emulators, tmp_path_factory) -> Iterator[SweepScenario]:
         reference, reference_messages = end_state(), log.take()
         assert repository.load(None, eid)["state"] == "KILLED"
         assert [e["action"] for e in repository.events(eid)].count("KILL") == 1
-        assert sum(1 for p in reference if p.startswith("experimentSnapshots/")) == 1
+        snapshots = [p for p in reference if p.startswith("experimentSnapshots/")]
+        assert len(snapshots) == 2 and "experimentSnapshots/_sweep" in snapshots  # one window + the sweep status
         assert sorted(m["topic"] for m in reference_messages) == ["experiment_state", "kill_switch",
                                                                    "ledger_checkpoints"]
         kills = probe.drain(kill_sub, quiet_seconds=1.0)  # it really reached Pub/Sub, once

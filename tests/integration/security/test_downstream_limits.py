@@ -14,7 +14,7 @@ EXPERIMENTS = 10
 def test_largest_assign_batch_with_ten_running_experiments_is_served_and_fully_published(function_client,
                                                                                           topics):
     """The audit's case: 8,000 units x 10 experiments made one exposure message over 10 MB (500).
-    At the documented limit every exposure still leaves, in messages under the budget."""
+    At the documented limit every exposure still leaves, in messages far below the limit."""
     config.invalidate()
     assign.forget_sent()
     sub = topics.subscribe("exposures")
@@ -28,7 +28,7 @@ def test_largest_assign_batch_with_ten_running_experiments_is_served_and_fully_p
     messages = topics.drain(sub, max_messages=3)
     for message in messages:
         message.pop("_attributes")
-        assert len(pubsub.encode(message)) <= pubsub.MESSAGE_BUDGET_BYTES
+        assert len(pubsub.encode(message)) < pubsub.MAX_MESSAGE_BYTES / 10  # far below the 10 MB limit
         ExposureMessage.model_validate(message)  # each part is a complete message for the handler
     assert len(messages) > 1
     assert len({m["eventId"] for m in messages}) == len(messages)  # parts are distinct events

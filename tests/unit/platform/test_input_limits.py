@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from functions.adapters import pubsub
 from functions.models.common import MAX_FREE_DEPTH, MAX_SAFE_INTEGER, storable_problem
 
 
@@ -43,18 +42,3 @@ def test_a_wide_value_is_checked_without_recursion():
     assert storable_problem({"k": [{"v": i} for i in range(100_000)]}) is None
     assert storable_problem([deep(3)] * 10 + [{"__x__": 1}], max_depth=5) == ("[10]", "reserved key '__x__' "
                                                                                "(Firestore refuses __.*__)")
-
-
-def test_split_keeps_small_messages_whole_and_shares_large_ones_under_the_budget():
-    small = {"eventId": "e", "at": "t", "rows": [{"u": 1}], "sightings": []}
-    assert pubsub.split(small, ("rows", "sightings")) == [small]
-    rows = [{"unitId": f"u{i}", "x": "y" * 50} for i in range(5_000)]
-    sightings = [{"unitId": f"u{i}"} for i in range(3_000)]
-    message = {"eventId": "assign-1", "at": "t", "rows": rows, "sightings": sightings}
-    parts = pubsub.split(message, ("rows", "sightings"), budget=50_000)
-    assert len(parts) > 1
-    assert all(len(pubsub.encode(p)) <= 50_000 for p in parts)
-    assert [r for p in parts for r in p["rows"]] == rows  # in order, none lost, none twice
-    assert [s for p in parts for s in p["sightings"]] == sightings
-    assert [p["eventId"] for p in parts] == [f"assign-1-p{i}" for i in range(len(parts))]
-    assert all(p["at"] == "t" for p in parts)
