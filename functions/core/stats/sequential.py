@@ -71,7 +71,13 @@ def effect_variance(control: MomentStats, treatment: MomentStats, relative: bool
 
 
 def _finite_stats(*arms: MomentStats) -> bool:
-    return all(math.isfinite(v) for s in arms for v in (s.n, s.sum_x, s.sum_x2))
+    return all(s.is_finite for s in arms)
+
+
+def _sums(stats: MomentStats) -> tuple[float, float, float]:
+    """(n, Σx, Σx²) as the array core takes them: raw sums, whatever shift the stats were kept about."""
+    raw = stats.reshift()
+    return raw.n, raw.sum_x, raw.sum_x2
 
 
 def confidence_sequence(control: MomentStats, treatment: MomentStats, relative: bool = True,
@@ -91,6 +97,12 @@ def _moments(n: Any, s: Any, q: Any) -> tuple[Any, Any]:
     mean = s / n
     var = np.maximum((q - s * s / n) / np.maximum(n - 1, 1), 0.0)
     return mean, var
+
+
+def _zero_one(s: Any, q: Any) -> Any:
+    """Σx = Σx² (up to rounding, as sums kept about a shift come back): the mark of a 0/1 metric."""
+    s, q = np.asarray(s, dtype=float), np.asarray(q, dtype=float)
+    return np.abs(s - q) <= 1e-9 * np.maximum(np.abs(s), 1.0)
 
 
 def effective_events(s: Any, q: Any) -> Any:
@@ -162,11 +174,11 @@ def absolute_check(nt: Any, st: Any, qt: Any, limit: float, harmful_direction: s
     nt = np.asarray(nt, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         mt, vt = _moments(nt, st, qt)
-        binary = (np.asarray(st) == np.asarray(qt)) & (mt >= 0) & (mt <= 1) & (0 <= limit <= 1)
+        binary = _zero_one(st, qt) & (mt >= 0) & (mt <= 1) & (0 <= limit <= 1)
         if reference is not None:
             nr, sr, qr = (np.asarray(v, dtype=float) for v in reference)
             mr, vr = _moments(nr, sr, qr)
-            binary = binary & (sr == qr)
+            binary = binary & _zero_one(sr, qr)
             spread = np.where((nr >= 2) & (mr != 0), vr / (mr * mr) * limit * limit, 0.0)
             info = effective_events(sr, qr) * nt / np.where(nr > 0, nr, 1.0)
         else:
@@ -238,8 +250,8 @@ def relative_guardrail(control: MomentStats, treatment: MomentStats, harmful_dir
     kind = "RELATIVE_DEGRADATION"
     if not _finite_stats(control, treatment) or not math.isfinite(max_degradation) or max_degradation < 0:
         return GuardrailVerdict(INVALID_DATA, kind, None, None, None, "non-finite statistics or margin")
-    check = relative_check(control.n, control.sum_x, control.sum_x2, treatment.n, treatment.sum_x,
-                           treatment.sum_x2, harmful_direction, max_degradation, alpha, tuning, min_units, min_events)
+    check = relative_check(*_sums(control), *_sums(treatment), harmful_direction, max_degradation, alpha, tuning,
+                           min_units, min_events)
     if not bool(check.acts):
         return _shortfall(kind, max_degradation, check, min_units, min_events)
     estimate, bound = float(check.estimate), float(check.bound)
@@ -260,8 +272,8 @@ def absolute_guardrail(treatment: MomentStats, maximum: float | None = None, min
     arms = [treatment] + ([reference] if reference is not None else [])
     if limit is None or not math.isfinite(limit) or not _finite_stats(*arms):
         return GuardrailVerdict(INVALID_DATA, kind, None, None, None, "non-finite statistics or limit")
-    ref = (reference.n, reference.sum_x, reference.sum_x2) if reference is not None else None
-    check = absolute_check(treatment.n, treatment.sum_x, treatment.sum_x2, float(limit),
+    ref = _sums(reference) if reference is not None else None
+    check = absolute_check(*_sums(treatment), float(limit),
                            INCREASE if maximum is not None else DECREASE, ref, alpha, tuning, min_units, min_events)
     if not bool(check.acts):
         return _shortfall(kind, limit, check, min_units, min_events)
