@@ -22,7 +22,6 @@ treatment as x_T = (1 + lift)(mu + sqrt(r)(x - mu)), exact on the sums.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -33,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import special
 from scipy import stats as scipy_stats
 
 from functions.core.stats import inference
@@ -120,50 +118,6 @@ FAMILIES = [
     *[Family(f"bernoulli {p:.1%}", "one", p) for p in (0.005, 0.02, 0.2)],
     Family("ratio", "ratio"),
 ]
-
-
-# ------------------------------------------------------------------------ scipy fast path
-class _FastDistribution:
-    """scipy.stats.t / norm for finite scalar arguments through the same special functions
-    scipy's own _sf/_ppf call (stdtr, stdtrit, ndtr, ndtri), without rv_continuous' argument
-    machinery; anything else goes to scipy. Results are identical (tests/unit/stats/test_calibration.py)."""
-
-    def __init__(self, name: str) -> None:
-        self.name, self.real = name, getattr(scipy_stats, name)
-
-    def _plain(self, *args: Any) -> bool:
-        return all(isinstance(a, float | int) and math.isfinite(a) for a in args)
-
-    def sf(self, x: Any, *df: Any) -> Any:
-        if self._plain(x, *df) and (not df or df[0] > 0):
-            return float(special.stdtr(df[0], -x)) if df else float(special.ndtr(-x))
-        return self.real.sf(x, *df)
-
-    def ppf(self, q: Any, *df: Any) -> Any:
-        if self._plain(q, *df) and 0 < q < 1 and (not df or df[0] > 0):
-            return float(special.stdtrit(df[0], q)) if df else float(special.ndtri(q))
-        return self.real.ppf(q, *df)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-
-class _FastStats:
-    t, norm = _FastDistribution("t"), _FastDistribution("norm")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(scipy_stats, name)
-
-
-@contextlib.contextmanager
-def fast_scipy() -> Iterator[None]:
-    """Point functions/core/stats/inference at the fast path while the benchmark runs."""
-    saved = inference.stats
-    inference.stats = _FastStats()  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        inference.stats = saved
 
 
 # -------------------------------------------------------------------------- primary analysis
@@ -294,16 +248,15 @@ def run_primary(cells: list[PrimaryCell], sims: int, seed: Any) -> list[dict[str
         true_lift = cell.lift if fam.amount != "ratio" else ratio_truth(cell.lift) / ratio_truth(0.0) - 1
         true_diff = ratio_truth(cell.lift) - ratio_truth(0.0) if fam.amount == "ratio" else cell.lift * fam.mean
         rejected = diff_cover = diff_seen = lift_cover = lift_seen = 0
-        with fast_scipy():
-            for control, treatment in zip(controls, treatments, strict=True):
-                est = primary_estimate(fam, control, treatment)
-                rejected += est.ok and est.p_value is not None and est.p_value < ALPHA
-                if est.ok and est.diff_ci is not None:
-                    diff_seen += 1
-                    diff_cover += est.diff_ci[0] <= true_diff <= est.diff_ci[1]
-                if est.ok and est.lift_ci is not None:
-                    lift_seen += 1
-                    lift_cover += est.lift_ci[0] <= true_lift <= est.lift_ci[1]
+        for control, treatment in zip(controls, treatments, strict=True):
+            est = primary_estimate(fam, control, treatment)
+            rejected += est.ok and est.p_value is not None and est.p_value < ALPHA
+            if est.ok and est.diff_ci is not None:
+                diff_seen += 1
+                diff_cover += est.diff_ci[0] <= true_diff <= est.diff_ci[1]
+            if est.ok and est.lift_ci is not None:
+                lift_seen += 1
+                lift_cover += est.lift_ci[0] <= true_lift <= est.lift_ci[1]
         rate = Rate(int(rejected), sims)
         out.append({"cell": cell.label, "kind": "primary", "effect": "null" if cell.lift == 0 else "real",
                     "family": fam.name, "allocation": cell.allocation, "varianceRatio": cell.variance_ratio,
