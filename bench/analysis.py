@@ -103,16 +103,16 @@ def ours(arms: dict[str, UnitData], cap: float | None = None) -> dict[str, Any]:
     result = analyse_units(arms, config(cap))
     arm = result["arms"]["treatment"]
     checks = {c["name"]: c["pValue"] for c in result["checks"]}
-    raw = arm["uncapped"]
-    return {"cuped": (arm["cuped"]["diff"], arm["cuped"]["se"], arm["cuped"]["pValue"]),
-            "welch": (arm["welch"]["diff"], arm["welch"]["se"], arm["welch"]["pValue"]),
-            "raw_cuped": (raw["primary"]["diff"], raw["primary"]["se"], raw["primary"]["pValue"]),
-            "raw_welch": (raw["welch"]["diff"], raw["welch"]["se"], raw["welch"]["pValue"]),
-            "theta": arm["cuped"]["extra"]["theta"],
+    low = arm["capped"]  # the published capped view; the decision's primary is uncapped
+    return {"cuped": (low["primary"]["diff"], low["primary"]["se"], low["primary"]["pValue"]),
+            "welch": (low["welch"]["diff"], low["welch"]["se"], low["welch"]["pValue"]),
+            "raw_cuped": (arm["cuped"]["diff"], arm["cuped"]["se"], arm["cuped"]["pValue"]),
+            "raw_welch": (arm["welch"]["diff"], arm["welch"]["se"], arm["welch"]["pValue"]),
+            "theta": low["primary"]["extra"]["theta"],
             "srm_p": next(c["pValue"] for c in result["checks"] if c["name"] == "srm"),
             "cap": result["exclusions"]["winsorCap"],
             "kept": {a: result["inputs"]["stats"][a]["n"] for a in arms},
-            "stats": {a: MomentStats.from_dict(s) for a, s in result["inputs"]["stats"].items()},
+            "stats": {a: MomentStats.from_dict(s) for a, s in result["inputs"]["cappedStats"].items()},
             "trust": arm["recommendation"]["trust"],
             "balance_p": {f: (checks.get(f"exclusion_balance:{f}"), checks.get(f"region_exclusion_balance:{f}"))
                           for f in ("consent", "region", "fraud", "bot", "outlier_cap")}}

@@ -16,7 +16,7 @@
 | spillover-excluded | pipeline.analyse_stats | links across arms | primary method without linked units |
 | missing / late data | quality.missing_data, late_data | every analysis | share per arm (chi-square), late share |
 | staleness | quality.staleness | every analysis | age of newest data and of the sweep snapshot |
-| winsorizing | corrections.winsorize | mean KPIs only | p99 of pooled non-zero values; capped + uncapped |
+| winsorizing | corrections.winsorize | mean KPIs only | p99 of pooled non-zero values; capped view, decision uncapped |
 | sufficient statistics | sufficient | every test | sums about a shift, pairwise merge (Chan et al. 1979) |
 | input validity | pipeline.validate_units, stats_validity | every analysis | NaN/inf => INVALID_INPUT, no decision |
 | robust outliers | corrections.robust_outliers | bots / abnormal usage | median/MAD robust z |

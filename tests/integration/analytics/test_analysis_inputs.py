@@ -48,7 +48,8 @@ def test_analysis_uses_consent_links_contamination_and_quality_facts(function_cl
     events = []
     for u, v in [*arm.items(), *((h, "holdout") for h in held)]:
         revenue = 20 + rng.random() * 10 + (3 if v == "treatment" else 0)
-        events += [kpi(u, "revenue", revenue, preValue=revenue * 0.6, region="DE"),
+        # a covariate that predicts revenue well but not exactly (an exact fit has no residual variance)
+        events += [kpi(u, "revenue", revenue, preValue=revenue * 0.6 + (len(events) % 7) * 0.3, region="DE"),
                    kpi(u, "conversion", float(revenue > 26), region="DE"),
                    kpi(u, "purchases", 2.0, region="DE")]
         if rng.random() < 0.2:

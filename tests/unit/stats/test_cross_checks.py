@@ -13,7 +13,7 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportions_ztest
 
 from functions.core.stats import multiple, power
-from functions.core.stats.inference import cuped, delta_ratio, two_proportion_z, welch
+from functions.core.stats.inference import cuped, delta_ratio, ratio_mean_and_var, two_proportion_z, welch
 from functions.core.stats.sufficient import MomentStats, RatioStats
 
 rng = np.random.default_rng(20261124)
@@ -151,3 +151,16 @@ def test_degenerate_inputs_give_coded_json_safe_results():
     assert [r.status for r in results] == ["EMPTY_ARM", "INSUFFICIENT_DATA", "ZERO_VARIANCE", "ZERO_VARIANCE",
                                            "EMPTY_ARM", "ZERO_VARIANCE", "EMPTY_ARM"]
     json.dumps([r.to_dict() for r in results], allow_nan=False)
+
+
+@pytest.mark.parametrize("offset", OFFSETS)
+def test_delta_ratio_variance_equals_two_pass_numpy_at_large_offsets(offset):
+    r = np.random.default_rng(9)
+    num, den = offset + _exact(r, 0, 1, 700), offset + 5.0 + _exact(r, 0, 2, 700)
+    ratio, var = ratio_mean_and_var(RatioStats.from_arrays(num, den))
+    cov = np.cov(num - offset, den - offset)  # the same data without the offset (exact), two-pass
+    mu_y, mu_d = offset + (num - offset).mean(), offset + (den - offset).mean()
+    expected = (cov[0, 0] / mu_d**2 - 2 * mu_y * cov[0, 1] / mu_d**3 + mu_y**2 * cov[1, 1] / mu_d**4) / num.size
+    assert ratio == pytest.approx(num.sum() / den.sum(), rel=1e-12)
+    assert var == pytest.approx(expected, rel=1e-9)
+    assert var > 0

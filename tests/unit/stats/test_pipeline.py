@@ -150,8 +150,9 @@ def test_winsorizing_reports_how_many_values_were_capped_per_arm():
     cap = np.quantile(np.r_[a, b], 0.99)
     assert result["exclusions"]["winsorCap"] == pytest.approx(cap, rel=1e-12)
     assert result["exclusions"]["capped"] == {"control": int((a > cap).sum()), "treatment": int((b > cap).sum())}
-    stored = MomentStats.from_dict(result["inputs"]["stats"]["control"])
+    stored = MomentStats.from_dict(result["inputs"]["cappedStats"]["control"])
     assert stored.total_x == pytest.approx(np.minimum(a, cap).sum(), rel=1e-12)
+    assert MomentStats.from_dict(result["inputs"]["stats"]["control"]).total_x == pytest.approx(a.sum(), rel=1e-12)
     fixed = analyse_units({"control": UnitData(a), "treatment": UnitData(b)},
                           _cfg(exclusions=ExclusionConfig(winsor_percentile=None, winsor_cap=100.0)))
     assert fixed["exclusions"]["capped"]["control"] == int((a > 100).sum())
