@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -82,3 +83,28 @@ def test_a_refused_checkpoint_is_409_alerted_once_and_shown_in_health(function_c
     assert alerts[0]["problems"][0]["chainId"] == chain
     health = client.get("/health", headers=VIEWER).get_json()
     assert health["status"] == "REFUSING" and health["refusals"][0]["count"] == 2
+
+
+def test_deleting_the_newest_checkpoint_alone_is_detected(emulators):
+    """Deleted with the log state left as it was, or rewound (the leaves remain): every verifier
+    says CHECKPOINT_MISSING. Rewound, the history itself is intact, so the next checkpoint signs
+    the very same tree again (same size and root: a witness sees no fork)."""
+    chain = ledger_store.experiment_chain("gone")
+    _append(chain, 3)
+    assert checkpoints.create_checkpoint()
+    first_state = ledger_log.log_ref().get().to_dict()
+    _append(chain, 2)
+    newest = checkpoints.create_checkpoint()
+    ledger_log.checkpoint_ref(newest["treeSize"]).delete()
+    for rewind in (False, True):
+        if rewind:
+            ledger_log.log_ref().set(first_state)
+        one = verification.verify_experiment("gone")
+        assert (one["ok"], one["damage"]) == (False, "CHECKPOINT_MISSING"), one
+        assert not verification.verify_all()["ok"]
+        if not rewind:
+            with pytest.raises(checkpoints.CheckpointRefused):
+                checkpoints.create_checkpoint()
+    again = checkpoints.create_checkpoint()
+    assert (again["number"], again["treeSize"], again["rootHash"]) == (2, newest["treeSize"], newest["rootHash"])
+    assert verification.verify_all()["ok"]
