@@ -23,8 +23,9 @@ class SweepIncomplete(RuntimeError):
 def _sweep(ctx: EventContext, tick: SweepTick) -> dict[str, Any]:
     # The window comes from the delivery time, so a redelivered tick lands in the same window.
     result = run_sweep(ctx.published_at or tick.tick)
-    if not result["ok"]:
-        raise SweepIncomplete(f"sweep steps failed: {result['failures'][:3]}")
+    retryable = [f for f in result["failures"] if f.get("retry", True)]
+    if retryable:
+        raise SweepIncomplete(f"sweep steps failed: {retryable[:3]}")
     return result
 
 

@@ -149,6 +149,11 @@ def run_sweep(now: datetime | None = None, run_key: str | None = None) -> dict[s
     results = [result for result, _ in outcomes]
     rollouts = [progressed for _, progressed in outcomes if progressed]
     checkpoint = _step("checkpoint", failures, checkpoints.checkpoint_if_due, now)
+    if isinstance(checkpoint, dict) and checkpoint.get("refused"):
+        # The ledger refused to sign (it alerted on its own topic): a failed step here too, but
+        # not one a redelivered tick can mend, so it does not ask for one.
+        failures.append({"step": "checkpoint", "code": checkpoint.get("code", "CHECKPOINT_REFUSED"),
+                         "message": "; ".join(map(str, checkpoint.get("problems", [])))[:300], "retry": False})
     published = _step("outbox", failures, outbox.flush_all) or 0
     status = _record_status(now, failures)
     return {"at": now.isoformat(), "experiments": results, "rollouts": rollouts,

@@ -108,3 +108,22 @@ def test_deleting_the_newest_checkpoint_alone_is_detected(emulators):
     again = checkpoints.create_checkpoint()
     assert (again["number"], again["treeSize"], again["rootHash"]) == (2, newest["treeSize"], newest["rootHash"])
     assert verification.verify_all()["ok"]
+
+
+def test_a_sweep_reports_a_refused_checkpoint_as_a_failed_step_that_no_redelivery_can_mend(topics):
+    from functions.services.sweep import run_sweep
+
+    chain = ledger_store.experiment_chain("refused-in-sweep")
+    _append(chain, 3)
+    assert checkpoints.create_checkpoint()
+    entries = ledger_store.chain_ref(chain).collection(ledger_store.ENTRIES)
+    entries.document(ledger_store.entry_id(2)).delete()
+    ledger_store.chain_ref(chain).update({"headSeq": 1, "headHash": entries.document(ledger_store.entry_id(1))
+                                         .get().get("hash")})
+    _append(ledger_store.experiment_chain("bystander-in-sweep"), 1)
+    result = run_sweep()
+    assert result["ok"] is False and result["steps"]["checkpoint"] == "FAILED"
+    refused = [f for f in result["failures"] if f["step"] == "checkpoint"]
+    assert [f["code"] for f in refused] == ["CHECKPOINT_REFUSED"] and "TRUNCATED_TAIL" in refused[0]["message"]
+    assert [f for f in result["failures"] if f.get("retry", True)] == []  # the tick is not redelivered for it
+    assert len(ledger_log.checkpoints()) == 1
