@@ -18,8 +18,9 @@ so a "fall is the harm" check breached far too often. Three changes make it cali
 2. Variance under the null (the score-test idea of Farrington & Manning 1990 for
    non-inferiority): each arm's variance is floored at the pooled variance the null implies
    (arms pooled on the control's scale, mu_T = k * mu_C). An absolute limit on a 0/1 metric uses
-   limit * (1 - limit); otherwise the control arm's coefficient of variation at the limit. A
-   floor only ever widens the bound, so a treatment that changes the variance stays covered.
+   limit * (1 - limit); otherwise the larger of the control's and the treatment's own coefficient
+   of variation at the limit. A floor only ever widens the bound, so a treatment that changes
+   the variance stays covered.
 3. A minimum of information before acting: at least `min_units` units per arm and, wherever a
    variance is estimated, MIN_EFFECTIVE_EVENTS effective events ((sum x)^2 / sum x^2, Kish's
    effective sample size: the event count of a 0/1 metric, fewer for heavy tails) in the control
@@ -167,10 +168,11 @@ def absolute_check(nt: Any, st: Any, qt: Any, limit: float, harmful_direction: s
                    tuning: float = DEFAULT_TUNING, min_units: int = 30,
                    min_events: float = MIN_EFFECTIVE_EVENTS) -> Check:
     """D = mean_T - limit with the treatment variance floored at its variance if it sat at the
-    limit: limit (1 - limit) for 0/1 data, else the reference (control) arm's coefficient of
-    variation at the limit. Information floor: none beyond min_units for 0/1 data (the variance at
-    the limit is known, as in a score test), else the reference's effective events scaled to the
-    treatment's size (the treatment's own without a reference)."""
+    limit: limit (1 - limit) for 0/1 data, else the larger of the reference (control) arm's and
+    the treatment's own coefficient of variation at the limit. Information floor: none beyond
+    min_units for 0/1 data (the variance at the limit is known, as in a score test), else the
+    reference's effective events scaled to the treatment's size (the treatment's own without a
+    reference)."""
     nt = np.asarray(nt, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         mt, vt = _moments(nt, st, qt)
@@ -183,7 +185,10 @@ def absolute_check(nt: Any, st: Any, qt: Any, limit: float, harmful_direction: s
             info = effective_events(sr, qr) * nt / np.where(nr > 0, nr, 1.0)
         else:
             spread, info = 0.0, effective_events(st, qt)
-        null_var = np.where(binary, limit * (1 - limit), spread)
+        # The treatment's own spread rescaled to the limit (the scale model of the relative check):
+        # a level below a minimum because large values are missing also has a shrunken spread.
+        rescaled = np.where(mt > 0, vt * (limit / np.where(mt > 0, mt, 1.0)) ** 2, 0.0)
+        null_var = np.where(binary, limit * (1 - limit), np.maximum(spread, rescaled))
         # A 0/1 metric's variance at the limit is known, not estimated: only min_units applies.
         events = {"treatmentExpected": np.where(binary, np.inf, info)}
         width = halfwidth(np.maximum(vt, null_var) / nt, nt, alpha, tuning)

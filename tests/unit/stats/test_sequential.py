@@ -206,3 +206,14 @@ def test_the_scalar_verdict_is_the_array_check_of_the_benchmark():
         verdict = relative_guardrail(MomentStats.from_arrays(c[i]), MomentStats.from_arrays(t[i]), "DECREASE", 0.0)
         assert verdict.breached == bool(arrays.breached[i])
         assert verdict.bound == pytest.approx(float(arrays.bound[i]), rel=1e-12)
+
+
+def test_a_sweep_before_any_data_waits_for_every_kind_of_guardrail():
+    doc = {"variants": [{"key": "control"}, {"key": "treatment"}],
+           "guardrails": [{"metric": "revenue", "harmfulDirection": "DECREASE", "maxRelativeDegradation": 0.05,
+                           "absoluteMin": 1.0},
+                          {"metric": "refund", "harmfulDirection": "INCREASE", "absoluteMax": 0.08}]}
+    verdicts = evaluate(doc, {})  # no shard written yet: every arm's statistics are empty
+    assert [v["kind"] for v in verdicts] == ["RELATIVE_DEGRADATION", "ABSOLUTE_MIN", "ABSOLUTE_MAX"]
+    assert all(v["status"] == "INSUFFICIENT_DATA" and v["missing"]["unitsPerArm"]["required"] == 100 for v in verdicts)
+    json.dumps(verdicts, allow_nan=False)
