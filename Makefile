@@ -1,5 +1,5 @@
 # The two commands: `make run` (the whole system + demo) and `make test` (the whole suite).
-.PHONY: run test test-fast setup lint bench-list
+.PHONY: run test test-fast setup lint typecheck bench-list
 
 setup:
 	@bash scripts/setup.sh
@@ -9,16 +9,22 @@ run: setup
 
 test: setup
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 	.venv/bin/python -m pytest -p no:cacheprovider
 	@bash scripts/check_no_stray_emulators.sh
 
 # Unit and fake-backed service tests only: no emulators, no long simulations (under a minute).
 test-fast: setup
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 	.venv/bin/python -m pytest -p no:cacheprovider -m "not emulator and not slow" tests/unit
 
 lint: setup
 	.venv/bin/ruff check .
+
+# mypy over core, models, adapters and services (configured in pyproject.toml).
+typecheck: setup
+	.venv/bin/mypy
 
 bench-list: setup
 	.venv/bin/python -m bench

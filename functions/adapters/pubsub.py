@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # google-cloud-pubsub ships no py.typed
 
 from functions.config import settings
 

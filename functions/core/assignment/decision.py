@@ -272,7 +272,7 @@ def decide_columns(
                 variant[j][idx] = 1
             else:
                 vsalt = f"{exp.salt}:variant"
-                picked_ids = [unit_ids[i] for i in idx]
+                picked_ids = [unit_ids[i] for i in idx.tolist()]
                 vb = _overridden(bucket_array(picked_ids, vsalt, exp.hash_version), picked_ids, rids, vsalt,
                                  exp.hash_version)
                 weights = np.array([w for _, w in exp.variants[1:]], dtype=float)

@@ -49,7 +49,7 @@ class Rule:
             return False
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"attribute": self.attribute, "op": self.op}
+        out: dict[str, Any] = {"attribute": self.attribute, "op": self.op}
         if self.op not in {"exists", "not_exists"}:
             value = self.value
             out["value"] = sorted(value, key=lambda v: (type(v).__name__, v)) if isinstance(value, frozenset) else value

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from functions.core.ledger import signing
 from functions.core.ledger.offline import InputError, verify_consistency_proof, verify_export, verify_inclusion_proof
@@ -25,7 +25,14 @@ def _read_json(path: Path, what: str) -> Any:
         raise InputError(f"{path} is not JSON: not a {what}") from None
 
 
+@overload
+def _keyring(args: argparse.Namespace, required: Literal[True]) -> signing.Keyring: ...
+@overload
+def _keyring(args: argparse.Namespace, required: bool) -> signing.Keyring | None: ...
+
+
 def _keyring(args: argparse.Namespace, required: bool) -> signing.Keyring | None:
+    """The keyring from --keyring or --public-key; None only when not `required` (else InputError)."""
     try:
         if args.keyring:
             text = args.keyring.read_text()

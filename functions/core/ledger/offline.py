@@ -124,7 +124,8 @@ def verify_export(lines: Iterable[str], keyring: Keyring | None = None) -> dict[
         found = anchor.checkpoint_problems(cp, keyring)
         problems += found
         heads = {} if found else (cp.get("chainHeads") or {})
-    scope = header.get("scope") if isinstance(header.get("scope"), Mapping) else {}
+    raw_scope = header.get("scope")
+    scope: Mapping[str, Any] = raw_scope if isinstance(raw_scope, Mapping) else {}
     ranged = bool(scope.get("since") or scope.get("until"))
     verdicts = []
     for cid, docs in chains.items():
@@ -137,7 +138,8 @@ def verify_export(lines: Iterable[str], keyring: Keyring | None = None) -> dict[
         else:
             verdict = verify_chain(cid, docs, expected, keyring)
         verdicts.append({**verdict.to_dict(), "fromSeq": docs[0].get("seq")})
-    expected_chains = scope.get("chains") if isinstance(scope.get("chains"), list) else list(heads)
+    scoped_chains = scope.get("chains")
+    expected_chains = scoped_chains if isinstance(scoped_chains, list) else list(heads)
     if not ranged:
         for cid in expected_chains:
             if cid in heads and cid not in chains:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from scipy import special
@@ -59,6 +59,20 @@ def z_two_sided_p(z: float) -> float:
 
 def z_quantile(alpha: float) -> float:
     return float(special.ndtri(1.0 - alpha / 2.0))
+
+
+class _Arms(TypedDict):
+    """Estimate fields a test fills in before it knows whether it can go on (typed for `**`)."""
+
+    n_control: float
+    n_treatment: float
+    control_mean: float | None
+    treatment_mean: float | None
+
+
+class _Common(_Arms):
+    diff: float | None
+    estimand: str | None
 
 
 @dataclass(frozen=True)
@@ -144,7 +158,7 @@ def welch(control: MomentStats, treatment: MomentStats, alpha: float = 0.05,
     # difference of the shifts first: exact when the arms sit at the same large offset
     diff = (treatment.shift_x - control.shift_x) + (treatment.sum_x / treatment.n - control.sum_x / control.n)
     se = math.sqrt(va + vb)
-    common = {"n_control": control.n, "n_treatment": treatment.n, "control_mean": control.mean,
+    common: _Common = {"n_control": control.n, "n_treatment": treatment.n, "control_mean": control.mean,
               "treatment_mean": treatment.mean, "diff": diff, "estimand": estimand}
     if se == 0:
         return Estimate("welch", ZERO_VARIANCE, **common)
@@ -172,7 +186,7 @@ def two_proportion_z(conv_control: float, n_control: float, conv_treatment: floa
     pa, pb = conv_control / n_control, conv_treatment / n_treatment
     pooled = (conv_control + conv_treatment) / (n_control + n_treatment)
     se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n_control + 1 / n_treatment))
-    common = {"n_control": n_control, "n_treatment": n_treatment, "control_mean": pa, "treatment_mean": pb,
+    common: _Common = {"n_control": n_control, "n_treatment": n_treatment, "control_mean": pa, "treatment_mean": pb,
               "diff": pb - pa, "estimand": PROPORTION_ESTIMAND}
     if se_pooled == 0:
         return Estimate("two_proportion_z", ZERO_VARIANCE, **common)
@@ -217,7 +231,7 @@ def cuped(control: MomentStats, treatment: MomentStats, alpha: float = 0.05,
     n = a.n + b.n
     pre_gap = (b.shift_pre - a.shift_pre) + (b.sum_pre / b.n - a.sum_pre / a.n)  # p̄_b - p̄_a
     fa, fb = _arm_fit(a, ca, (b.n / n) * pre_gap), _arm_fit(b, cb, -(a.n / n) * pre_gap)
-    common = {"n_control": a.n, "n_treatment": b.n, "control_mean": ca[1], "treatment_mean": cb[1]}
+    common: _Arms = {"n_control": a.n, "n_treatment": b.n, "control_mean": ca[1], "treatment_mean": cb[1]}
     if fa is None or fb is None:
         # No usable covariate in an arm (constant pre-period, < 3 units): plain Welch, said so.
         plain = welch(a, b, alpha)
@@ -266,7 +280,7 @@ def delta_ratio(control: RatioStats, treatment: RatioStats, alpha: float = 0.05)
     ra, va = ratio_mean_and_var(control)
     rb, vb = ratio_mean_and_var(treatment)
     diff, se = rb - ra, math.sqrt(va + vb)
-    common = {"n_control": control.n, "n_treatment": treatment.n, "control_mean": ra, "treatment_mean": rb,
+    common: _Common = {"n_control": control.n, "n_treatment": treatment.n, "control_mean": ra, "treatment_mean": rb,
               "diff": diff, "estimand": RATIO_ESTIMAND}
     if se == 0:
         return Estimate("delta_ratio", ZERO_VARIANCE, **common)

@@ -131,7 +131,7 @@ def _arms(stats: Mapping[str, Stats], cfg: AnalysisConfig, checks: list[quality.
         }
         if capped is not None:
             low = _compare(capped.get(cfg.control, MomentStats()), capped.get(arm, MomentStats()), cfg, capped=True)
-            arms[arm]["capped"] = {k: low[k].to_dict() for k in ("primary", "welch") if low[k] is not None}
+            arms[arm]["capped"] = {k: est.to_dict() for k in ("primary", "welch") if (est := low[k]) is not None}
             arms[arm]["recommendation"]["rule"]["uses"] = (
                 "the uncapped comparison (the mean); 'capped' is the same test on winsorized values, a "
                 "lower-variance view of a different estimand (capped means), never the decision")
@@ -371,7 +371,7 @@ def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
         if cfg.metric_type == RATIO:
             den = (data.denominator if data.denominator is not None else np.ones(len(data)))[keep[arm]]
             stats[arm] = RatioStats.from_arrays(x, den)
-            if linked:
+            if linked and data.crosses_arms is not None:  # linked: every arm has crosses_arms
                 free = ~data.crosses_arms[keep[arm]]
                 clean[arm] = RatioStats.from_arrays(x[free], den[free])
         else:
@@ -380,7 +380,7 @@ def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
             stats[arm] = MomentStats.from_arrays(raw, pre)
             if capped_stats is not None:
                 capped_stats[arm] = MomentStats.from_arrays(x, pre)
-            if linked:
+            if linked and data.crosses_arms is not None:  # linked: every arm has crosses_arms
                 free = ~data.crosses_arms[keep[arm]]
                 clean[arm] = MomentStats.from_arrays(raw[free], pre[free] if pre is not None else None)
     total_removed = sum(sum(v.values()) for v in removed.values())

@@ -80,7 +80,7 @@ def pre_period_balance(control: MomentStats, treatment: MomentStats, alpha: floa
     result = welch(control.pre_only(), treatment.pre_only())
     if result.status == "NON_FINITE_INPUT":
         return CheckResult("pre_period_balance", INVALID_INPUT, None, {"code": "NON_FINITE_INPUT"})
-    if not result.ok:
+    if not result.ok or result.p_value is None:  # an OK Welch result always has a p-value
         return CheckResult("pre_period_balance", "INSUFFICIENT_DATA", None, {"status": result.status})
     return CheckResult("pre_period_balance", "FAIL" if result.p_value < alpha else "PASS", result.p_value,
                        {"controlPreMean": result.control_mean, "treatmentPreMean": result.treatment_mean})

@@ -16,8 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -26,9 +25,15 @@ from functions.core.errors import Unprocessable
 S = TypeVar("S", bound="_Shifted")
 
 
-@cache
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+    # a plain dict, not functools.cache: mypy cannot see that a dataclass type is hashable
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def _array(values: Iterable[float]) -> np.ndarray:
@@ -47,6 +52,9 @@ def _shift_of(a: np.ndarray) -> float:
 class _Shifted:
     """Six sums of two variables (u, v) about the shifts (ku, kv), in field order:
     n, Σu', Σu'², Σv', Σv'², Σu'v' with u' = u - ku, v' = v - kv; then ku, kv."""
+
+    if TYPE_CHECKING:  # the subclasses' generated __init__ takes the eight fields in this order
+        def __init__(self, *raw: float) -> None: ...
 
     def _raw(self) -> tuple[float, ...]:
         raise NotImplementedError

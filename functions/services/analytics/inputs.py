@@ -110,7 +110,7 @@ def contaminated_units(cohort_id: str | None, unit_ids: Iterable[str]) -> set[st
     wanted = set(unit_ids)
     query = (db().collection(HOLDOUT_COHORTS).document(cohort_id).collection("units")
              .where(filter=FieldFilter("contaminated", "==", True)))
-    return {d.get("unitId") for d in (s.to_dict() or {} for s in query.stream()) if d.get("unitId") in wanted}
+    return {d["unitId"] for d in (s.to_dict() or {} for s in query.stream()) if d.get("unitId") in wanted}
 
 
 def _snapshot_age(experiment_id: str, now: datetime) -> float | None:

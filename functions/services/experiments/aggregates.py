@@ -16,9 +16,15 @@ def read(experiment_id: str) -> dict[str, dict[str, MomentStats | RatioStats]]:
         variant, metric = raw.get("variant"), raw.get("metric")
         if not variant or not metric:
             continue
-        stats = RatioStats.from_dict(raw) if metric.startswith("ratio-") else MomentStats.from_dict(raw)
         current = merged[variant].get(metric)
-        merged[variant][metric] = stats if current is None else current + stats  # type: ignore[operator]
+        stats: MomentStats | RatioStats
+        if metric.startswith("ratio-"):
+            stats = RatioStats.from_dict(raw)
+            stats = current + stats if isinstance(current, RatioStats) else stats
+        else:
+            stats = MomentStats.from_dict(raw)
+            stats = current + stats if isinstance(current, MomentStats) else stats
+        merged[variant][metric] = stats
     return {variant: dict(metrics) for variant, metrics in merged.items()}
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.aggregation import AggregationQuery, AggregationResult
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters.firestore import EXPERIMENT_SNAPSHOTS, HOLDOUT_ASSIGNMENTS, db
@@ -20,7 +21,9 @@ def exposure_counts(experiment_id: str, variants: list[str]) -> dict[str, int]:
     base = db().collection(HOLDOUT_ASSIGNMENTS).where(filter=FieldFilter("experimentId", "==", experiment_id))
     counts = {}
     for variant in variants:
-        result = base.where(filter=FieldFilter("variant", "==", variant)).count().get()
+        # the library annotates count() as returning the class and get() as a flat list; neither is so
+        query: AggregationQuery = base.where(filter=FieldFilter("variant", "==", variant)).count()  # type: ignore[assignment]
+        result: list[list[AggregationResult]] = query.get()  # type: ignore[assignment]
         counts[variant] = int(result[0][0].value)
     return counts
 

@@ -54,7 +54,7 @@ def to_out(doc: dict[str, Any]) -> ExperimentOut:
 
 
 def list_experiments(state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    query = db().collection(OFFER_EXPERIMENTS)
+    query: firestore.CollectionReference | firestore.Query = db().collection(OFFER_EXPERIMENTS)
     if state:
         query = query.where(filter=FieldFilter("state", "==", state))
     return [s.to_dict() or {} for s in query.limit(limit).stream()]

@@ -37,7 +37,7 @@ def read_layer(txn: firestore.Transaction, current: dict[str, Any]) -> list[tupl
     if not layer:
         return []
     query = db().collection(OFFER_EXPERIMENTS).where(filter=FieldFilter("layer", "==", layer))
-    return [tuple(d.get("layerRange")) for d in (s.to_dict() or {} for s in txn.get(query))
+    return [tuple(d["layerRange"]) for d in (s.to_dict() or {} for s in txn.get(query))
             if d.get("state") in ("RUNNING", "PAUSED") and d.get("layerRange")]
 
 

@@ -198,7 +198,8 @@ def publish_exposures(outcome: Outcome, request_id: str | None = None, wait: boo
     and an outbox document below Firestore's 1 MiB.
     """
     # the arm is part of the key: a unit decided into another arm is sent again, and the handler flags it
-    keyed = {f"e|{r.experimentId}|{r.unitId}|{r.status}|{r.variant}": ("rows", r) for r in outcome.rows}
+    keyed: dict[str, tuple[str, ExposureRow | CohortSighting]] = {
+        f"e|{r.experimentId}|{r.unitId}|{r.status}|{r.variant}": ("rows", r) for r in outcome.rows}
     keyed.update({f"c|{s.cohortId}|{s.unitId}": ("sightings", s) for s in outcome.sightings})
     fresh = _sent.claim(list(keyed))
     entries = [(k, kind, item.model_dump()) for k, (kind, item) in keyed.items() if k in fresh]

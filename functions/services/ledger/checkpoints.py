@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,10 +73,10 @@ def _refuse(problems: list[dict[str, Any]], latest: dict[str, Any] | None, now: 
 
 
 def _fresh_entries(heads: dict[str, list[Any]], keyring: dict[str, Any]
-                   ) -> tuple[list[dict[str, Any]], dict[str, list[Any]], list[dict[str, Any]]]:
+                   ) -> tuple[list[Mapping[str, Any]], dict[str, list[Any]], list[dict[str, Any]]]:
     """Entries appended since the signed heads, the heads they lead to, and chains that do not
     continue their signed head."""
-    fresh: list[dict[str, Any]] = []
+    fresh: list[Mapping[str, Any]] = []
     new_heads = {c: list(h) for c, h in heads.items()}
     bad: list[dict[str, Any]] = []
     for chain_id in sorted(set(ledger_log.chain_ids()) | set(heads)):

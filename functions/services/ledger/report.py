@@ -34,9 +34,9 @@ def build(experiment_id: str) -> dict[str, Any]:
     current_hash = plan_hash(analysis_plan(doc))
     deviations = [] if not registered or registered[-1] == current_hash else [
         {"registered": registered[-1], "current": current_hash, "message": "analysis plan changed after start"}]
-    rollout = [s.to_dict() for s in db().collection(ROLLOUT_EVENTS)
+    rollout = [s.to_dict() or {} for s in db().collection(ROLLOUT_EVENTS)
                .where(filter=FieldFilter("experimentId", "==", experiment_id)).stream()]
-    analyses = [s.to_dict() for s in db().collection(EXPERIMENT_ANALYSES)
+    analyses = [s.to_dict() or {} for s in db().collection(EXPERIMENT_ANALYSES)
                 .where(filter=FieldFilter("experimentId", "==", experiment_id)).stream()]
     final = max(analyses, key=lambda a: str(a.get("createdAt", "")), default=None)
     integrity = verify_experiment(experiment_id)
