@@ -177,6 +177,7 @@ def absolute_check(nt: Any, st: Any, qt: Any, limit: float, harmful_direction: s
     with np.errstate(divide="ignore", invalid="ignore"):
         mt, vt = _moments(nt, st, qt)
         binary = _zero_one(st, qt) & (mt >= 0) & (mt <= 1) & (0 <= limit <= 1)
+        spread: np.ndarray | float
         if reference is not None:
             nr, sr, qr = (np.asarray(v, dtype=float) for v in reference)
             mr, vr = _moments(nr, sr, qr)
@@ -217,8 +218,8 @@ class GuardrailVerdict:
         return self.status == BREACHED
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"status": self.status, "kind": self.kind, "observed": self.observed, "bound": self.bound,
-               "limit": self.limit, "detail": self.detail}
+        out: dict[str, Any] = {"status": self.status, "kind": self.kind, "observed": self.observed,
+                               "bound": self.bound, "limit": self.limit, "detail": self.detail}
         if self.missing:
             out["missing"] = self.missing
         return finite(out)

@@ -7,12 +7,17 @@ of an absolute limit's variance and information floors."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from functions.core.stats.sequential import MIN_EFFECTIVE_EVENTS, absolute_guardrail, relative_guardrail
 from functions.core.stats.sufficient import MomentStats, RatioStats
 
 SEVERITY = {"ALERT": 1, "PAUSE": 2, "KILL": 3}
+
+
+class _Floors(TypedDict):
+    min_units: int
+    min_events: float
 
 
 def evaluate(doc: dict[str, Any], stats: dict[str, dict[str, MomentStats | RatioStats]]) -> list[dict[str, Any]]:
@@ -26,7 +31,7 @@ def evaluate(doc: dict[str, Any], stats: dict[str, dict[str, MomentStats | Ratio
             treated = stats.get(arm, {}).get(metric, MomentStats())
             if not isinstance(base, MomentStats) or not isinstance(treated, MomentStats):
                 continue
-            floors = {"min_units": int(g.get("minUnitsPerArm", 100)),
+            floors: _Floors = {"min_units": int(g.get("minUnitsPerArm", 100)),
                       "min_events": float(g.get("minEffectiveEvents", MIN_EFFECTIVE_EVENTS))}
             checks = []
             if g.get("maxRelativeDegradation") is not None:
