@@ -10,7 +10,7 @@ from typing import Any
 from functions.core.ledger.canonical import canonical_bytes
 
 PLAN_FIELDS = ("kpis", "guardrails", "minimumDetectableEffect", "plannedDurationDays", "variants", "holdoutCohortId")
-METHODS = {"primary": "CUPED (separate slopes per arm, Lin 2013)", "fallback": "Welch t-test",
+METHODS = {"primary": "CUPED (pooled slope, per-arm variances, Welch t)", "fallback": "Welch t-test",
            "proportions": "two-proportion z",
            "ratios": "delta method", "guardrails": "always-valid confidence sequence (one-sided, margin)",
            "multipleComparisons": "holm", "srmAlpha": 0.001, "alpha": 0.05}

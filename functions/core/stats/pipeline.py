@@ -189,7 +189,7 @@ def analyse_stats(stats: Mapping[str, Stats], cfg: AnalysisConfig, assigned: Map
     return finite({
         "engineVersion": ENGINE_VERSION,
         "methods": {"primary": primary, "srm": "chi-square", "lift": "Fieller interval for the ratio of means",
-                    "cuped": "separate slopes per arm (Lin 2013), per-arm residual variances, Welch-Satterthwaite t",
+                    "cuped": "pooled slope (Deng et al. 2013), per-arm adjusted variances, Welch-Satterthwaite t",
                     "moments": "shifted sums, pairwise (Chan et al.) merge",
                     "cap": "percentile of the pooled non-zero values; capped effects beside, decision uncapped"},
         "inputs": inputs,

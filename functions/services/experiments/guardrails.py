@@ -32,7 +32,7 @@ def evaluate(doc: dict[str, Any], stats: dict[str, dict[str, MomentStats | Ratio
             if not isinstance(base, MomentStats) or not isinstance(treated, MomentStats):
                 continue
             floors: _Floors = {"min_units": int(g.get("minUnitsPerArm", 100)),
-                      "min_events": float(g.get("minEffectiveEvents", MIN_EFFECTIVE_EVENTS))}
+                               "min_events": float(g.get("minEffectiveEvents", MIN_EFFECTIVE_EVENTS))}
             checks = []
             if g.get("maxRelativeDegradation") is not None:
                 checks.append(relative_guardrail(base, treated, g.get("harmfulDirection", "INCREASE"),

@@ -56,51 +56,53 @@ def test_welch_equals_scipy_at_large_offsets(offset):
     assert welch(halves, MomentStats.from_arrays(offset + b)).p_value == pytest.approx(ref.pvalue, rel=1e-9)
 
 
-def _lin_references(ya, pa, yb, pb):
-    """statsmodels: per-arm OLS intercepts at the pooled covariate mean (exactly our estimate and
-    SE) and the interacted model y ~ 1 + T + c + T·c with HC2 errors (the robust reference)."""
-    pooled = np.r_[pa, pb].mean()
-    fit_a = sm.OLS(ya, sm.add_constant(pa - pooled)).fit()
-    fit_b = sm.OLS(yb, sm.add_constant(pb - pooled)).fit()
+def _cuped_references(ya, pa, yb, pb):
+    """statsmodels OLS y ~ 1 + T + pre (its slope is the pooled within-arm theta), then scipy's Welch
+    test on the adjusted values y - theta (pre - pooled mean); and the robust HC2 error of T."""
     t = np.r_[np.zeros(ya.size), np.ones(yb.size)]
-    c = np.r_[pa, pb] - pooled
-    hc2 = sm.OLS(np.r_[ya, yb], np.column_stack([np.ones_like(t), t, c, t * c])).fit(cov_type="HC2")
-    return fit_a, fit_b, hc2
+    pre = np.r_[pa, pb]
+    fit = sm.OLS(np.r_[ya, yb], np.column_stack([np.ones_like(t), t, pre])).fit(cov_type="HC2")
+    theta, pooled = fit.params[2], pre.mean()
+    adj_a, adj_b = ya - theta * (pa - pooled), yb - theta * (pb - pooled)
+    return theta, adj_a, adj_b, stats.ttest_ind(adj_b, adj_a, equal_var=False), fit
 
 
 @pytest.mark.parametrize("seed", [4, 5])
-def test_cuped_equals_statsmodels_separate_slopes(seed):
+def test_cuped_equals_ols_slope_and_welch_on_adjusted_values(seed):
     r = np.random.default_rng(seed)
     n_a, n_b = 1500, 1700
     pre = r.gamma(2.0, 10.0, n_a + n_b)
     t = np.r_[np.zeros(n_a), np.ones(n_b)]
     y = 5 + 0.8 * pre + 1.5 * t + r.normal(0, 8, n_a + n_b)
     ours = cuped(MomentStats.from_arrays(y[:n_a], pre[:n_a]), MomentStats.from_arrays(y[n_a:], pre[n_a:]))
-    fit_a, fit_b, hc2 = _lin_references(y[:n_a], pre[:n_a], y[n_a:], pre[n_a:])
-    assert ours.diff == pytest.approx(fit_b.params[0] - fit_a.params[0], rel=1e-9)
-    assert ours.diff == pytest.approx(hc2.params[1], rel=1e-9)
-    assert ours.se == pytest.approx(np.hypot(fit_a.bse[0], fit_b.bse[0]), rel=1e-9)
-    assert ours.se == pytest.approx(hc2.bse[1], rel=2e-3)
-    assert ours.extra["theta"] == pytest.approx({"control": fit_a.params[1], "treatment": fit_b.params[1]}, rel=1e-9)
+    theta, adj_a, adj_b, ref, fit = _cuped_references(y[:n_a], pre[:n_a], y[n_a:], pre[n_a:])
+    assert ours.extra["theta"] == pytest.approx(theta, rel=1e-9)
+    assert ours.diff == pytest.approx(adj_b.mean() - adj_a.mean(), rel=1e-9)
+    assert ours.diff == pytest.approx(fit.params[1], rel=1e-9)  # the OLS coefficient of T
+    assert ours.se == pytest.approx(ours.diff / ref.statistic, rel=1e-9)
+    assert ours.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    assert ours.se == pytest.approx(fit.bse[1], rel=2e-3)  # HC2 of the same model
     assert ours.extra["varianceReduction"] > 0.5  # the covariate explains most variance here
 
 
 @pytest.mark.parametrize("offset", OFFSETS)
 def test_cuped_matches_hc2_on_very_unequal_arms_and_large_offsets(offset):
     """20000:400 with the treatment's residual sd four times the control's: the pooled-variance
-    OLS error (what CUPED used to report) is far off; ours stays within 1% of HC2."""
+    OLS error (what CUPED used to report) is far off; ours equals Welch on the adjusted values and
+    stays within 1% of HC2, at offsets up to 1e12."""
     r = np.random.default_rng(8)
     pa, pb = _exact(r, 0, 1, 20000), _exact(r, 0, 1, 400)
     ya, yb = 0.5 * pa + _exact(r, 0, 1, 20000), 0.75 * pb + _exact(r, 0, 4, 400)  # on the grid
     ours = cuped(MomentStats.from_arrays(offset + ya, offset + pa), MomentStats.from_arrays(offset + yb, offset + pb))
-    fit_a, fit_b, hc2 = _lin_references(ya, pa, yb, pb)
+    theta, adj_a, adj_b, ref, fit = _cuped_references(ya, pa, yb, pb)
     assert ours.status == "OK" and "fallback" not in ours.extra
-    assert ours.diff == pytest.approx(hc2.params[1], rel=1e-9, abs=1e-12)
-    assert ours.se == pytest.approx(np.hypot(fit_a.bse[0], fit_b.bse[0]), rel=1e-9)
-    assert ours.se == pytest.approx(hc2.bse[1], rel=1e-2)
-    pooled_fit = sm.OLS(np.r_[ya, yb], sm.add_constant(np.column_stack([np.r_[np.zeros(20000), np.ones(400)],
-                                                                          np.r_[pa, pb]]))).fit()
-    assert pooled_fit.bse[1] < 0.6 * hc2.bse[1]  # the old classical error: far too small here
+    assert ours.extra["theta"] == pytest.approx(theta, rel=1e-9)
+    assert ours.diff == pytest.approx(adj_b.mean() - adj_a.mean(), rel=1e-9, abs=1e-12)
+    assert ours.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    assert ours.se == pytest.approx(fit.bse[1], rel=1e-2)
+    classical = sm.OLS(np.r_[ya, yb], sm.add_constant(np.column_stack([np.r_[np.zeros(20000), np.ones(400)],
+                                                                         np.r_[pa, pb]]))).fit()
+    assert classical.bse[1] < 0.6 * fit.bse[1]  # the old classical error: far too small here
 
 
 def test_z_test_equals_statsmodels():

@@ -49,10 +49,10 @@ def test_cuped_lift_ci_is_delta_method_on_adjusted_means_and_matches_a_bootstrap
 
     full = np.arange(n)
     est = cuped(MomentStats.from_arrays(ya, pre_a), MomentStats.from_arrays(yb, pre_b))
-    theta = est.extra["theta"]  # one slope per arm (Lin 2013)
+    theta = est.extra["theta"]  # one pooled within-arm slope
     pooled = np.r_[pre_a, pre_b].mean()
-    ma = ya.mean() - theta["control"] * (pre_a.mean() - pooled)
-    mb = yb.mean() - theta["treatment"] * (pre_b.mean() - pooled)
+    ma = ya.mean() - theta * (pre_a.mean() - pooled)
+    mb = yb.mean() - theta * (pre_b.mean() - pooled)
     assert est.lift == pytest.approx(mb / ma - 1, rel=1e-9) == pytest.approx(lift(full, full), rel=1e-12)
     boots = [lift(r.integers(0, n, n), r.integers(0, n, n)) for _ in range(1500)]
     half = (est.lift_ci[1] - est.lift_ci[0]) / 2
