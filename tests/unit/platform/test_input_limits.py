@@ -58,3 +58,28 @@ def test_split_keeps_small_messages_whole_and_shares_large_ones_under_the_budget
     assert [s for p in parts for s in p["sightings"]] == sightings
     assert [p["eventId"] for p in parts] == [f"assign-1-p{i}" for i in range(len(parts))]
     assert all(p["at"] == "t" for p in parts)
+
+
+def test_body_depth_counts_brackets_outside_strings_only():
+    import json
+
+    from functions.api.router import _max_depth
+
+    for levels in (0, 1, 20, 21):
+        assert _max_depth(json.dumps(deep(levels)).encode()) == levels
+    tricky = json.dumps({"s": '{{{[[["\\', "l": [[[]]], "t": 'a\\"]]]]'}).encode()
+    assert _max_depth(tricky) == 4
+
+
+def test_a_surrogate_pair_is_text_and_a_lone_half_is_refused():
+    import json
+
+    from functions.api.router import _scan
+    from functions.core.errors import BadRequest
+
+    pair = b'{"a": "\\ud83d\\ude00"}'
+    _scan(pair, json.loads(pair), 20)  # an escaped emoji is fine
+    for raw in (b'{"a": "x\\ud800"}', b'{"\\uDFFF": 1}', b'[["\\udbff"]]'):
+        with pytest.raises(BadRequest) as refused:
+            _scan(raw, json.loads(raw), 20)
+        assert refused.value.code == "INVALID_UNICODE"
