@@ -1,7 +1,8 @@
-"""The long API fuzz: every HTTP function, every role, many examples per operation, on the
-emulators; prints cases run and failures (none expected).
+"""The long API fuzz: every HTTP function, every role, many examples per operation (schema-driven,
+then hostile values at and past every limit, see tests/support/fuzz.py), on the emulators; prints
+cases run and failures (none expected).
 
-    python -m bench fuzz [--examples 200]
+    python -m bench fuzz [--examples 200] [--hostile 200]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from localdev.emulators import Emulators
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench fuzz")
     parser.add_argument("--examples", type=int, default=200)
+    parser.add_argument("--hostile", type=int, default=None, help="hostile cases per operation (default: --examples)")
     args = parser.parse_args(argv)
     with Emulators():
         from tests.support.fuzz import ROLES, fuzz_function
@@ -26,12 +28,13 @@ def main(argv: list[str]) -> int:
         for name in HTTP_FUNCTIONS:
             for role in ROLES:
                 try:
-                    cases += fuzz_function(name, role, args.examples)
+                    cases += fuzz_function(name, role, args.examples, args.hostile)
                 except Exception as exc:  # report every failing function/role, keep going
                     failures.append({"function": name, "role": role, "error": str(exc)[:500]})
         seconds = time.perf_counter() - started
     for failure in failures:
         print(f"FAIL {failure['function']} as {failure['role']}: {failure['error']}")
-    emit("fuzz", "cases/s", round(cases / seconds, 1), {}, {"examples": args.examples, "roles": len(ROLES)},
+    config = {"examples": args.examples, "hostile": args.hostile or args.examples, "roles": len(ROLES)}
+    emit("fuzz", "cases/s", round(cases / seconds, 1), {}, config,
          extra={"cases": cases, "failures": len(failures), "seconds": round(seconds, 1)})
     return 1 if failures else 0

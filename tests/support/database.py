@@ -22,3 +22,18 @@ def dump() -> dict[str, dict[str, Any]]:
     for collection in fs_adapter.db().collections():
         walk(collection)
     return out
+
+
+def versions() -> dict[str, Any]:
+    """Every document's path and update time, from one all-descendants query: any create, update
+    or delete changes it, so it proves "unchanged" as dump() does, cheaply enough to take around
+    every fuzz case. (The client has no public kindless query, hence its API object.)"""
+    from google.cloud.firestore_v1.types import StructuredQuery
+
+    client = fs_adapter.db()
+    query = StructuredQuery(from_=[StructuredQuery.CollectionSelector(all_descendants=True)],
+                            select=StructuredQuery.Projection(fields=[]))
+    stream = client._firestore_api.run_query(
+        request={"parent": client._database_string + "/documents", "structured_query": query},
+        metadata=client._rpc_metadata)
+    return {r.document.name: r.document.update_time for r in stream if r.document.name}

@@ -18,6 +18,7 @@ from tests.support.factories import running_experiment
 from tests.support.fuzz import ROLES, fuzz_function
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
+HOSTILE = int(os.environ.get("FUZZ_HOSTILE", "4"))  # hostile cases per operation (see tests/support/fuzz.py)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -26,7 +27,7 @@ def test_fuzz_every_route_as_every_role(emulators, name, role):
     running_experiment()
     before = verify_all()
     assert before["ok"] and before["entries"] > 0, before
-    assert fuzz_function(name, role, EXAMPLES) > 0
+    assert fuzz_function(name, role, EXAMPLES, HOSTILE) > 0
     after = verify_all()
     assert after["ok"], after
     assert after["entries"] >= before["entries"]

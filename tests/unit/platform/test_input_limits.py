@@ -42,3 +42,28 @@ def test_a_wide_value_is_checked_without_recursion():
     assert storable_problem({"k": [{"v": i} for i in range(100_000)]}) is None
     assert storable_problem([deep(3)] * 10 + [{"__x__": 1}], max_depth=5) == ("[10]", "reserved key '__x__' "
                                                                                "(Firestore refuses __.*__)")
+
+
+def test_body_depth_counts_brackets_outside_strings_only():
+    import json
+
+    from functions.api.router import _max_depth
+
+    for levels in (0, 1, 20, 21):
+        assert _max_depth(json.dumps(deep(levels)).encode()) == levels
+    tricky = json.dumps({"s": '{{{[[["\\', "l": [[[]]], "t": 'a\\"]]]]'}).encode()
+    assert _max_depth(tricky) == 4
+
+
+def test_a_surrogate_pair_is_text_and_a_lone_half_is_refused():
+    import json
+
+    from functions.api.router import _scan
+    from functions.core.errors import BadRequest
+
+    pair = b'{"a": "\\ud83d\\ude00"}'
+    _scan(pair, json.loads(pair), 20)  # an escaped emoji is fine
+    for raw in (b'{"a": "x\\ud800"}', b'{"\\uDFFF": 1}', b'[["\\udbff"]]'):
+        with pytest.raises(BadRequest) as refused:
+            _scan(raw, json.loads(raw), 20)
+        assert refused.value.code == "INVALID_UNICODE"
