@@ -8,12 +8,14 @@ unsigned tokens (local runs and tests); that mode refuses to start inside Cloud 
 
 from __future__ import annotations
 
+import datetime
 import os
 import threading
 from dataclasses import dataclass, field
 
 import firebase_admin
 from firebase_admin import auth as fb_auth
+from firebase_admin import exceptions as fb_exceptions
 
 from functions.config import settings
 from functions.core.errors import Unauthenticated
@@ -47,10 +49,16 @@ class Principal:
 SYSTEM = Principal(uid="system:sweep", roles=frozenset({"service"}))
 
 
+def unsigned_tokens_accepted() -> bool:
+    """Emulator mode (local runs and tests): the Admin SDK accepts unsigned tokens. The console's
+    sign-in-as-role page exists only under this same condition."""
+    if not os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"):
+        return False
+    return not os.environ.get("K_SERVICE") or bool(os.environ.get("ALLOW_UNSIGNED_TOKENS"))
+
+
 def _app() -> firebase_admin.App:
-    if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") and os.environ.get("K_SERVICE") and not os.environ.get(
-        "ALLOW_UNSIGNED_TOKENS"
-    ):
+    if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") and not unsigned_tokens_accepted():
         raise RuntimeError("FIREBASE_AUTH_EMULATOR_HOST is set in a deployed service: refusing unsigned tokens")
     name = f"offers-{settings().project_id}"
     with _lock:
@@ -78,8 +86,31 @@ def authenticate(authorization: str | None) -> Principal:
         claims = fb_auth.verify_id_token(token, app=_app())
     except (fb_auth.InvalidIdTokenError, fb_auth.ExpiredIdTokenError, ValueError) as exc:
         raise Unauthenticated("invalid ID token", code="INVALID_TOKEN", details={"reason": str(exc)[:200]}) from exc
+    return principal_from_claims(claims)
+
+
+def principal_from_claims(claims: dict) -> Principal:
     uid = claims.get("uid") or claims.get("sub")
     if not isinstance(uid, str) or not uid:
         raise Unauthenticated("token has no subject", code="INVALID_TOKEN")
     roles = roles_from_claims(claims) or frozenset({"user"})
     return Principal(uid=uid, roles=roles, email=claims.get("email"))
+
+
+def create_session_cookie(id_token: str, max_age_seconds: int) -> str:
+    """Exchange a verified ID token for a Firebase session cookie (the console's cloud sign-in)."""
+    try:
+        expires = datetime.timedelta(seconds=max_age_seconds)
+        return fb_auth.create_session_cookie(id_token, expires_in=expires, app=_app())
+    except (fb_auth.InvalidIdTokenError, ValueError, fb_exceptions.FirebaseError) as exc:
+        raise Unauthenticated("invalid ID token", code="INVALID_TOKEN", details={"reason": str(exc)[:200]}) from exc
+
+
+def authenticate_session(cookie: str) -> Principal:
+    """Verify a Firebase session cookie (revocation checked) and return who holds it."""
+    try:
+        claims = fb_auth.verify_session_cookie(cookie, check_revoked=True, app=_app())
+    except (fb_auth.InvalidSessionCookieError, fb_auth.ExpiredSessionCookieError, fb_auth.RevokedSessionCookieError,
+            fb_auth.UserDisabledError, ValueError, fb_exceptions.FirebaseError) as exc:
+        raise Unauthenticated("invalid session", code="INVALID_SESSION", details={"reason": str(exc)[:200]}) from exc
+    return principal_from_claims(claims)
