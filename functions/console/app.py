@@ -38,8 +38,8 @@ def handle(request: flask.Request) -> flask.Response:
     who: Principal | None = None
     try:
         path = _local_path(request)
-        if path.startswith("/static/"):
-            return _static(path[len("/static/"):])
+        if path.startswith("/assets/"):  # not /static/: functions_framework's Flask app owns that path
+            return _static(path[len("/assets/"):])
         who = session.principal(request)
         page = Page(request, who)
         response = _dispatch(request, page, path)

@@ -51,3 +51,43 @@ def console(emulators):
         return client.sign_in(uid, role) if uid else client
 
     return make
+
+
+@pytest.fixture
+def served(emulators):
+    from tests.console.browser import serve_all
+
+    yield from serve_all(emulators)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.console.browser import chromium_path
+
+    executable = chromium_path()
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    """`page, watch = open_page()`: a fresh context (own cookies) with error watching."""
+    from tests.console.browser import Watch
+
+    contexts = []
+
+    def make():
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        page = context.new_page()
+        watch = Watch()
+        watch.attach(page)
+        return page, watch
+
+    yield make
+    for context in contexts:
+        context.close()
