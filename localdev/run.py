@@ -68,13 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         for topic, endpoint in pushes.items():
             print(f"  {topic:20s} -> {endpoint}")
         print(f"sweep ticks every {args.tick_seconds:g}s\n", flush=True)
+        print(f"console: {base}/console/  (locally: sign in as any user and role)\n", flush=True)
         if not args.no_demo:
             from localdev.demo import run_demo
 
             run_demo(base)
         if args.exit_after_demo:
             return 0
-        print("serving; Ctrl-C stops everything", flush=True)
+        print(f"serving; console at {base}/console/ ; Ctrl-C stops everything", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
             while not stop.is_set():

@@ -20,7 +20,7 @@ from functions.adapters.auth import Principal, create_session_cookie
 from functions.console import forms, pages, session
 from functions.console import reports as _reports  # noqa: F401  (its routes register on import)
 from functions.console.apicall import call
-from functions.console.web import ROUTES, STATIC, STATIC_NAME, Page, route
+from functions.console.web import ROUTES, STATIC, STATIC_NAME, Page, firebase_config, route
 from functions.core.errors import AppError, BadRequest, MethodNotAllowed, NotFound, Unauthenticated
 from functions.models.common import is_document_id
 
@@ -55,15 +55,25 @@ def handle(request: flask.Request) -> flask.Response:
         log.exception("console error", extra={"json_fields": {"requestId": request_id, "path": request.path}})
         response = _error(request, who, AppError("internal error", code="INTERNAL",
                                                  details={"requestId": request_id}), status=500)
-    response.headers.setdefault("Content-Security-Policy",
-                                "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                                "script-src 'self'; frame-ancestors 'none'; form-action 'self'")
+    response.headers.setdefault("Content-Security-Policy", content_security_policy())
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("Cache-Control", "no-store")
     log.info("%s %s %s %.1fms", request.method, request.path, response.status_code,
              1000 * (time.perf_counter() - started))
     return response
+
+
+def content_security_policy() -> str:
+    """Same-origin only; the cloud sign-in page also talks to Firebase Authentication."""
+    policy = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+              "frame-ancestors 'none'; form-action 'self'")
+    config = firebase_config()
+    if config:
+        policy += (f"; connect-src 'self' https://*.googleapis.com; frame-src https://{config['authDomain']}; "
+                   "script-src 'self' https://apis.google.com")
+        policy = policy.replace("; script-src 'self';", ";", 1)
+    return policy
 
 
 def _dispatch(request: flask.Request, page: Page, path: str) -> flask.Response:

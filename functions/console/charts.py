@@ -97,10 +97,15 @@ def time_chart(chart: Chart) -> Markup:
         body.append(f'<line x1="{PAD_L}" x2="{PAD_L + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" class="grid"/>'
                     f'<text x="{PAD_L - 6}" y="{y(v) + 4:.1f}" text-anchor="end" class="tick">'
                     f'{escape(chart.y_format.format(v))}</text>')
+    shown = set()
     for i in range(5):
         t = t0 + (t1 - t0) * i / 4
+        label = _fmt_time(t, span)
+        if label in shown:  # points seconds apart: one label, not five on top of each other
+            continue
+        shown.add(label)
         body.append(f'<text x="{x(t):.1f}" y="{H - PAD_B + 16}" text-anchor="middle" class="tick">'
-                    f'{escape(_fmt_time(t, span))}</text>')
+                    f'{escape(label)}</text>')
     body.append(f'<text x="{PAD_L}" y="{H - 6}" class="tick">UTC, {escape(t0.strftime("%Y-%m-%d"))} to '
                 f'{escape(t1.strftime("%Y-%m-%d"))}</text>')
     legend_y = PAD_T + 12

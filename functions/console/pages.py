@@ -28,7 +28,8 @@ _pool = ThreadPoolExecutor(max_workers=12, thread_name_prefix="console")
 
 
 def parallel(**jobs: Callable[[], Any]) -> dict[str, Any]:
-    """Run independent reads side by side; a coded error becomes None for that part only."""
+    """Run independent reads side by side; a coded error becomes None for that part only (the
+    error itself is kept under "_raised" for a caller that cannot do without that part)."""
     futures = {name: _pool.submit(job) for name, job in jobs.items()}
     out: dict[str, Any] = {}
     for name, future in futures.items():
@@ -37,6 +38,7 @@ def parallel(**jobs: Callable[[], Any]) -> dict[str, Any]:
         except AppError as err:
             out[name] = None
             out.setdefault("_errors", {})[name] = err.to_dict()["error"]
+            out.setdefault("_raised", {})[name] = err
     return out
 
 
@@ -55,7 +57,8 @@ def experiment_list(who: Principal, q: str = "", state: str = "", view: str = ""
                                                     ("id", "name", "owner", "primaryMetric", "offerType")).lower()]
     if guardrail:
         rows = [r for r in rows if r["guardrailStatus"] == guardrail]
-    waiting = [r for r in rows if r["state"] == "PENDING_APPROVAL" and r["owner"] != who.uid and
+    approver = allowed(E, "POST", "/any/approve", who)
+    waiting = [r for r in rows if approver and r["state"] == "PENDING_APPROVAL" and r["owner"] != who.uid and
                (who.uid in r["pendingApprovers"] or (not r["requiredApprovers"] and not r["approvedBy"]))]
     if view == "waiting":
         rows = waiting
@@ -236,19 +239,26 @@ def _results(analysis: dict[str, Any] | None, doc: dict[str, Any], guardrails_he
             "crossingUnits": analysis.get("crossingUnits"), "currency": settings().base_currency}
 
 
+def _latest_analysis(who: Principal, experiment_id: str) -> dict[str, Any] | None:
+    listed = call(A, "GET", f"/experiments/{experiment_id}/analyses", who)["analyses"]
+    return call(A, "GET", f"/analyses/{listed[-1]['id']}", who) if listed else None
+
+
 def experiment_detail(who: Principal, experiment_id: str) -> dict[str, Any]:
-    doc = call(E, "GET", f"/{experiment_id}", who)
-    eid = doc["id"]
+    eid = experiment_id
     got = parallel(
+        doc=lambda: call(E, "GET", f"/{eid}", who),
         health=lambda: call(E, "GET", f"/{eid}/health", who),
         series=lambda: call(E, "GET", f"/{eid}/snapshots", who)["snapshots"],
         events=lambda: call(E, "GET", f"/{eid}/events", who)["events"],
         rollout=lambda: call(R, "GET", f"/{eid}/events", who)["events"],
-        analyses=lambda: call(A, "GET", f"/experiments/{eid}/analyses", who)["analyses"],
+        analysis=lambda: _latest_analysis(who, eid),
     )
+    doc = got["doc"]
+    if doc is None:  # unknown id or not allowed: the API's own refusal
+        raise got["_raised"]["doc"]
     events, series, health = got["events"] or [], got["series"] or [], got["health"] or {}
-    analyses = got["analyses"] or []
-    analysis = call(A, "GET", f"/analyses/{analyses[-1]['id']}", who) if analyses else None
+    analysis = got["analysis"]
     approved, approved_hash = _approved_copy(events)
     definition = doc["definition"]
     arms = [v["key"] for v in definition.get("variants") or []]
@@ -270,6 +280,7 @@ def experiment_detail(who: Principal, experiment_id: str) -> dict[str, Any]:
         "exposureChart": _exposure_chart(series, arms), "stageChart": _stage_chart(got["rollout"] or []),
         "results": _results(analysis, doc, held, units_per_day), "guardrailsHeld": held,
         "actions": available_actions(who, eid, doc["state"]), "author": (events[0].get("actor") or {}).get("uid")
-        if events else None, "errors": got.get("_errors", {}), "unitsPerDay": units_per_day,
+        if events else None, "unitsPerDay": units_per_day,
+        "errors": {k: v for k, v in got.get("_errors", {}).items() if k != "doc"},
         "transitions": [e for e in events if e.get("action")],
     }

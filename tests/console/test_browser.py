@@ -216,11 +216,20 @@ def test_a_whole_lifecycle_from_the_console(served, open_page):
 
 
 def test_board_report_prints_to_pdf_with_its_charts(served, open_page):
-    from tests.support.factories import expose
+    from functions.models.experiments import KpiEvent
+    from functions.services.experiments.kpi import ingest
+    from functions.services.sweep import run_sweep
+    from tests.support.factories import expose, kpi
 
     eid = running_experiment()
-    expose(eid, {f"u{i}": ("control" if i % 2 else "treatment") for i in range(40)})
-    requests.post(f"{served.base}/experiments/sweep", headers=bearer("carol", ["operator"]), json={}, timeout=120)
+    rng = random.Random(5)
+    arms = {f"u{i}": ("control" if i % 2 else "treatment") for i in range(120)}
+    expose(eid, arms)
+    for round_ in range(3):  # three sweeps over growing data: lines, not single points
+        part = dict(list(arms.items())[round_ * 40:(round_ + 1) * 40])
+        ingest([KpiEvent.model_validate(kpi(u, "refund", 1.0 if rng.random() < 0.1 else 0.0)) for u in part]
+               + [KpiEvent.model_validate(kpi(u, "revenue", rng.uniform(40, 60))) for u in part])
+        run_sweep(run_key=f"report-{round_}")
     page, watch = open_page()
     sign_in(page, served, "dora", "viewer")
     page.goto(f"{served.console}/ledger/reports/{eid}")

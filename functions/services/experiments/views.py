@@ -2,23 +2,25 @@
 days running, stage, primary verdict, guardrail status, who still has to approve) and the
 snapshot series behind the health and guardrail charts.
 
-Summaries read the experiment documents once and then, side by side, each experiment's latest
-snapshot and analyses (projected: never the 40 KB result blob), so a list of 50 costs one query
-plus two small ones per experiment in parallel rather than in sequence.
+Summaries cost a fixed handful of queries whatever the number of experiments: the experiment
+documents; the snapshots of the last few sweep windows (projected to their guardrail verdicts);
+the analyses of the listed experiments (projected: never the 40 KB result blob), IN-queries of
+30 ids side by side. Only a started experiment without a recent snapshot (killed or completed
+long ago) costs one more small query for its last snapshot.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters.firestore import EXPERIMENT_ANALYSES, EXPERIMENT_SNAPSHOTS, OFFER_EXPERIMENTS, db
+from functions.config import settings
 from functions.models.common import iso_text
-from functions.services.experiments.health import latest_snapshot
 
 SERIES_LIMIT = 500
 _WORKERS = 16
@@ -42,11 +44,44 @@ def guardrail_status(verdicts: list[dict[str, Any]] | None) -> str:
     return "HELD"
 
 
-def latest_analysis(experiment_id: str) -> dict[str, Any] | None:
-    query = (db().collection(EXPERIMENT_ANALYSES).where(filter=FieldFilter("experimentId", "==", experiment_id))
-             .select(["id", "createdAt", "recommendation", "primaryMetric"]))
-    docs = [s.to_dict() or {} for s in query.stream()]
-    return max(docs, key=lambda d: iso_text(d.get("createdAt")) or "", default=None)
+SNAPSHOT_FIELDS = ["experimentId", "takenAt", "guardrails"]
+ANALYSIS_FIELDS = ["id", "experimentId", "createdAt", "recommendation", "primaryMetric"]
+IN_LIMIT = 30
+
+
+def _newest(docs: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    for d in docs:
+        eid = d.get("experimentId")
+        if eid and (eid not in latest or (iso_text(d.get(key)) or "") > (iso_text(latest[eid].get(key)) or "")):
+            latest[eid] = d
+    return latest
+
+
+def recent_snapshots(since: datetime) -> dict[str, dict[str, Any]]:
+    """The newest snapshot per experiment among those taken since `since` (one range query)."""
+    query = (db().collection(EXPERIMENT_SNAPSHOTS).where(filter=FieldFilter("takenAt", ">=", since))
+             .select(SNAPSHOT_FIELDS))
+    return _newest([s.to_dict() or {} for s in query.stream()], "takenAt")
+
+
+def last_snapshot(experiment_id: str) -> dict[str, Any] | None:
+    query = (db().collection(EXPERIMENT_SNAPSHOTS)
+             .where(filter=FieldFilter("experimentId", "==", experiment_id))
+             .order_by("takenAt", direction=firestore.Query.DESCENDING).limit(1).select(SNAPSHOT_FIELDS))
+    return next((s.to_dict() or {} for s in query.stream()), None)
+
+
+def latest_analyses(experiment_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def chunk(ids: list[str]) -> list[dict[str, Any]]:
+        query = (db().collection(EXPERIMENT_ANALYSES).where(filter=FieldFilter("experimentId", "in", ids))
+                 .select(ANALYSIS_FIELDS))
+        return [s.to_dict() or {} for s in query.stream()]
+
+    chunks = [experiment_ids[i:i + IN_LIMIT] for i in range(0, len(experiment_ids), IN_LIMIT)]
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        docs = [d for part in pool.map(chunk, chunks) for d in part]
+    return _newest(docs, "createdAt")
 
 
 def pending_approvers(doc: dict[str, Any]) -> list[str]:
@@ -89,15 +124,18 @@ def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]
         query = query.where(filter=FieldFilter("state", "==", state))
     docs = [s.to_dict() or {} for s in query.limit(limit).stream()]
     now = datetime.now(UTC)
-
-    def one(doc: dict[str, Any]) -> dict[str, Any]:
-        started = doc.get("startedAt") is not None
-        snapshot = latest_snapshot(doc["id"]) if started else None
-        analysis = latest_analysis(doc["id"]) if started else None
-        return summary(doc, snapshot, analysis, now)
-
-    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        rows = list(pool.map(one, docs))
+    started = [d["id"] for d in docs if d.get("startedAt") is not None]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        recent_f = pool.submit(recent_snapshots, now - timedelta(seconds=3 * settings().sweep_window_seconds))
+        analyses_f = pool.submit(latest_analyses, started)
+        snapshots, analyses = recent_f.result(), analyses_f.result()
+    missing = [eid for eid in started if eid not in snapshots]
+    if missing:
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            for eid, snap in zip(missing, pool.map(last_snapshot, missing), strict=True):
+                if snap is not None:
+                    snapshots[eid] = snap
+    rows = [summary(d, snapshots.get(d["id"]), analyses.get(d["id"]), now) for d in docs]
     return sorted(rows, key=lambda r: (r["createdAt"] or ""), reverse=True)
 
 
