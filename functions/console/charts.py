@@ -75,7 +75,7 @@ def time_chart(chart: Chart) -> Markup:
     values = [v for s in chart.series for _, v in s.points] + [ln.y for ln in chart.lines]
     if not times or not values:
         return _svg(chart.title, chart.desc + " (no data yet)",
-                    [f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" class="empty">no data yet</text>'],
+                    [f'<text x="{W / 2}" y="35" text-anchor="middle" class="empty">no data yet</text>'],
                     height=60)
     t0, t1 = min(times), max(times)
     span = max((t1 - t0).total_seconds(), 1.0)

@@ -216,6 +216,10 @@ def _results(analysis: dict[str, Any] | None, doc: dict[str, Any], guardrails_he
             if spill and spill.get("lift") is not None:
                 rows.append(charts.ForestRow(f"{arm}: without units linked across arms", spill.get("lift"),
                                              *(spill.get("liftCi") or [None, None])))
+            held_out = (((result.get("holdout") or {}).get("arms") or {}).get(arm)) or {}
+            if held_out.get("lift") is not None:
+                rows.append(charts.ForestRow(f"{arm}: against the holdout (long-term)", held_out.get("lift"),
+                                             *(held_out.get("liftCi") or [None, None])))
             rec = data.get("recommendation") or {}
             impact = wording.monthly_impact(primary, units_per_day) if kpi.get("type", "MEAN") == "MEAN" else None
             verdicts.append({

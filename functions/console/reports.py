@@ -135,7 +135,8 @@ def board_report(who: Principal, experiment_id: str) -> dict[str, Any]:
     detail = pages.experiment_detail(who, experiment_id)
     report = call(L, "GET", f"/reports/{experiment_id}", who)
     approvals = [{"at": e.get("at"), "action": e.get("action"), "uid": (e.get("actor") or {}).get("uid"),
-                  "comment": (e.get("details") or {}).get("comment") or e.get("reason") or "",
+                  "comment": (e.get("details") or {}).get("comment") or (
+                      e.get("reason", "") if e.get("action") == "REJECT" else ""),
                   "hash": (e.get("details") or {}).get("contentHash")}
                  for e in detail["events"] if e.get("action") in ("APPROVE", "APPROVAL_RECORDED", "REJECT")]
     guardrail_actions = [{"at": e.get("at"), "action": e.get("action"),

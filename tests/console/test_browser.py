@@ -206,6 +206,10 @@ def test_a_whole_lifecycle_from_the_console(served, open_page):
         operator.goto(f"{served.console}{path}")
         assert unlabelled_controls(operator) == [], path
         screenshot(operator, name)
+    operator.goto(f"{served.console}/ledger/reports/{eid}")
+    report = operator.locator("main").inner_text()
+    assert "refund guardrail is strict enough" in report
+    assert operator.locator("#guardrails g.marker.kill").count() >= 1 and "treatment: revenue per user" in report
     operator.goto(f"{served.console}/ledger")
     assert "VERIFIED" in operator.locator("#integrity-badge").inner_text()
     operator.goto(f"{served.console}/holdouts")
