@@ -60,6 +60,18 @@ def _primary_estimate(analysis: dict[str, Any]) -> tuple[str | None, dict[str, A
         else {}
 
 
+def _harm_refuted(analysis: dict[str, Any] | None, breach: dict[str, Any]) -> bool:
+    """A later analysis of the guardrail's own metric on that arm finds no significant harm
+    (only when the metric is analysed; otherwise the kill stands)."""
+    metric, arm = breach.get("guardrail"), breach.get("arm")
+    result = ((analysis or {}).get("results") or {}).get(metric) or {}
+    est = ((result.get("arms") or {}).get(arm) or {}).get("primary") or {}
+    if est.get("pValue") is None or est.get("diff") is None:
+        return False
+    harmful = est["diff"] < 0 if breach.get("kind") == "ABSOLUTE_MIN" else est["diff"] > 0
+    return not (harmful and est["pValue"] < 0.05)
+
+
 def program(who: Principal) -> dict[str, Any]:
     """The seed's success metrics, computed from what is stored now."""
     rows = call(E, "GET", "/summaries", who, query={"limit": "500"})["experiments"]
@@ -91,10 +103,8 @@ def program(who: Principal) -> dict[str, Any]:
         for i, e in enumerate(events):
             if e.get("action") in ("KILL", "PAUSE") and (e.get("actor") or {}).get("uid") in SYSTEM_ACTORS:
                 auto_stops += 1
-                later = events[i + 1:]
-                judged_wrong = any(x.get("action") == "RESUME" for x in later) or (
-                    analysis is not None and _primary_estimate(analysis)[2].get("decision") == "SHIP")
-                false_positives += bool(judged_wrong)
+                resumed = any(x.get("action") == "RESUME" for x in events[i + 1:])
+                false_positives += bool(resumed or _harm_refuted(analysis, e.get("details") or {}))
     cohorts = got.get("cohorts") or []
     health = parallel(**{c["id"]: (lambda c=c: call(H, "GET", f"/cohorts/{c['id']}/health", who)) for c in cohorts})
     rates = [float(h.get("contaminationRate") or 0) for k, h in health.items() if k != "_errors" and h]
@@ -110,7 +120,7 @@ def program(who: Principal) -> dict[str, Any]:
          "value": f"{max(rates):.2%}" if rates else "no cohorts", "ok": bool(rates) and max(rates) < 0.01},
         {"name": "Kill-switch false positives", "target": "below 5%",
          "value": (f"{false_positives / auto_stops:.0%} ({false_positives} of {auto_stops} automatic stops later "
-                   "resumed or judged a winner)") if auto_stops else "no automatic stops",
+                   "resumed, or refuted by an analysis of the guarded metric)") if auto_stops else "no automatic stops",
          "ok": auto_stops == 0 or false_positives / auto_stops < 0.05},
         {"name": "Average time to first results", "target": "under 30 days",
          "value": f"{mean(to_results):.1f} days" if to_results else "no results yet",
