@@ -145,7 +145,7 @@ def run_demo(base: str, units: int = 400, seed: int = 7) -> dict[str, Any]:
     return {"experimentId": eid, "state": state, "killSwitch": message, "runningExperimentId": running}
 
 
-def _running_experiment(base: str, cohort_id: str, rng: random.Random, units: int = 600) -> str:
+def _running_experiment(base: str, cohort_id: str, rng: random.Random, units: int = 300) -> str:
     """A second experiment that stays RUNNING with data and a published analysis, so the console
     has a healthy experiment to show beside the killed one."""
     definition = {
