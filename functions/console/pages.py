@@ -6,6 +6,7 @@ read; independent reads of one page run side by side (they are network round tri
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -128,6 +129,24 @@ def definition_diff(approved: dict[str, Any] | None, current: dict[str, Any]) ->
     a, b = _flatten(approved), _flatten(current)
     return [{"field": k, "approved": a.get(k), "current": b.get(k)} for k in sorted(set(a) | set(b))
             if a.get(k) != b.get(k)]
+
+
+def approved_definition(who: Principal, experiment_id: str) -> dict[str, Any] | None:
+    """The definition as approved, from the hashed ledger (the API's export): the one created,
+    if no edit came before the approval (an edit's entry names the changed fields, not values).
+    A definition document changed behind the API's back then shows up in the diff."""
+    export = call(L, "GET", "/exports", who, query={"experimentId": experiment_id})
+    definition, approved = None, None
+    for line in export.get_data(as_text=True).splitlines()[1:]:
+        body = json.loads(json.loads(line)["canonical"])
+        action, payload = body.get("action"), body.get("payload") or {}
+        if action == "EXPERIMENT_CREATED":
+            definition = payload.get("definition")
+        elif action == "EXPERIMENT_EDIT":
+            definition = None
+        elif action == "EXPERIMENT_APPROVE":
+            approved = definition
+    return approved
 
 
 def _approved_copy(events: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, str | None]:
@@ -257,13 +276,15 @@ def experiment_detail(who: Principal, experiment_id: str) -> dict[str, Any]:
         events=lambda: call(E, "GET", f"/{eid}/events", who)["events"],
         rollout=lambda: call(R, "GET", f"/{eid}/events", who)["events"],
         analysis=lambda: _latest_analysis(who, eid),
+        approved=lambda: approved_definition(who, eid),
     )
     doc = got["doc"]
     if doc is None:  # unknown id or not allowed: the API's own refusal
         raise got["_raised"]["doc"]
     events, series, health = got["events"] or [], got["series"] or [], got["health"] or {}
     analysis = got["analysis"]
-    approved, approved_hash = _approved_copy(events)
+    recorded, approved_hash = _approved_copy(events)
+    approved = recorded or got["approved"]
     definition = doc["definition"]
     arms = [v["key"] for v in definition.get("variants") or []]
     verdicts = health.get("guardrails") or []

@@ -141,3 +141,14 @@ def test_summaries_and_snapshot_series_routes_check_roles(function_client):
     assert series.status_code == 200 and series.get_json()["snapshots"] == []
     assert client.get("/missing/snapshots", headers=bearer("v", ["viewer"])).status_code == 404
     assert client.get(f"/{eid}/snapshots?limit=0", headers=bearer("v", ["viewer"])).status_code == 422
+
+
+def test_a_definition_changed_behind_the_apis_back_shows_in_the_diff_against_the_approved_one(console):
+    eid = running_experiment()
+    client = console("vera", "viewer")
+    assert 'id="diff-same"' in client.get(f"/experiments/{eid}").get_data(as_text=True)
+    doc = repository.load(None, eid)
+    guardrails = [{**doc["guardrails"][0], "absoluteMax": 0.5}]
+    repository.ref(eid).update({"guardrails": guardrails})  # an insider's direct write
+    page = client.get(f"/experiments/{eid}").get_data(as_text=True)
+    assert 'id="diff-same"' not in page and "guardrails[0].absoluteMax" in page and "0.08" in page
