@@ -59,6 +59,9 @@ for topic in "${TOPICS[@]}"; do
   run gcloud pubsub topics create "$topic" --project="$PROJECT"
 done
 
+# -- console assets: the Firebase JS SDK, pinned, vendored from npm (no CDN at run time) -----
+run bash scripts/vendor_firebase.sh
+
 # -- HTTP functions: name memory min max ------------------------------------------------------
 HTTP_FUNCTIONS=(
   "holdouts 512Mi 0 20"
@@ -67,6 +70,7 @@ HTTP_FUNCTIONS=(
   "rollouts 512Mi 0 10"
   "ledger 1Gi 0 10"
   "assign 512Mi 1 100"
+  "console 1Gi 0 10"
 )
 for spec in "${HTTP_FUNCTIONS[@]}"; do
   read -r name memory min max <<<"$spec"

@@ -1,6 +1,6 @@
 """Cloud Functions entry points: one decorated function per trigger, no business logic.
 
-HTTP (JSON APIs, routes inside): holdouts, experiments, analytics, rollouts, ledger, assign.
+HTTP (JSON APIs, routes inside): holdouts, experiments, analytics, rollouts, ledger, assign; console (web UI).
 Pub/Sub: kpi_events, fraud_signals, spillover_events, exposures, sweep (Cloud Scheduler tick).
 Firestore: experiment_written (offerExperiments/{id} writes).
 """
@@ -15,6 +15,7 @@ from functions.api import experiments as experiments_api
 from functions.api import holdouts as holdouts_api
 from functions.api import ledger as ledger_api
 from functions.api import rollouts as rollouts_api
+from functions.console import app as console_app
 from functions.events import experiment_written as experiment_written_event
 from functions.events import exposures as exposures_event
 from functions.events import fraud as fraud_event
@@ -54,6 +55,11 @@ def ledger(request):
 @functions_framework.http
 def assign(request):
     return assign_api.router.handle(request)
+
+
+@functions_framework.http
+def console(request):
+    return console_app.handle(request)
 
 
 @functions_framework.cloud_event

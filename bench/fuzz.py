@@ -11,7 +11,7 @@ import argparse
 import time
 
 from bench.report import emit
-from functions.triggers import HTTP_FUNCTIONS
+from functions.triggers import API_FUNCTIONS
 from localdev.emulators import Emulators
 
 
@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
 
         started = time.perf_counter()
         cases, failures = 0, []
-        for name in HTTP_FUNCTIONS:
+        for name in API_FUNCTIONS:
             for role in ROLES:
                 try:
                     cases += fuzz_function(name, role, args.examples, args.hostile)

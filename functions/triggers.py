@@ -6,7 +6,9 @@ One table for the local router (push subscriptions, ticker, Firestore bridge), d
 
 from __future__ import annotations
 
-HTTP_FUNCTIONS = ("holdouts", "experiments", "analytics", "rollouts", "ledger", "assign")
+# JSON APIs (each serves its OpenAPI document) and the web console (HTML pages over those APIs).
+API_FUNCTIONS = ("holdouts", "experiments", "analytics", "rollouts", "ledger", "assign")
+HTTP_FUNCTIONS = (*API_FUNCTIONS, "console")
 
 # entry point -> topic key in functions.config.Topics
 PUBSUB_FUNCTIONS = {

@@ -143,5 +143,49 @@ def run_demo(base: str, units: int = 400, seed: int = 7) -> dict[str, Any]:
         _say(f"ledger chain verifies: {verify.json().get('ok')}")
     subscriber.delete_subscription(request={"subscription": kill_sub})
     subscriber.close()
-    print(f"demo done: experiment {eid} is {state}", flush=True)
-    return {"experimentId": eid, "state": state, "killSwitch": message}
+    running = _running_experiment(base, cohort["id"], rng)
+    print(f"demo done: experiment {eid} is {state}; experiment {running} is RUNNING with an analysis", flush=True)
+    return {"experimentId": eid, "state": state, "killSwitch": message, "runningExperimentId": running}
+
+
+def _running_experiment(base: str, cohort_id: str, rng: random.Random, units: int = 300) -> str:
+    """A second experiment that stays RUNNING with data and a published analysis, so the console
+    has a healthy experiment to show beside the killed one."""
+    definition = {
+        "name": "Paywall copy: value first", "offerType": "PAYWALL",
+        "hypothesis": {"statement": "Leading the paywall with the value users get lifts revenue per user",
+                       "expectedImpact": "+3% revenue per user", "risks": "more refunds from impulse buys",
+                       "successCriteria": "revenue per user up at p < 0.05; refunds stay under 8%"},
+        "variants": [{"key": "control", "weight": 50}, {"key": "value_first", "weight": 50}],
+        "holdoutCohortId": cohort_id,
+        "kpis": [{"metric": "revenue", "role": "PRIMARY", "type": "MEAN", "direction": "INCREASE"}],
+        "guardrails": [{"metric": "refund", "harmfulDirection": "INCREASE", "absoluteMax": 0.08,
+                        "action": "KILL", "minUnitsPerArm": 30}],
+        "requiredApprovers": ["demo-approver"],
+    }
+    run = _call("POST", f"{base}/experiments/lifecycle", PM,
+                {"definition": definition, "approverTokens": [mint("demo-approver", ["approver"])]})
+    eid = run["experimentId"]
+    ids = [f"demo-paywall-user-{i:05d}" for i in range(units)]
+    decided = _call("POST", f"{base}/assign/batch", SERVICE,
+                    {"units": [{"unitId": u, "attributes": {"region": "DE"}} for u in ids]})
+    arms = {r["unitId"]: r["experiments"][eid]["variant"] for r in decided["results"]
+            if r["experiments"].get(eid, {}).get("status") == "ASSIGNED"}
+    _wait(lambda: sum(_call("GET", f"{base}/experiments/{eid}/health", VIEWER)["exposures"].values())
+          >= len(arms), 60, "exposure log")
+    now = datetime.now(UTC).isoformat()
+    events = []
+    for unit, arm in arms.items():
+        pre = max(0.0, rng.gauss(40, 12))
+        value = max(0.0, pre * 0.6 + rng.gauss(18 * (1.06 if arm == "value_first" else 1.0), 6))
+        events.append({"eventId": f"pw-rev-{unit}", "unitId": unit, "metric": "revenue", "value": round(value, 2),
+                       "preValue": round(pre, 2), "timestamp": now, "region": "DE"})
+        events.append({"eventId": f"pw-ref-{unit}", "unitId": unit, "metric": "refund", "timestamp": now,
+                       "value": 1.0 if rng.random() < 0.03 else 0.0, "region": "DE"})
+    publish_many("kpi_events", events)
+    _wait(lambda: min(_call("GET", f"{base}/experiments/{eid}/health", VIEWER)["unitsWithKpis"].values() or [0])
+          >= 0.9 * min(Counter(arms.values()).values()), 300, "KPI ingestion")
+    _call("POST", f"{base}/experiments/sweep", OPERATOR, {})
+    analysis = _call("POST", f"{base}/analytics/experiments/{eid}/analyses", PM, {})
+    _say(f"experiment {eid} keeps RUNNING with {len(arms)} users; analysis {analysis['id']} published")
+    return eid

@@ -107,12 +107,14 @@ def _serve(args: argparse.Namespace, emulators: Emulators) -> int:
         for topic, endpoint in pushes.items():
             print(f"  {topic:20s} -> {endpoint}")
         print(f"sweep ticks every {args.tick_seconds:g}s\n", flush=True)
+        print(f"console: {base}/console/  (locally: sign in as any user and role)\n", flush=True)
         if not args.no_demo:
             from localdev.demo import run_demo
 
             run_demo(base)
         if args.exit_after_demo:
             return 0
+        print(f"console at {base}/console/", flush=True)
         print("serving; Ctrl-C stops everything", flush=True)
         while True:
             time.sleep(3600)  # until SIGTERM or Ctrl-C raises Stopped

@@ -10,6 +10,7 @@ gets a coded 503 to retry, never a 500: the token may be fine, we just cannot ch
 
 from __future__ import annotations
 
+import datetime
 import os
 import threading
 from collections.abc import Mapping
@@ -54,10 +55,16 @@ class Principal:
 SYSTEM = Principal(uid="system:sweep", roles=frozenset({"service"}))
 
 
+def unsigned_tokens_accepted() -> bool:
+    """Emulator mode (local runs and tests): the Admin SDK accepts unsigned tokens. The console's
+    sign-in-as-role page exists only under this same condition."""
+    if not os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"):
+        return False
+    return not os.environ.get("K_SERVICE") or bool(os.environ.get("ALLOW_UNSIGNED_TOKENS"))
+
+
 def _app() -> firebase_admin.App:
-    if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") and os.environ.get("K_SERVICE") and not os.environ.get(
-        "ALLOW_UNSIGNED_TOKENS"
-    ):
+    if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") and not unsigned_tokens_accepted():
         raise Unavailable("token verification is misconfigured: FIREBASE_AUTH_EMULATOR_HOST is set in a "
                           "deployed service, so unsigned tokens are refused", code="AUTH_MISCONFIGURED")
     name = f"offers-{settings().project_id}"
@@ -68,7 +75,7 @@ def _app() -> firebase_admin.App:
             return firebase_admin.initialize_app(options={"projectId": settings().project_id}, name=name)
 
 
-def roles_from_claims(claims: dict) -> frozenset[str]:
+def roles_from_claims(claims: Mapping[str, Any]) -> frozenset[str]:
     raw = claims.get("roles", claims.get("role", []))
     if isinstance(raw, str):
         raw = [raw]
@@ -90,8 +97,37 @@ def authenticate(authorization: str | None) -> Principal:
         # CertificateFetchError (Google's keys unreachable), missing or unusable credentials.
         raise Unavailable("cannot verify ID tokens right now; retry", code="AUTH_UNAVAILABLE",
                           details={"reason": f"{type(exc).__name__}: {str(exc)[:200]}"}) from exc
+    return principal_from_claims(claims)
+
+
+def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     uid = claims.get("uid") or claims.get("sub")
     if not isinstance(uid, str) or not uid:
         raise Unauthenticated("token has no subject", code="INVALID_TOKEN")
     roles = roles_from_claims(claims) or frozenset({"user"})
-    return Principal(uid=uid, roles=roles, email=claims.get("email"), claims=claims)
+    return Principal(uid=uid, roles=roles, email=claims.get("email"), claims=dict(claims))
+
+
+def create_session_cookie(id_token: str, max_age_seconds: int) -> str:
+    """Exchange a verified ID token for a Firebase session cookie (the console's cloud sign-in)."""
+    try:
+        expires = datetime.timedelta(seconds=max_age_seconds)
+        return fb_auth.create_session_cookie(id_token, expires_in=expires, app=_app())
+    except (fb_auth.InvalidIdTokenError, ValueError) as exc:
+        raise Unauthenticated("invalid ID token", code="INVALID_TOKEN", details={"reason": str(exc)[:200]}) from exc
+    except (fb_exceptions.FirebaseError, google.auth.exceptions.GoogleAuthError) as exc:
+        raise Unavailable("cannot create a session right now; retry", code="AUTH_UNAVAILABLE",
+                          details={"reason": f"{type(exc).__name__}: {str(exc)[:200]}"}) from exc
+
+
+def authenticate_session(cookie: str) -> Principal:
+    """Verify a Firebase session cookie (revocation checked) and return who holds it."""
+    try:
+        claims = fb_auth.verify_session_cookie(cookie, check_revoked=True, app=_app())
+    except (fb_auth.InvalidSessionCookieError, fb_auth.ExpiredSessionCookieError, fb_auth.RevokedSessionCookieError,
+            fb_auth.UserDisabledError, ValueError) as exc:
+        raise Unauthenticated("invalid session", code="INVALID_SESSION", details={"reason": str(exc)[:200]}) from exc
+    except (fb_exceptions.FirebaseError, google.auth.exceptions.GoogleAuthError) as exc:
+        raise Unavailable("cannot verify the session right now; retry", code="AUTH_UNAVAILABLE",
+                          details={"reason": f"{type(exc).__name__}: {str(exc)[:200]}"}) from exc
+    return principal_from_claims(claims)

@@ -20,7 +20,7 @@ from functions.models.experiments import (
     UpdateExperiment,
 )
 from functions.services import sweep
-from functions.services.experiments import approvals, definitions, health, kpi, repository, start, transitions
+from functions.services.experiments import approvals, definitions, health, kpi, repository, start, transitions, views
 from functions.services.experiments.lifecycle_helper import intended_hash, run_full_lifecycle
 
 router = Router("experiments", "Offer experiments", "Lifecycle, approvals, KPI ingestion, guardrails.")
@@ -35,6 +35,51 @@ class ListQuery(StrictModel):
 
 class ExperimentList(StrictModel):
     experiments: list[ExperimentOut]
+
+
+class ExperimentSummary(StrictModel):
+    id: str
+    name: str
+    state: str | None
+    owner: str | None
+    offerType: str | None = None
+    createdAt: str | None = None
+    startedAt: str | None = None
+    endedAt: str | None = None
+    daysRunning: float | None = None
+    rolloutStage: float | None = None
+    primaryMetric: str | None = None
+    verdicts: dict[str, dict[str, str | None]] = Field(default_factory=dict,
+                                                        description="arm -> latest analysis decision and trust")
+    analysisId: str | None = None
+    guardrailStatus: str = Field(description="HELD, BREACHED, WAITING_FOR_DATA, NO_DATA or NONE_DEFINED")
+    requiredApprovers: list[str] = Field(default_factory=list)
+    approvedBy: list[str] = Field(default_factory=list)
+    pendingApprovers: list[str] = Field(default_factory=list)
+    version: int = 0
+
+
+class SummaryList(StrictModel):
+    experiments: list[ExperimentSummary]
+
+
+class SeriesQuery(StrictModel):
+    limit: int = Field(default=views.SERIES_LIMIT, ge=1, le=views.SERIES_LIMIT)
+
+
+class SnapshotPoint(StrictModel):
+    snapshotId: str
+    takenAt: str | None
+    state: str | None = None
+    stage: float | None = None
+    units: dict[str, int] = Field(default_factory=dict)
+    guardrails: list[dict[str, Any]] = Field(default_factory=list)
+    acted: str | None = None
+
+
+class SnapshotSeries(StrictModel):
+    experimentId: str
+    snapshots: list[SnapshotPoint]
 
 
 def _out(doc: dict[str, Any]) -> ExperimentOut:
@@ -75,6 +120,12 @@ def create(ctx: RequestContext, body: CreateExperiment):
 @router.get("/", roles=ANY_STAFF, query=ListQuery, response=ExperimentList, summary="List experiments")
 def list_all(ctx: RequestContext, query: ListQuery):
     return ExperimentList(experiments=[_out(d) for d in repository.list_experiments(query.state, query.limit)])
+
+
+@router.get("/summaries", roles=ANY_STAFF, query=ListQuery, response=SummaryList,
+            summary="One line per experiment: owner, start, days running, stage, verdict, guardrails, approvals")
+def list_summaries(ctx: RequestContext, query: ListQuery):
+    return SummaryList(experiments=views.summaries(query.state, query.limit))
 
 
 @router.get("/{experiment_id}", roles=ANY_STAFF, response=ExperimentOut, summary="Get one experiment")
@@ -132,6 +183,13 @@ for _action, _needs_reason in (("PAUSE", True), ("RESUME", False), ("KILL", True
 @router.get("/{experiment_id}/health", roles=ANY_STAFF, summary="Exposure, SRM, guardrails, snapshot age")
 def get_health(ctx: RequestContext, experiment_id: str):
     return health.health(experiment_id)
+
+
+@router.get("/{experiment_id}/snapshots", roles=ANY_STAFF, query=SeriesQuery, response=SnapshotSeries,
+            summary="Snapshot series oldest first: units per arm and guardrail verdicts over time")
+def snapshots(ctx: RequestContext, experiment_id: str, query: SeriesQuery):
+    repository.load(None, experiment_id)
+    return SnapshotSeries(experimentId=experiment_id, snapshots=views.snapshot_series(experiment_id, query.limit))
 
 
 @router.get("/{experiment_id}/events", roles=ANY_STAFF, summary="The experiment's event history")

@@ -108,5 +108,6 @@ def export_entries(ctx: RequestContext, query: ExportQuery):
         raise Unprocessable("since must not be after until", code="BAD_RANGE",
                             details={"since": since, "until": until})
     if query.format == "csv":
-        return flask.Response(export.csv_lines(query.experimentId, since, until), mimetype="text/csv")
+        return flask.Response(export.csv_lines(query.experimentId, since, until), mimetype="text/csv",
+                              headers={"X-Ledger-Verification": export.verification_header(query.experimentId)})
     return flask.Response(export.jsonl(query.experimentId, since, until), mimetype="application/x-ndjson")

@@ -29,3 +29,4 @@ def test_run_command_serves_everything_and_the_demo_ends_in_a_guardrail_kill(emu
     assert "CREATED -> SUBMITTED -> APPROVED_BY -> STARTED" in text
     assert "-> experiment KILLED" in text
     assert '"action":"KILL"' in text and '"guardrail":"refund"' in text
+    assert "/console/" in text and "is RUNNING with an analysis" in text  # the console has both to show

@@ -19,9 +19,9 @@ def test_real_server_process_authenticates_and_routes(function_server):
 
 
 def test_every_http_function_serves_its_openapi_document(function_client):
-    from functions.triggers import HTTP_FUNCTIONS
+    from functions.triggers import API_FUNCTIONS
 
-    for name in HTTP_FUNCTIONS:
+    for name in API_FUNCTIONS:
         resp = function_client(name).get("/openapi.json")
         assert resp.status_code == 200, name
         assert resp.get_json()["info"]["title"]

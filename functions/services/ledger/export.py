@@ -1,9 +1,11 @@
-"""Streamed CSV and JSON Lines exports, with the verification status in the header.
+"""Streamed CSV and JSON Lines exports.
 
-The JSON Lines header also carries what an offline verifier needs: the scope (a whole chain, or
-a time range that may start mid-chain), the latest signed checkpoint with its chain heads, and
-the keyring. The offline CLI checks the checkpoint against a keyring it pins itself when given
-one (`--keyring`); the copy in the header lets old checkpoints verify after a rotation."""
+JSON Lines starts with a header carrying the verification status and what an offline verifier
+needs: the scope (a whole chain, or a time range that may start mid-chain), the latest signed
+checkpoint with its chain heads, and the keyring. The offline CLI checks the checkpoint against a
+keyring it pins itself when given one (`--keyring`); the copy in the header lets old checkpoints
+verify after a rotation. CSV starts with its column header (spreadsheets and csv readers expect
+that) and the route sends the verification status as the X-Ledger-Verification HTTP header."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from functions.services.ledger.verification import anchor_state, verify_chain_id
 EXPORT_FORMAT = "offers-ledger-export/2"
 ENTRY_FIELDS = ("chainId", "seq", "prevHash", "hash", "canonical", "signature", "keyId")
 
-COLUMNS = ["chainId", "seq", "timestamp", "action", "actorUid", "actorRole", "prevHash", "hash"]
+COLUMNS = ["chainId", "seq", "timestamp", "action", "actorUid", "actorRole", "reason", "payload", "prevHash", "hash"]
 
 
 def _chains(experiment_id: str | None) -> list[str]:
@@ -70,16 +72,23 @@ def jsonl(experiment_id: str | None, since: str | None, until: str | None) -> It
         yield json.dumps({k: entry.get(k) for k in ENTRY_FIELDS}) + "\n"
 
 
+def verification_header(experiment_id: str | None) -> str:
+    return json.dumps(header(_chains(experiment_id))["verification"], separators=(",", ":"))
+
+
 def csv_lines(experiment_id: str | None, since: str | None, until: str | None) -> Iterator[str]:
     chains = _chains(experiment_id)
-    yield f"# {json.dumps(header(chains))}\n"
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(COLUMNS)
     for entry, body in _entries(chains, since, until):
         actor = body.get("actor") or {}
+        payload = body.get("payload") or {}
+        reason = payload.get("reason", "") if isinstance(payload, dict) else ""
         writer.writerow([body.get("chainId"), body.get("seq"), body.get("timestamp"), body.get("action"),
-                         actor.get("uid"), actor.get("role"), body.get("prevHash"), entry.get("hash")])
+                         actor.get("uid"), actor.get("role"), reason,
+                         json.dumps(payload, sort_keys=True, separators=(",", ":")), body.get("prevHash"),
+                         entry.get("hash")])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -303,7 +303,9 @@ def test_report_and_exports_through_http(function_client):
     lines = client.get(f"/exports?experimentId={eid}", headers=VIEWER).data.decode().splitlines()
     assert json.loads(lines[0])["verification"]["ok"] is True
     assert verify_export(lines)["ok"]
-    csv_text = client.get(f"/exports?experimentId={eid}&format=csv", headers=VIEWER).data.decode()
-    assert csv_text.startswith("# ") and "EXPERIMENT_START" in csv_text
+    resp = client.get(f"/exports?experimentId={eid}&format=csv", headers=VIEWER)
+    csv_text = resp.data.decode()
+    assert csv_text.startswith("chainId,seq,timestamp,action,actorUid,actorRole,reason,payload,")
+    assert "EXPERIMENT_START" in csv_text and json.loads(resp.headers["X-Ledger-Verification"])["ok"] is True
     assert client.get(f"/verify/{eid}", headers=VIEWER).get_json()["ok"] is True
     assert client.post("/checkpoints", headers=VIEWER).status_code == 403

@@ -13,7 +13,7 @@ import os
 import pytest
 
 from functions.services.ledger.verification import verify_all
-from functions.triggers import HTTP_FUNCTIONS
+from functions.triggers import API_FUNCTIONS
 from tests.support.factories import running_experiment
 from tests.support.fuzz import ROLES, fuzz_function
 
@@ -22,7 +22,7 @@ HOSTILE = int(os.environ.get("FUZZ_HOSTILE", "4"))  # hostile cases per operatio
 
 
 @pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("name", HTTP_FUNCTIONS)
+@pytest.mark.parametrize("name", API_FUNCTIONS)
 def test_fuzz_every_route_as_every_role(emulators, name, role):
     running_experiment()
     before = verify_all()

@@ -1,0 +1,155 @@
+"""Read models for people rather than programs: one summary line per experiment (owner, start,
+days running, stage, primary verdict, guardrail status, who still has to approve) and the
+snapshot series behind the health and guardrail charts.
+
+Summaries cost a fixed handful of queries whatever the number of experiments: the experiment
+documents; the snapshots of the last few sweep windows (projected to their guardrail verdicts);
+the analyses of the listed experiments (projected: never the 40 KB result blob), IN-queries of
+30 ids side by side. Only a started experiment without a recent snapshot (killed or completed
+long ago) costs one more small query for its last snapshot.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from functions.adapters.firestore import EXPERIMENT_ANALYSES, EXPERIMENT_SNAPSHOTS, OFFER_EXPERIMENTS, db
+from functions.config import settings
+from functions.models.common import iso_text
+
+SERIES_LIMIT = 500
+_WORKERS = 16
+
+
+def primary_metric(doc: dict[str, Any]) -> str | None:
+    return next((k["metric"] for k in doc.get("kpis") or [] if k.get("role") == "PRIMARY"), None)
+
+
+def guardrail_status(verdicts: list[dict[str, Any]] | None) -> str:
+    """BREACHED if any guardrail is breached now (or the experiment was killed by one), HELD when
+    every guardrail was evaluated and none breached, NO_DATA before the first snapshot."""
+    if verdicts is None:
+        return "NO_DATA"
+    if any(v.get("status") == "BREACHED" for v in verdicts):
+        return "BREACHED"
+    if not verdicts:
+        return "NONE_DEFINED"
+    if all(v.get("status") in ("INSUFFICIENT_DATA", "NOT_ENOUGH_DATA") for v in verdicts):
+        return "WAITING_FOR_DATA"
+    return "HELD"
+
+
+SNAPSHOT_FIELDS = ["experimentId", "takenAt", "guardrails"]
+ANALYSIS_FIELDS = ["id", "experimentId", "createdAt", "recommendation", "primaryMetric"]
+IN_LIMIT = 30
+
+
+def _newest(docs: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    for d in docs:
+        eid = d.get("experimentId")
+        if eid and (eid not in latest or (iso_text(d.get(key)) or "") > (iso_text(latest[eid].get(key)) or "")):
+            latest[eid] = d
+    return latest
+
+
+def recent_snapshots(since: datetime) -> dict[str, dict[str, Any]]:
+    """The newest snapshot per experiment among those taken since `since` (one range query)."""
+    query = (db().collection(EXPERIMENT_SNAPSHOTS).where(filter=FieldFilter("takenAt", ">=", since))
+             .select(SNAPSHOT_FIELDS))
+    return _newest([s.to_dict() or {} for s in query.stream()], "takenAt")
+
+
+def last_snapshot(experiment_id: str) -> dict[str, Any] | None:
+    query = (db().collection(EXPERIMENT_SNAPSHOTS)
+             .where(filter=FieldFilter("experimentId", "==", experiment_id))
+             .order_by("takenAt", direction=firestore.Query.DESCENDING).limit(1).select(SNAPSHOT_FIELDS))
+    return next((s.to_dict() or {} for s in query.stream()), None)
+
+
+def latest_analyses(experiment_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def chunk(ids: list[str]) -> list[dict[str, Any]]:
+        query = (db().collection(EXPERIMENT_ANALYSES).where(filter=FieldFilter("experimentId", "in", ids))
+                 .select(ANALYSIS_FIELDS))
+        return [s.to_dict() or {} for s in query.stream()]
+
+    chunks = [experiment_ids[i:i + IN_LIMIT] for i in range(0, len(experiment_ids), IN_LIMIT)]
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        docs = [d for part in pool.map(chunk, chunks) for d in part]
+    return _newest(docs, "createdAt")
+
+
+def pending_approvers(doc: dict[str, Any]) -> list[str]:
+    if doc.get("state") != "PENDING_APPROVAL":
+        return []
+    approvals = doc.get("approvals") or {}
+    return [uid for uid in doc.get("requiredApprovers") or [] if uid not in approvals]
+
+
+def _days(start: Any, end: Any, now: datetime) -> float | None:
+    if not isinstance(start, datetime):
+        return None
+    stop = end if isinstance(end, datetime) else now
+    return round(max((stop - start).total_seconds(), 0.0) / 86400, 1)
+
+
+def summary(doc: dict[str, Any], snapshot: dict[str, Any] | None, analysis: dict[str, Any] | None,
+            now: datetime) -> dict[str, Any]:
+    rec = (analysis or {}).get("recommendation") or {}
+    verdicts = {arm: {"decision": r.get("decision"), "trust": r.get("trust")} for arm, r in sorted(rec.items())}
+    stage = (doc.get("rollout") or {}).get("stage")
+    return {
+        "id": doc["id"], "name": doc.get("name", doc["id"]), "state": doc.get("state"), "owner": doc.get("author"),
+        "offerType": doc.get("offerType"), "createdAt": iso_text(doc.get("createdAt")),
+        "startedAt": iso_text(doc.get("startedAt")), "endedAt": iso_text(doc.get("endedAt")),
+        "daysRunning": _days(doc.get("startedAt"), doc.get("endedAt"), now),
+        "rolloutStage": stage, "primaryMetric": primary_metric(doc),
+        "verdicts": verdicts, "analysisId": (analysis or {}).get("id"),
+        "guardrailStatus": guardrail_status(snapshot.get("guardrails") if snapshot else None),
+        "requiredApprovers": list(doc.get("requiredApprovers") or []),
+        "approvedBy": sorted(doc.get("approvals") or {}),
+        "pendingApprovers": pending_approvers(doc),
+        "version": int(doc.get("version", 0)),
+    }
+
+
+def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    query: firestore.CollectionReference | firestore.Query = db().collection(OFFER_EXPERIMENTS)
+    if state:
+        query = query.where(filter=FieldFilter("state", "==", state))
+    docs = [s.to_dict() or {} for s in query.limit(limit).stream()]
+    now = datetime.now(UTC)
+    started = [d["id"] for d in docs if d.get("startedAt") is not None]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        recent_f = pool.submit(recent_snapshots, now - timedelta(seconds=3 * settings().sweep_window_seconds))
+        analyses_f = pool.submit(latest_analyses, started)
+        snapshots, analyses = recent_f.result(), analyses_f.result()
+    missing = [eid for eid in started if eid not in snapshots]
+    if missing:
+        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+            for eid, snap in zip(missing, pool.map(last_snapshot, missing), strict=True):
+                if snap is not None:
+                    snapshots[eid] = snap
+    rows = [summary(d, snapshots.get(d["id"]), analyses.get(d["id"]), now) for d in docs]
+    return sorted(rows, key=lambda r: (r["createdAt"] or ""), reverse=True)
+
+
+def snapshot_series(experiment_id: str, limit: int = SERIES_LIMIT) -> list[dict[str, Any]]:
+    """Snapshots oldest first: time, state, stage, units per arm and guardrail verdicts (the
+    statistics the sweep stored are left out; charts need the verdicts, not the moments)."""
+    query = (db().collection(EXPERIMENT_SNAPSHOTS)
+             .where(filter=FieldFilter("experimentId", "==", experiment_id))
+             .order_by("takenAt", direction=firestore.Query.DESCENDING).limit(limit)
+             .select(["takenAt", "state", "rollout", "units", "guardrails", "acted"]))
+    rows = []
+    for snap in query.stream():
+        d = snap.to_dict() or {}
+        rows.append({"snapshotId": snap.id, "takenAt": iso_text(d.get("takenAt")), "state": d.get("state"),
+                     "stage": (d.get("rollout") or {}).get("stage"), "units": d.get("units") or {},
+                     "guardrails": d.get("guardrails") or [], "acted": d.get("acted")})
+    return rows[::-1]
