@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters import ledger_store
 from functions.adapters.firestore import EXPERIMENT_ANALYSES, ROLLOUT_EVENTS, db
+from functions.core.ledger.entry import timestamp_text
 from functions.core.ledger.preregistration import analysis_plan, plan_hash
-from functions.models.common import iso_text
 from functions.services.experiments import repository
 from functions.services.ledger.verification import verify_experiment
 
@@ -21,13 +23,25 @@ def _bodies(experiment_id: str) -> list[dict[str, Any]]:
     return [json.loads(d["canonical"]) for d in ledger_store.entries(ledger_store.experiment_chain(experiment_id))]
 
 
+def _time(value: Any) -> Any:
+    """Every time in the report in the ledger's one format (UTC, `Z`)."""
+    return timestamp_text(value) if isinstance(value, datetime) else value
+
+
+def _details(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return dict((entry.get("payload") or {}).get("details") or {})
+
+
 def build(experiment_id: str) -> dict[str, Any]:
     doc = repository.load(None, experiment_id)
     entries = _bodies(experiment_id)
     timeline = [{"seq": e["seq"], "at": e["timestamp"], "action": e["action"], "actor": e["actor"],
                  "reason": (e.get("payload") or {}).get("reason", "")} for e in entries]
-    approvals = [t for t in timeline if t["action"] in ("EXPERIMENT_APPROVE", "EXPERIMENT_APPROVAL_RECORDED",
-                                                          "EXPERIMENT_REJECT")]
+    # What each approval covered: the content hash of everything that runs, and the approver's comment.
+    approvals = [{**row, "contentHash": _details(e).get("contentHash"), "comment": _details(e).get("comment")}
+                 for row, e in zip(timeline, entries, strict=True)
+                 if row["action"] in ("EXPERIMENT_APPROVE", "EXPERIMENT_APPROVAL_RECORDED", "EXPERIMENT_REJECT")]
+    started = [_details(e).get("contentHash") for e in entries if e["action"] == "EXPERIMENT_START"]
     guardrail_actions = [{"at": e["timestamp"], "action": e["action"], **(e["payload"].get("details") or {})}
                          for e in entries if e["payload"].get("details", {}).get("guardrail")]
     registered = [e["payload"]["planHash"] for e in entries if e["action"] == "PLAN_PREREGISTERED"]
@@ -48,19 +62,52 @@ def build(experiment_id: str) -> dict[str, Any]:
         "experimentId": experiment_id, "name": doc.get("name"), "state": doc.get("state"),
         "hypothesis": doc.get("hypothesis"), "author": doc.get("author"), "timeline": timeline,
         "approvals": approvals, "guardrailActions": guardrail_actions,
-        "rolloutPath": sorted(({"at": iso_text(r.get("at")), "from": r.get("fromStage"), "to": r.get("toStage"),
-                                "kind": r.get("kind")} for r in rollout), key=lambda r: r["at"]),
+        "approvedContentHash": started[-1] if started else None,
+        "rolloutPath": sorted(({"at": _time(r.get("at")), "from": r.get("fromStage"), "to": r.get("toStage"),
+                                "kind": r.get("kind"), "actor": r.get("actor"), "reason": r.get("reason")}
+                               for r in rollout), key=lambda r: str(r["at"])),
         "finalAnalysis": {"id": final.get("id"), "recommendation": final.get("recommendation")} if final else None,
         "preRegistration": {"planHash": registered[-1] if registered else None, "deviations": deviations},
         "integrity": integrity,
     }
 
 
+def _cell(value: Any) -> str:
+    """A value as a person reads it: an actor as "uid (role)", nothing for a missing value."""
+    if isinstance(value, Mapping) and "uid" in value:
+        return f"{value.get('uid')} ({value.get('role')})" if value.get("role") else str(value.get("uid"))
+    if value is None:
+        return ""
+    return str(value)
+
+
 def _rows(items: list[dict[str, Any]], keys: list[str]) -> str:
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(i.get(k, '')))}</td>" for k in keys) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(i.get(k)))}</td>" for k in keys) + "</tr>"
                    for i in items)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _hypothesis(hypothesis: Any) -> str:
+    if not isinstance(hypothesis, Mapping):
+        return f"<p>{html.escape(_cell(hypothesis))}</p>"
+    labels = {"statement": "Hypothesis", "expectedImpact": "Expected impact", "risks": "Risks",
+              "successCriteria": "Success criteria"}
+    return "<dl>" + "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(_cell(hypothesis.get(key)))}</dd>"
+                            for key, label in labels.items() if hypothesis.get(key)) + "</dl>"
+
+
+def _analysis(final: Mapping[str, Any]) -> str:
+    """The final analysis in words: per arm, the decision, the trust level and the reasons."""
+    if not final:
+        return "<p>No analysis was published.</p>"
+    items = []
+    for arm, rec in sorted((final.get("recommendation") or {}).items()):
+        reasons = ", ".join(str(r.get("code", r)) if isinstance(r, Mapping) else str(r)
+                            for r in rec.get("reasons") or []) or "none"
+        items.append(f"<li><b>{html.escape(arm)}</b>: {html.escape(str(rec.get('decision')))} "
+                     f"(trust {html.escape(str(rec.get('trust')))}; reasons: {html.escape(reasons)})</li>")
+    return f"<p>Analysis {html.escape(str(final.get('id')))}</p><ul>{''.join(items)}</ul>"
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -81,13 +128,14 @@ td,th{{border:1px solid #ccc;padding:.3rem .5rem;text-align:left}}.ok{{color:#06
 <span class="kpi">Entries: <b>{integrity['length']}</b></span></p>
 <p>Verified against checkpoint: tree size {esc(str(cp.get('treeSize')))}, root {esc(str(cp.get('rootHash')))},
 signed {esc(str(cp.get('at')))} (key {esc(str(cp.get('keyId')))}).</p>
-<h2>Hypothesis</h2><p>{esc(json.dumps(report.get('hypothesis')))}</p>
+<h2>Hypothesis</h2>{_hypothesis(report.get('hypothesis'))}
 <h2>Pre-registration</h2><p>Plan hash {esc(str(report['preRegistration']['planHash']))};
 {'<b class="bad">deviations: ' + esc(json.dumps(deviations)) + '</b>' if deviations else 'no deviations.'}</p>
-<h2>Approvals</h2>{_rows(report['approvals'], ['at', 'action', 'actor', 'reason', 'verified'])}
+<h2>Approvals</h2><p>Content hash approved and started: <code>{esc(str(report.get('approvedContentHash')))}</code></p>
+{_rows(report['approvals'], ['at', 'action', 'actor', 'comment', 'contentHash', 'verified'])}
 <h2>Guardrail actions</h2>{_rows(report['guardrailActions'], ['at', 'action', 'guardrail', 'arm', 'observed',
                                                                'bound', 'limit'])}
-<h2>Rollout path</h2>{_rows(report['rolloutPath'], ['at', 'kind', 'from', 'to'])}
-<h2>Final analysis</h2><p>{esc(json.dumps(final))}</p>
+<h2>Rollout path</h2>{_rows(report['rolloutPath'], ['at', 'kind', 'from', 'to', 'actor', 'reason'])}
+<h2>Final analysis</h2>{_analysis(final)}
 <h2>Timeline</h2>{_rows(report['timeline'], ['seq', 'at', 'action', 'actor', 'reason', 'verified'])}
 </body></html>"""

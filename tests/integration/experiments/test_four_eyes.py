@@ -135,6 +135,13 @@ def test_co_approvers_must_approve_the_same_content(function_client):
     start_entry = next(e for e in entries if e["action"] == "EXPERIMENT_START")
     assert start_entry["payload"]["details"]["contentHash"] == second_hash
     assert start_entry["payload"]["details"]["approvers"] == ["approver-bob", "approver-dan"]
+    # the audit report names the hash each approval covered and the one that started
+    ledger = function_client("ledger")
+    report = ledger.get(f"/reports/{eid}", headers=PM).get_json()
+    assert report["approvedContentHash"] == second_hash
+    assert [a["contentHash"] for a in report["approvals"]] == [first_hash, second_hash, second_hash]
+    page = ledger.get(f"/reports/{eid}/html", headers=PM).get_data(as_text=True)
+    assert f"<code>{second_hash}</code>" in page and "approver-dan (approver)" in page
 
 
 def test_a_plan_swap_after_approval_voids_it(function_client):
