@@ -1,13 +1,17 @@
 # The two commands: `make run` (the whole system + demo) and `make test` (the whole suite).
-.PHONY: run test test-fast setup lint typecheck bench-list
+.PHONY: run test test-fast setup setup-tests lint typecheck bench-list
 
 setup:
 	@bash scripts/setup.sh
 
+# What the whole suite needs beyond `setup`: Debian's Chromium for the console's browser tests.
+setup-tests:
+	@bash scripts/setup.sh --tests
+
 run: setup
 	.venv/bin/python -m localdev.run
 
-test: setup
+test: setup-tests
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 	.venv/bin/python -m pytest -p no:cacheprovider

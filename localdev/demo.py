@@ -47,16 +47,30 @@ def _wait(predicate, timeout: float, what: str) -> Any:
     raise RuntimeError(f"demo timed out waiting for {what}")
 
 
+DEMO_TEAM = "demo-team"
+
+
+def _lifecycle(base: str, definition: dict[str, Any]) -> dict[str, Any]:
+    """Create, submit, approve and start in one call. The approver reviews the content hash and
+    signs in with a token bound to it (four eyes on what runs)."""
+    definition = {**definition, "id": f"exp-demo-{uuid.uuid4().hex[:8]}", "teamId": DEMO_TEAM}
+    bound = _call("POST", f"{base}/experiments/lifecycle/content-hash", PM, definition)["contentHash"]
+    approver = mint("demo-approver", ["approver"], approvesContentHash=bound)
+    return _call("POST", f"{base}/experiments/lifecycle", PM, {"definition": definition, "approverTokens": [approver]})
+
+
 def run_demo(base: str, units: int = 400, seed: int = 7) -> dict[str, Any]:
     rng = random.Random(seed)
     _CLOCK["start"] = time.monotonic()
-    print("demo: an annual-plan price test with a frozen 10% global holdout", flush=True)
+    print("demo: an annual-plan price test with a frozen 10% team holdout", flush=True)
     subscriber = pubsub_v1.SubscriberClient()
     kill_sub = f"projects/{settings().project_id}/subscriptions/demo-kill-switch-{uuid.uuid4().hex[:6]}"
     subscriber.create_subscription(request={"name": kill_sub, "topic": settings().topic_path("kill_switch")})
 
+    # The demo's holdout and experiments live in their own team, so a quick start run on the same
+    # system is held out by its own cohort only and its numbers come out as the README shows.
     cohort = _call("POST", f"{base}/holdouts/cohorts", PM,
-                   {"name": "global holdout 2026", "percentage": 10, "scope": "GLOBAL"})
+                   {"name": "demo team holdout", "percentage": 10, "scope": "TEAM", "teamId": DEMO_TEAM})
     _call("POST", f"{base}/holdouts/cohorts/{cohort['id']}/freeze", PM, {"reason": "demo"})
     _say(f"holdout cohort {cohort['id']} created and frozen (10%, salt {cohort['salt']})")
 
@@ -73,11 +87,7 @@ def run_demo(base: str, units: int = 400, seed: int = 7) -> dict[str, Any]:
                         "action": "KILL", "minUnitsPerArm": 30}],
         "requiredApprovers": ["demo-approver"],
     }
-    definition["id"] = f"exp-demo-{uuid.uuid4().hex[:8]}"
-    # The approver reviews the content hash and signs in with a token bound to it (four eyes on what runs).
-    bound = _call("POST", f"{base}/experiments/lifecycle/content-hash", PM, definition)["contentHash"]
-    approver = mint("demo-approver", ["approver"], approvesContentHash=bound)
-    run = _call("POST", f"{base}/experiments/lifecycle", PM, {"definition": definition, "approverTokens": [approver]})
+    run = _lifecycle(base, definition)
     eid = run["experimentId"]
     _say(f"experiment {eid}: " + " -> ".join(s["step"] for s in run["steps"]) + f" (state {run['state']})")
 
@@ -163,9 +173,7 @@ def _running_experiment(base: str, cohort_id: str, rng: random.Random, units: in
                         "action": "KILL", "minUnitsPerArm": 30}],
         "requiredApprovers": ["demo-approver"],
     }
-    run = _call("POST", f"{base}/experiments/lifecycle", PM,
-                {"definition": definition, "approverTokens": [mint("demo-approver", ["approver"])]})
-    eid = run["experimentId"]
+    eid = _lifecycle(base, definition)["experimentId"]
     ids = [f"demo-paywall-user-{i:05d}" for i in range(units)]
     decided = _call("POST", f"{base}/assign/batch", SERVICE,
                     {"units": [{"unitId": u, "attributes": {"region": "DE"}} for u in ids]})

@@ -43,13 +43,10 @@ if [[ -z "${FIRESTORE_EMULATOR_HOST:-}" ]] && ! have_emulators; then
     echo "         Integration tests and the run command will fail until they are present." >&2
   fi
 fi
-# Debian's Chromium runs the console's browser tests (Playwright drives it; Playwright's own browser
+# For `make test` only (--tests): Debian's Chromium runs the console's browser tests (Playwright drives it; Playwright's own browser
 # download cannot be reached). The tests fail loudly when it is missing, so say so here too.
-if ! command -v chromium >/dev/null 2>&1; then
+if [[ "${1:-}" == "--tests" ]] && ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium || echo "WARNING: chromium is missing and could not be installed; the console browser tests will fail." >&2
 fi
 # wrk drives the HTTP benchmarks (bench/ only; not needed to run or test).
 command -v wrk >/dev/null 2>&1 || apt_install wrk || true
-# gbstats (GrowthBook's stats engine, the peer our sequential bounds are checked against) needs
-# numpy<2, so it lives in its own venv.
-.venv/bin/python -c "from bench import peers; peers.ensure()" || echo "WARNING: could not create .venv-peers (gbstats)" >&2

@@ -25,6 +25,7 @@ from functions.models.experiments import Guardrail
 from functions.services.experiments.guardrails import evaluate
 
 
+@pytest.mark.slow  # builds the gbstats venv (.venv-peers) on first use
 def test_bounds_equal_gbstats_sequential_test():
     r = np.random.default_rng(11)
     cases, ours = [], []
