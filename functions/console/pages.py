@@ -22,6 +22,7 @@ from functions.config import settings
 from functions.console import charts, wording
 from functions.console.apicall import allowed, call
 from functions.core.errors import AppError
+from functions.models.common import parse_time
 
 E, A, R, H, L = (experiments_api.router, analytics_api.router, rollouts_api.router, holdouts_api.router,
                  ledger_api.router)
@@ -162,14 +163,14 @@ def _approved_copy(events: list[dict[str, Any]]) -> tuple[dict[str, Any] | None,
 def _guardrail_charts(series: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, str], list[tuple[datetime, dict[str, Any]]]] = {}
     for snap in series:
-        t = wording.parse_time(snap.get("takenAt"))
+        t = parse_time(snap.get("takenAt"))
         if t is None:
             continue
         for v in snap.get("guardrails") or []:
             groups.setdefault((v.get("guardrail", "?"), v.get("arm", "?"), v.get("kind", "?")), []).append((t, v))
     markers = [charts.Marker(t, f"{e['action']} by {(e.get('actor') or {}).get('uid', '?')}", e["action"].lower())
                for e in events if e.get("action") in ("KILL", "PAUSE")
-               for t in [wording.parse_time(e.get("at"))] if t is not None]
+               for t in [parse_time(e.get("at"))] if t is not None]
     out = []
     for (metric, arm, kind), points in sorted(groups.items()):
         bound = [(t, float(v["bound"])) for t, v in points if v.get("bound") is not None]
@@ -195,7 +196,7 @@ def _exposure_chart(series: list[dict[str, Any]], arms: list[str]) -> Any:
     lines = []
     for arm in arms:
         pts = [(t, float((s.get("units") or {}).get(arm, 0))) for s in series
-               for t in [wording.parse_time(s.get("takenAt"))] if t is not None]
+               for t in [parse_time(s.get("takenAt"))] if t is not None]
         lines.append(charts.Series(arm, pts))
     return charts.time_chart(charts.Chart("Units with KPI data per arm over time",
                                           "one line per arm, one point per sweep snapshot", lines,
@@ -204,7 +205,7 @@ def _exposure_chart(series: list[dict[str, Any]], arms: list[str]) -> Any:
 
 def _stage_chart(rollout_events: list[dict[str, Any]]) -> Any:
     pts = [(t, float(e.get("toStage") or 0.0)) for e in rollout_events
-           for t in [wording.parse_time(e.get("at"))] if t is not None]
+           for t in [parse_time(e.get("at"))] if t is not None]
     return charts.time_chart(charts.Chart("Rollout stage over time", "share of eligible users exposed to "
                                           "treatment, one step per rollout change",
                                           [charts.Series("stage", pts)], y_format="{:.0%}", step=True))
@@ -290,7 +291,7 @@ def experiment_detail(who: Principal, experiment_id: str) -> dict[str, Any]:
     verdicts = health.get("guardrails") or []
     held = None if not verdicts and doc["state"] != "KILLED" else (
         doc["state"] != "KILLED" and not any(v.get("status") == "BREACHED" for v in verdicts))
-    started = wording.parse_time(next((e.get("at") for e in events if e.get("action") == "START"), None))
+    started = parse_time(next((e.get("at") for e in events if e.get("action") == "START"), None))
     days = max((datetime.now(UTC) - started).total_seconds() / 86400, 1 / 24) if started else None
     exposures = sum((health.get("exposures") or {}).values())
     units_per_day = exposures / days if days and exposures else None

@@ -15,6 +15,7 @@ from functions.console import charts, pages, wording
 from functions.console.apicall import call
 from functions.console.pages import A, E, H, L, parallel
 from functions.console.web import Page, route
+from functions.models.common import parse_time
 
 CONTAMINATION_TARGET = 0.01
 SYSTEM_ACTORS = ("system:sweep",)
@@ -43,7 +44,7 @@ def holdouts(who: Principal) -> dict[str, Any]:
 # -- program -----------------------------------------------------------------------------------
 
 def _quarter(value: Any) -> str | None:
-    t = wording.parse_time(value)
+    t = parse_time(value)
     return f"{t.year}-Q{(t.month - 1) // 3 + 1}" if t else None
 
 
@@ -92,7 +93,7 @@ def program(who: Principal) -> dict[str, Any]:
             _arm, est, rec = _primary_estimate(analysis)
             if est and est.get("pValue") is not None and est["pValue"] < 0.05:
                 significant += 1
-            t0, t1 = wording.parse_time(r["startedAt"]), wording.parse_time(analysis.get("createdAt"))
+            t0, t1 = parse_time(r["startedAt"]), parse_time(analysis.get("createdAt"))
             if t0 and t1:
                 to_results.append((t1 - t0).total_seconds() / 86400)
             if rec.get("decision") == "SHIP" and est and r.get("daysRunning"):

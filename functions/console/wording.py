@@ -3,8 +3,10 @@ money, one format each (UTC ISO 8601 with a trailing Z everywhere)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
+
+from functions.models.common import parse_time
 
 DECISIONS = {"SHIP": "ship", "DONT_SHIP": "do not ship", "KEEP_RUNNING": "keep running",
              "INVESTIGATE": "investigate before deciding"}
@@ -21,28 +23,10 @@ METHODS = {"cuped": "CUPED (variance-reduced)", "welch": "raw (Welch)", "two_pro
 
 def when(value: Any) -> str:
     """One timestamp format for the whole console: 2026-11-30T10:46:45Z."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return value
-    if not isinstance(value, datetime):
+    moment = parse_time(value)
+    if moment is None:
         return "" if value is None else str(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pct(value: float | None, digits: int = 1) -> str:

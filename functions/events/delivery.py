@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from functions.config import settings
 from functions.core.errors import AppError
+from functions.models.common import parse_time
 
 log = logging.getLogger("functions.events")
 
@@ -86,18 +87,6 @@ def quarantine(source: str, cloud_event: Any, code: str, reason: str, details: d
     }, messageKey=f"{source}:{message_id}", code=code)
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
-
-
 def decode_pubsub(cloud_event: Any) -> tuple[dict[str, Any], EventContext]:
     message = _message(cloud_event)
     try:
@@ -108,7 +97,7 @@ def decode_pubsub(cloud_event: Any) -> tuple[dict[str, Any], EventContext]:
     if not isinstance(payload, dict):
         raise PermanentEventError("message data is not a JSON object", code="UNDECODABLE")
     message_id = _message_id(cloud_event, message)
-    published = _parse_time(message.get("publishTime") or message.get("publish_time")) or _parse_time(
+    published = parse_time(message.get("publishTime") or message.get("publish_time")) or parse_time(
         cloud_event.get("time") if hasattr(cloud_event, "get") else None
     )
     own_id = payload.get("eventId")

@@ -47,6 +47,20 @@ Text = Annotated[str, StringConstraints(max_length=5000, pattern=TEXT_PATTERN)]
 MAX_FUTURE_SKEW = timedelta(minutes=10)
 
 
+def parse_time(value: Any) -> datetime | None:
+    """A stored or delivered time (datetime or ISO 8601 text, `Z` allowed) as an aware datetime;
+    None for anything else. Naive values are UTC."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
 def iso_text(value: Any) -> Any:
     """Stored timestamps leave the API as ISO 8601, like every other time we return."""
     return value.isoformat() if isinstance(value, datetime) else value

@@ -37,10 +37,6 @@ def build(experiment_id: str) -> dict[str, Any]:
     entries = _bodies(experiment_id)
     timeline = [{"seq": e["seq"], "at": e["timestamp"], "action": e["action"], "actor": e["actor"],
                  "reason": (e.get("payload") or {}).get("reason", "")} for e in entries]
-    # What each approval covered: the content hash of everything that runs, and the approver's comment.
-    approvals = [{**row, "contentHash": _details(e).get("contentHash"), "comment": _details(e).get("comment")}
-                 for row, e in zip(timeline, entries, strict=True)
-                 if row["action"] in ("EXPERIMENT_APPROVE", "EXPERIMENT_APPROVAL_RECORDED", "EXPERIMENT_REJECT")]
     started = [_details(e).get("contentHash") for e in entries if e["action"] == "EXPERIMENT_START"]
     guardrail_actions = [{"at": e["timestamp"], "action": e["action"], **(e["payload"].get("details") or {})}
                          for e in entries if e["payload"].get("details", {}).get("guardrail")]
@@ -58,6 +54,10 @@ def build(experiment_id: str) -> dict[str, Any]:
     trusted_below = len(timeline) if integrity["ok"] else (integrity.get("firstBadIndex") or 0)
     for row in timeline:
         row["verified"] = isinstance(row["seq"], int) and row["seq"] < trusted_below
+    # What each approval covered: the content hash of everything that runs, and the approver's comment.
+    approvals = [{**row, "contentHash": _details(e).get("contentHash"), "comment": _details(e).get("comment")}
+                 for row, e in zip(timeline, entries, strict=True)
+                 if row["action"] in ("EXPERIMENT_APPROVE", "EXPERIMENT_APPROVAL_RECORDED", "EXPERIMENT_REJECT")]
     return {
         "experimentId": experiment_id, "name": doc.get("name"), "state": doc.get("state"),
         "hypothesis": doc.get("hypothesis"), "author": doc.get("author"), "timeline": timeline,

@@ -13,27 +13,19 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from functions.adapters import ledger_store
-from functions.adapters.firestore import db, transactional
+from functions.adapters.firestore import db
 from functions.core.ledger.__main__ import main as cli
 from functions.core.ledger.entry import seal_entry
 from functions.services.ledger import checkpoints
 from functions.services.sweep import run_sweep
 from localdev.tokens import bearer
+from tests.integration.ledger.test_ledger_on_emulator import append as _append
 
 VIEWER = bearer("auditor", ["viewer"])
 FORGED_APPROVER = "mallory"
 REWRITTEN = {"REWRITTEN_CHAIN", "FORGED_ENTRY"}  # a re-chain: rewritten, or unsigned once the anchor is gone
 
 
-def _append(chain: str, n: int, action: str = "TEST") -> None:
-    for i in range(n):
-        @transactional
-        def run(txn, i=i):
-            head = ledger_store.read_head(txn, chain)
-            ledger_store.append(txn, head, actor={"uid": "ops", "role": "operator"}, action=action,
-                                subject={"i": i}, payload={"i": i})
-
-        run(db().transaction())
 
 
 def _entries_ref(chain: str):

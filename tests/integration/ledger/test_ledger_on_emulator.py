@@ -18,12 +18,13 @@ from localdev.tokens import bearer
 VIEWER = bearer("auditor", ["viewer"])
 
 
-def append(chain: str, n: int) -> None:
+def append(chain: str, n: int, action: str = "TEST") -> None:
+    """n entries on `chain` through the service's own append (the ledger tests' one way to write)."""
     for i in range(n):
         @transactional
         def run(txn, i=i):
             head = ledger_store.read_head(txn, chain)
-            ledger_store.append(txn, head, actor={"uid": "t", "role": "pm"}, action="TEST", subject={"i": i},
+            ledger_store.append(txn, head, actor={"uid": "t", "role": "pm"}, action=action, subject={"i": i},
                                 payload={"i": i})
 
         run(db().transaction())

@@ -11,25 +11,16 @@ from pathlib import Path
 import pytest
 
 from functions.adapters import ledger_store
-from functions.adapters.firestore import db, transactional
 from functions.core.ledger.__main__ import main as cli
 from functions.services.ledger import checkpoints
 from functions.services.ledger import log as ledger_log
 from localdev.tokens import bearer
 from tests.integration.ledger.test_insider_attacks import _rechain
+from tests.integration.ledger.test_ledger_on_emulator import append as _append
 
 VIEWER = bearer("auditor", ["viewer"])
 
 
-def _append(chain: str, n: int) -> None:
-    for i in range(n):
-        @transactional
-        def run(txn, i=i):
-            head = ledger_store.read_head(txn, chain)
-            ledger_store.append(txn, head, actor={"uid": "t", "role": "pm"}, action="TEST", subject={"i": i},
-                                payload={"i": i})
-
-        run(db().transaction())
 
 
 @pytest.fixture
