@@ -221,15 +221,23 @@ def _results(analysis: dict[str, Any] | None, doc: dict[str, Any], guardrails_he
         kpi = kpis.get(metric, {})
         rows, verdicts = [], []
         cap = (result.get("exclusions") or {}).get("winsorCap")
-        capped = f", capped at {cap:.4g}" if cap is not None else ""
+        capped = f", capped at {cap:.4g}" if cap is not None else ", capped"
         for arm, data in (result.get("arms") or {}).items():
             primary = data.get("primary") or {}
             method = wording.METHODS.get(str(primary.get("method")), str(primary.get("method")))
-            rows.append(charts.ForestRow(f"{arm}: primary, {method}{capped}", primary.get("lift"),
+            # The decision uses the uncapped estimate; the capped comparison (another estimand) is beside it.
+            rows.append(charts.ForestRow(f"{arm}: primary, {method}, uncapped", primary.get("lift"),
                                          *(primary.get("liftCi") or [None, None]), emphasis=True))
             for key, label in (("welch", "raw"), ("cuped", "CUPED"), ("zTest", "raw z-test")):
                 est = data.get(key)
                 if est and est.get("lift") is not None and est.get("method") != primary.get("method"):
+                    rows.append(charts.ForestRow(f"{arm}: {label}, uncapped", est.get("lift"),
+                                                 *(est.get("liftCi") or [None, None])))
+            shown = set()
+            for est in (data.get("capped") or {}).values():
+                if est and est.get("lift") is not None and est.get("method") not in shown:
+                    shown.add(est.get("method"))
+                    label = wording.METHODS.get(str(est.get("method")), str(est.get("method")))
                     rows.append(charts.ForestRow(f"{arm}: {label}{capped}", est.get("lift"),
                                                  *(est.get("liftCi") or [None, None])))
             spill = ((result.get("spilloverExcluded") or {}).get("arms") or {}).get(arm)

@@ -68,3 +68,24 @@ def test_a_kill_is_a_false_positive_only_when_the_guarded_metrics_analysis_refut
     assert _harm_refuted(analysis(0.01, 0.4), breach) is True
     assert _harm_refuted(analysis(-0.05, 0.01), breach) is True
     assert _harm_refuted({"results": {}}, breach) is False and _harm_refuted(None, breach) is False
+
+
+def test_the_forest_plot_says_which_estimates_are_capped():
+    """The decision uses the uncapped estimate; the capped comparison (another estimand) sits
+    beside it, named with its cap, and no uncapped row claims a cap."""
+    from functions.console.pages import _results
+
+    def est(method, lift):
+        return {"method": method, "lift": lift, "liftCi": [lift - 0.02, lift + 0.02], "pValue": 0.01}
+
+    analysis = {"id": "a1", "createdAt": "2026-11-30T10:00:00Z", "results": {"revenue": {
+        "role": "PRIMARY", "type": "MEAN", "exclusions": {"winsorCap": 71.54},
+        "arms": {"plus10": {"primary": est("cuped", 0.05), "welch": est("welch", 0.04),
+                            "capped": {"primary": est("cuped", 0.03), "welch": est("welch", 0.02)},
+                            "recommendation": {"decision": "SHIP"}}}}}}
+    doc = {"definition": {"kpis": [{"metric": "revenue", "type": "MEAN"}]}}
+    forest = str(_results(analysis, doc, True, None)["kpis"][0]["forest"])
+    for label in ("plus10: primary, CUPED (variance-reduced), uncapped", "plus10: raw, uncapped",
+                  "plus10: CUPED (variance-reduced), capped at 71.54", "plus10: raw (Welch), capped at 71.54"):
+        assert label in forest, label
+    assert "primary, CUPED (variance-reduced), capped" not in forest
