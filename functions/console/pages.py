@@ -211,6 +211,10 @@ def _stage_chart(rollout_events: list[dict[str, Any]]) -> Any:
                                           [charts.Series("stage", pts)], y_format="{:.0%}", step=True))
 
 
+SHORT_METHODS = {"cuped": "CUPED", "welch": "Welch", "two_proportion_z": "z-test", "zTest": "z-test",
+                 "delta_ratio": "delta method"}  # forest-plot labels must fit the chart's label column
+
+
 def _results(analysis: dict[str, Any] | None, doc: dict[str, Any], guardrails_held: bool | None,
              units_per_day: float | None) -> dict[str, Any] | None:
     if not analysis:
@@ -224,9 +228,9 @@ def _results(analysis: dict[str, Any] | None, doc: dict[str, Any], guardrails_he
         capped = f", capped at {cap:.4g}" if cap is not None else ", capped"
         for arm, data in (result.get("arms") or {}).items():
             primary = data.get("primary") or {}
-            method = wording.METHODS.get(str(primary.get("method")), str(primary.get("method")))
+            method = SHORT_METHODS.get(str(primary.get("method")), str(primary.get("method")))
             # The decision uses the uncapped estimate; the capped comparison (another estimand) is beside it.
-            rows.append(charts.ForestRow(f"{arm}: primary, {method}, uncapped", primary.get("lift"),
+            rows.append(charts.ForestRow(f"{arm}: {method}, uncapped (decides)", primary.get("lift"),
                                          *(primary.get("liftCi") or [None, None]), emphasis=True))
             for key, label in (("welch", "raw"), ("cuped", "CUPED"), ("zTest", "raw z-test")):
                 est = data.get(key)
@@ -237,7 +241,7 @@ def _results(analysis: dict[str, Any] | None, doc: dict[str, Any], guardrails_he
             for est in (data.get("capped") or {}).values():
                 if est and est.get("lift") is not None and est.get("method") not in shown:
                     shown.add(est.get("method"))
-                    label = wording.METHODS.get(str(est.get("method")), str(est.get("method")))
+                    label = SHORT_METHODS.get(str(est.get("method")), str(est.get("method")))
                     rows.append(charts.ForestRow(f"{arm}: {label}{capped}", est.get("lift"),
                                                  *(est.get("liftCi") or [None, None])))
             spill = ((result.get("spilloverExcluded") or {}).get("arms") or {}).get(arm)

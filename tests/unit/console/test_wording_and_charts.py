@@ -85,7 +85,7 @@ def test_the_forest_plot_says_which_estimates_are_capped():
                             "recommendation": {"decision": "SHIP"}}}}}}
     doc = {"definition": {"kpis": [{"metric": "revenue", "type": "MEAN"}]}}
     forest = str(_results(analysis, doc, True, None)["kpis"][0]["forest"])
-    for label in ("plus10: primary, CUPED (variance-reduced), uncapped", "plus10: raw, uncapped",
-                  "plus10: CUPED (variance-reduced), capped at 71.54", "plus10: raw (Welch), capped at 71.54"):
+    for label in ("plus10: CUPED, uncapped (decides)", "plus10: raw, uncapped",
+                  "plus10: CUPED, capped at 71.54", "plus10: Welch, capped at 71.54"):
         assert label in forest, label
-    assert "primary, CUPED (variance-reduced), capped" not in forest
+    assert forest.count("(decides)") == 2  # one row decides: its label and its tooltip
