@@ -62,3 +62,12 @@ def expose(experiment_id: str, variants: dict[str, str], at: datetime | None = N
 def kpi(unit: str, metric: str, value: float, **kw: Any) -> dict[str, Any]:
     return {"eventId": kw.pop("eventId", f"evt-{uuid.uuid4().hex}"), "unitId": unit, "metric": metric,
             "value": value, "timestamp": kw.pop("timestamp", datetime.now(UTC).isoformat()), **kw}
+
+
+def deep(levels: int, leaf: Any = 1) -> Any:
+    """`levels` nested maps around `leaf` (depth as Firestore counts it): the input-limit tests'
+    and the fuzzing's one way to build a deep value."""
+    value = leaf
+    for _ in range(levels):
+        value = {"a": value}
+    return value

@@ -43,6 +43,7 @@ from functions.models.common import (
 from localdev.targets import MAIN
 from localdev.tokens import bearer
 from tests.support.database import versions
+from tests.support.factories import deep
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 ROLES = ["viewer", "pm", "approver", "operator", "admin", "service", "user"]
@@ -62,12 +63,6 @@ class Repeat:
 
     count: int
 
-
-def deep(levels: int, leaf: Any = 1) -> Any:
-    value = leaf
-    for _ in range(levels):
-        value = {"a": value}
-    return value
 
 
 def _chain(lengths: list[int]) -> dict[str, Any]:

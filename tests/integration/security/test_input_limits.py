@@ -25,19 +25,12 @@ from functions.models.common import (
 from functions.services.ledger.verification import verify_all, verify_experiment
 from localdev.tokens import bearer
 from tests.support.database import dump
-from tests.support.factories import definition, frozen_cohort, kpi, running_experiment
+from tests.support.factories import deep, definition, frozen_cohort, kpi, running_experiment
 
 PM = bearer("pm-limits", ["pm"])
 SERVICE = bearer("svc-limits", ["service"])
 VIEWER = bearer("viewer-limits", ["viewer"])
 
-
-def deep(levels: int, leaf: Any = 1) -> Any:
-    """`levels` nested maps around `leaf` (depth as Firestore counts it)."""
-    value = leaf
-    for _ in range(levels):
-        value = {"a": value}
-    return value
 
 
 def chain(key_lengths: list[int]) -> dict[str, Any]:

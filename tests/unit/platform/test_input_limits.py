@@ -5,13 +5,7 @@ from __future__ import annotations
 import pytest
 
 from functions.models.common import MAX_FREE_DEPTH, MAX_SAFE_INTEGER, storable_problem
-
-
-def deep(levels: int) -> object:
-    value: object = 1
-    for _ in range(levels):
-        value = {"a": value}
-    return value
+from tests.support.factories import deep
 
 
 @pytest.mark.parametrize(("value", "path", "fragment"), [
