@@ -52,6 +52,9 @@ class Settings:
     log_level: str = "INFO"
     sweep_window_seconds: int = 300
     sweep_workers: int = 8
+    metric_store: str = "embedded"  # embedded (DuckDB in-process) | bigquery
+    metric_store_path: str = ":memory:"  # the embedded store's file (":memory:": this process only)
+    metric_dataset: str = "offers_metrics"  # BigQuery dataset of the landing tables
 
     def topic(self, name: str) -> str:
         """Full topic id (prefix lets parallel tests use their own topics)."""
@@ -88,6 +91,9 @@ def settings() -> Settings:
         log_level=_env("LOG_LEVEL", "INFO"),
         sweep_window_seconds=int(_env("SWEEP_WINDOW_SECONDS", "300")),
         sweep_workers=int(_env("SWEEP_WORKERS", "8")),
+        metric_store=_env("METRIC_STORE", "embedded"),
+        metric_store_path=_env("METRIC_STORE_PATH", ":memory:"),
+        metric_dataset=_env("METRIC_DATASET", "offers_metrics"),
     )
 
 
