@@ -253,26 +253,85 @@ class RegionCodes:
         return np.isin(self.codes[arm], wanted)
 
 
-def _balance_checks(name: str, arms: Mapping[str, UnitData], masks: Mapping[str, np.ndarray],
-                    region_totals: Mapping[str, Counter[str]] | None, codes: RegionCodes | None,
-                    within: Mapping[str, np.ndarray] | None = None) -> list[quality.CheckResult]:
-    """Per filter: removed vs kept across arms, and the same inside every region. `region_totals`
-    are the units per region and arm in scope; only the (few) removed units are counted here."""
+@dataclass(frozen=True)
+class Removal:
+    """One filter's effect per arm: units removed out of the units in scope, overall and, when
+    regions are known, per region. This and `Aggregated` are all the pipeline needs after the
+    unit level, so a warehouse can compute them in SQL and send only counts and sums."""
+
+    removed: Mapping[str, int]
+    in_scope: Mapping[str, float]
+    removed_by_region: Mapping[str, Mapping[str, int]] | None = None
+    in_scope_by_region: Mapping[str, Mapping[str, int]] | None = None
+
+    def checks(self, name: str) -> list[quality.CheckResult]:
+        """Removed vs kept across arms, and the same inside every region."""
+        out = [quality.exclusion_balance(dict(self.removed), dict(self.in_scope), name)]
+        if self.removed_by_region is not None and self.in_scope_by_region is not None:
+            by_total: dict[str, dict[str, float]] = {}
+            by_removed: dict[str, dict[str, float]] = {}
+            for arm in self.removed:
+                gone = self.removed_by_region.get(arm, {})
+                for region, count in sorted(self.in_scope_by_region.get(arm, {}).items()):
+                    if count > 0:
+                        by_total.setdefault(region, {})[arm] = float(count)
+                        by_removed.setdefault(region, {})[arm] = float(gone.get(region, 0))
+            out.append(quality.exclusion_balance_by_region(by_removed, by_total, name))
+        return out
+
+
+@dataclass(frozen=True)
+class Aggregated:
+    """A KPI's analysis inputs after exclusions and capping, per arm: counts and sufficient
+    statistics only. `filters` are in the order they are applied (a unit counts under the first
+    that removes it); `stats` are uncapped, `capped` the same units winsorized at `cap`, `clean`
+    the same without units linked across arms (None when links are not tracked)."""
+
+    assigned: Mapping[str, float]
+    filters: Mapping[str, Removal]
+    stats: Mapping[str, Stats]
+    cap: float | None = None
+    cap_removal: Removal | None = None
+    capped: Mapping[str, Stats] | None = None
+    clean: Mapping[str, Stats] | None = None
+    restricted_regions: tuple[str, ...] = ()
+
+
+def analyse_aggregated(agg: Aggregated, cfg: AnalysisConfig,
+                       extra_checks: list[quality.CheckResult] | None = None) -> dict[str, Any]:
+    """Balance checks, the exclusions summary, then `analyse_stats`: the one path every source of
+    unit data (arrays in memory, SQL in a warehouse) ends in."""
+    arms = list(agg.assigned)
+    checks = [c for name, removal in agg.filters.items() for c in removal.checks(name)]
+    if agg.cap_removal is not None:
+        checks += agg.cap_removal.checks("outlier_cap")
+    removed = {name: {arm: int(r.removed.get(arm, 0)) for arm in arms} for name, r in agg.filters.items()}
+    total_removed = sum(sum(v.values()) for v in removed.values())
+    excluded_share = total_removed / max(sum(agg.assigned.values()), 1)
+    exclusions = {
+        "removed": removed,
+        "share": {f: {arm: removed[f][arm] / agg.assigned[arm] if agg.assigned[arm] else 0.0 for arm in arms}
+                  for f in removed},
+        "restrictedRegions": sorted(agg.restricted_regions),
+        "winsorCap": agg.cap,
+        "capped": {arm: int(agg.cap_removal.removed.get(arm, 0)) if agg.cap_removal is not None else 0
+                   for arm in arms},
+        "excludedShare": excluded_share,
+    }
+    return analyse_stats(agg.stats, cfg, agg.assigned, [*(extra_checks or []), *checks], excluded_share,
+                         {"exclusions": exclusions}, agg.clean, agg.capped)
+
+
+def _removal(arms: Mapping[str, UnitData], masks: Mapping[str, np.ndarray],
+             region_totals: Mapping[str, Counter[str]] | None, codes: RegionCodes | None,
+             within: Mapping[str, np.ndarray] | None = None) -> Removal:
     scope = within or {arm: np.ones(len(d), dtype=bool) for arm, d in arms.items()}
     removed = {arm: int((masks[arm] & scope[arm]).sum()) for arm in arms}
     totals = {arm: float(scope[arm].sum()) for arm in arms}
-    out = [quality.exclusion_balance(removed, totals, name)]
-    if region_totals is not None and codes is not None:
-        by_total: dict[str, dict[str, float]] = {}
-        by_removed: dict[str, dict[str, float]] = {}
-        for arm in arms:
-            gone = codes.counts(arm, masks[arm] & scope[arm])
-            for region, count in region_totals[arm].items():
-                if count > 0:
-                    by_total.setdefault(region, {})[arm] = float(count)
-                    by_removed.setdefault(region, {})[arm] = float(gone.get(region, 0))
-        out.append(quality.exclusion_balance_by_region(by_removed, by_total, name))
-    return out
+    if region_totals is None or codes is None:
+        return Removal(removed, totals)
+    return Removal(removed, totals, {arm: codes.counts(arm, masks[arm] & scope[arm]) for arm in arms},
+                   {arm: region_totals[arm] for arm in arms})
 
 
 UNIT_ARRAYS = ("pre", "fraud", "consent", "region", "events", "active_days", "identical_timestamp_share", "currency",
@@ -339,10 +398,8 @@ def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
                                               codes.mask(arm, ex.restricted_regions) if codes is not None else None)
              for arm, d in arms.items()}
     filters = list(next(iter(masks.values())).keys()) if masks else []
-    removed = {f: {arm: int(masks[arm][f].sum()) for arm in arms} for f in filters}
     regions = {arm: codes.counts(arm) for arm in arms} if codes is not None else None
-    checks = [c for f in filters
-              for c in _balance_checks(f, arms, {arm: masks[arm][f] for arm in arms}, regions, codes)]
+    removals = {f: _removal(arms, {arm: masks[arm][f] for arm in arms}, regions, codes) for f in filters}
     keep = {arm: ~np.logical_or.reduce(list(masks[arm].values())) if masks[arm] else np.ones(len(arms[arm]), bool)
             for arm in arms}
     kept_values = {arm: values[arm][keep[arm]] for arm in arms}
@@ -350,18 +407,19 @@ def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
     if cfg.metric_type in (PROPORTION, RATIO):
         # a percentile cap on 0/1 data would zero every conversion below a 1% rate; ratios are
         # capped through their parts at ingestion (perUnitCap), not here
-        capped, cap, n_capped = list(kept_values.values()), None, [0] * len(names)
+        capped, cap = list(kept_values.values()), None
     else:
         pooled = np.concatenate(list(kept_values.values())) if kept_values else np.zeros(0)
-        capped, cap, n_capped = corrections.winsorize(pooled, list(kept_values.values()), ex.winsor_percentile,
-                                                      ex.winsor_cap)
+        capped, cap, _ = corrections.winsorize(pooled, list(kept_values.values()), ex.winsor_percentile,
+                                               ex.winsor_cap)
+    cap_removal = None
     if cap is not None:
         cap_masks = {arm: np.zeros(len(arms[arm]), dtype=bool) for arm in arms}
         for arm in arms:
             cap_masks[arm][keep[arm]] = kept_values[arm] > cap
         kept_regions = ({arm: regions[arm] - codes.counts(arm, ~keep[arm]) for arm in arms}
                         if regions is not None and codes is not None else None)
-        checks += _balance_checks("outlier_cap", arms, cap_masks, kept_regions, codes, keep)
+        cap_removal = _removal(arms, cap_masks, kept_regions, codes, keep)
     stats: dict[str, Stats] = {}
     clean: dict[str, Stats] = {}
     capped_stats: dict[str, Stats] | None = {} if cap is not None else None
@@ -383,19 +441,9 @@ def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
             if linked and data.crosses_arms is not None:  # linked: every arm has crosses_arms
                 free = ~data.crosses_arms[keep[arm]]
                 clean[arm] = MomentStats.from_arrays(raw[free], pre[free] if pre is not None else None)
-    total_removed = sum(sum(v.values()) for v in removed.values())
-    excluded_share = total_removed / max(sum(assigned.values()), 1)
-    exclusions = {
-        "removed": removed,
-        "share": {f: {arm: removed[f][arm] / assigned[arm] if assigned[arm] else 0.0 for arm in arms}
-                  for f in filters},
-        "restrictedRegions": sorted(ex.restricted_regions),
-        "winsorCap": cap,
-        "capped": dict(zip(names, n_capped, strict=True)),
-        "excludedShare": excluded_share,
-    }
-    return analyse_stats(stats, cfg, assigned, [*(extra_checks or []), *checks], excluded_share,
-                         {"exclusions": exclusions}, clean if linked else None, capped_stats)
+    agg = Aggregated(assigned, removals, stats, cap, cap_removal, capped_stats, clean if linked else None,
+                     tuple(ex.restricted_regions))
+    return analyse_aggregated(agg, cfg, extra_checks)
 
 
 def adjust_secondary(p_values: Mapping[str, float | None], method: str = "holm") -> dict[str, float | None]:
