@@ -5,6 +5,7 @@ slower). One connection per process, a cursor per call: DuckDB serialises writer
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -71,8 +72,10 @@ class DuckDBStore:
 
     def _run(self, sql: str, params: Mapping[str, Param] | None) -> duckdb.DuckDBPyConnection:
         cur = self._con.cursor()
+        text = transpile(sql)
+        used = set(re.findall(r"\$(\w+)", text))  # DuckDB refuses parameters a query does not use
         try:
-            return cur.execute(transpile(sql), {k: _param(v) for k, v in (params or {}).items()})
+            return cur.execute(text, {k: _param(v) for k, v in (params or {}).items() if k in used})
         except duckdb.Error as exc:
             raise QueryRejected(str(exc).splitlines()[0]) from None
 

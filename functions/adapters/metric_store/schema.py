@@ -8,17 +8,16 @@ KPI_EVENTS = "kpi_events"
 EXPOSURES = "exposures"
 FRAUD_FLAGS = "fraud_flags"
 
-EXPOSED, ARM_CHANGED = "EXPOSED", "ARM_CHANGED"
-
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     # one KPI observation, value in the base currency; events without analytics consent never land
     KPI_EVENTS: (("event_id", "STRING NOT NULL"), ("unit_id", "STRING NOT NULL"), ("metric", "STRING NOT NULL"),
                  ("value", "FLOAT64 NOT NULL"), ("pre_value", "FLOAT64"), ("region", "STRING"),
                  ("event_time", "TIMESTAMP NOT NULL"), ("received_at", "TIMESTAMP NOT NULL")),
-    # a unit's first exposure to an experiment (arm = variant key, or "holdout"), and later the
-    # fact that it was decided into another arm (kind ARM_CHANGED: the unit leaves the analysis)
+    # a unit's exposure to an experiment as assign decided it (status ASSIGNED with a variant, or
+    # HOLDOUT); one row per (experiment, unit, decision): a unit seen with two decisions was
+    # decided into another arm after its first exposure and leaves the analysis
     EXPOSURES: (("event_id", "STRING NOT NULL"), ("experiment_id", "STRING NOT NULL"), ("unit_id", "STRING NOT NULL"),
-                ("arm", "STRING NOT NULL"), ("kind", "STRING NOT NULL"), ("analytics_consent", "BOOL NOT NULL"),
+                ("status", "STRING NOT NULL"), ("variant", "STRING"), ("analytics_consent", "BOOL NOT NULL"),
                 ("exposed_at", "TIMESTAMP NOT NULL"), ("received_at", "TIMESTAMP NOT NULL")),
     FRAUD_FLAGS: (("event_id", "STRING NOT NULL"), ("unit_id", "STRING NOT NULL"), ("reason", "STRING"),
                   ("source", "STRING"), ("flagged_at", "TIMESTAMP NOT NULL"), ("received_at", "TIMESTAMP NOT NULL")),

@@ -1,0 +1,222 @@
+"""The SQL the sweep and analyses run in the metric store (BigQuery Standard SQL).
+
+Everything unit-level happens here: the exposure join, attribution after first exposure (with a
+metric's delay and window), per-unit totals, the bias-correction filters (consent, restricted
+regions, fraud, bots), the exact percentile cap and the sufficient statistics. One query per KPI
+returns a few rows of counts and sums in a long format (`kind`, `arm`, `name`, `region`, numbers),
+so what crosses into the function does not grow with the number of units.
+
+Inputs that are not column values are query parameters; the only text spliced in is a metric's
+facts query (`MetricPart.facts`), built from a validated definition or the landing table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from functions.adapters.metric_store.schema import EXPOSURES, FRAUD_FLAGS, KPI_EVENTS, deduped
+
+SUM, COUNT, ANY = "SUM", "COUNT", "ANY"
+LATE_AFTER_SECONDS = 6 * 3600  # an event landing later than this after it happened is late data
+
+
+@dataclass(frozen=True)
+class MetricPart:
+    """One per-unit value: facts (unit_id, event_time, value, pre_value, event_id), how they
+    aggregate per unit, and which facts count (delay/window after first exposure; a covariate
+    from the facts' own pre_value, or the same aggregation over `pre_days` before exposure)."""
+
+    facts: str
+    aggregation: str = SUM
+    binary: bool = False  # 0/1 per unit (a conversion): any positive total is 1
+    cap: float | None = None  # per-unit cap on the total
+    delay_hours: float = 0.0
+    window_hours: float | None = None
+    pre_days: float | None = None
+
+
+def kpi_facts(param: str) -> str:
+    """The project's own landed KPI events of the metric named by query parameter `param`."""
+    return (f"SELECT unit_id, event_time, value, pre_value, event_id "
+            f"FROM {deduped(KPI_EVENTS, f'metric = @{param}')}")
+
+
+def _exposed(arms_param: str = "arms") -> str:
+    """Units exposed to the experiment with exactly one arm (a unit decided into two arms is left
+    out, as the exposure log flags it), their first exposure and analytics consent."""
+    return f"""
+exposed AS (
+  SELECT unit_id, MIN(exposed_at) AS exposed_at, LOGICAL_AND(analytics_consent) AS consent,
+         COUNT(DISTINCT CONCAT(status, ':', IFNULL(variant, ''))) AS arms_seen,
+         MAX(IF(status = 'HOLDOUT', 'holdout', variant)) AS arm, MAX(status) AS status
+  FROM {deduped(EXPOSURES, 'experiment_id = @experiment_id')}
+  GROUP BY unit_id
+),
+units AS (
+  SELECT unit_id, arm, exposed_at, consent FROM exposed
+  WHERE arms_seen = 1 AND arm IS NOT NULL AND status IN ('ASSIGNED', 'HOLDOUT')
+    AND arm IN UNNEST(@{arms_param}) AND unit_id NOT IN UNNEST(@left_out)
+)"""
+
+
+def _activity() -> str:
+    """Bot and data-quality signals per unit from its landed events of the experiment's metrics
+    after first exposure: event count, events sharing a timestamp, late events, first and last
+    event, and the region of the latest event that names one (by time, then event id)."""
+    return f"""
+activity AS (
+  SELECT u.unit_id, COUNT(*) AS events, COUNT(*) - COUNT(DISTINCT k.event_time) AS same_ts,
+         COUNTIF(k.received_at > TIMESTAMP_ADD(k.event_time, INTERVAL {LATE_AFTER_SECONDS} SECOND)) AS late,
+         MIN(k.event_time) AS first_seen, MAX(k.event_time) AS last_seen,
+         ARRAY_AGG(k.region IGNORE NULLS ORDER BY k.event_time DESC, k.event_id DESC)[SAFE_OFFSET(0)] AS region
+  FROM units u JOIN {deduped(KPI_EVENTS, 'metric IN UNNEST(@activity_metrics)')} k
+    ON k.unit_id = u.unit_id AND k.event_time >= u.exposed_at
+  GROUP BY u.unit_id
+)"""
+
+
+def _part(i: int, part: MetricPart) -> str:
+    start = f"TIMESTAMP_ADD(u.exposed_at, INTERVAL {int(part.delay_hours * 3600)} SECOND)"
+    inside = f"f.event_time >= {start}"
+    if part.window_hours is not None:
+        inside += f" AND f.event_time < TIMESTAMP_ADD({start}, INTERVAL {int(part.window_hours * 3600)} SECOND)"
+    value = {SUM: f"SUM(IF({inside}, f.value, 0))", COUNT: f"COUNTIF({inside} AND f.value IS NOT NULL)",
+             ANY: f"IF(COUNTIF({inside}) > 0, 1, 0)"}[part.aggregation]
+    if part.pre_days is None:
+        pre = (f"ARRAY_AGG(IF({inside}, f.pre_value, NULL) IGNORE NULLS "
+               f"ORDER BY f.event_time, f.event_id)[SAFE_OFFSET(0)]")
+        since = "u.exposed_at"
+    else:
+        before = "f.event_time < u.exposed_at"
+        pre = {SUM: f"SUM(IF({before}, f.value, 0))", COUNT: f"COUNTIF({before} AND f.value IS NOT NULL)",
+               ANY: f"IF(COUNTIF({before}) > 0, 1, 0)"}[part.aggregation]
+        since = f"TIMESTAMP_SUB(u.exposed_at, INTERVAL {int(part.pre_days * 86400)} SECOND)"
+    return f"""
+part{i} AS (
+  SELECT u.unit_id, CAST({value} AS FLOAT64) AS x, CAST({pre} AS FLOAT64) AS pre, COUNTIF({inside}) AS facts
+  FROM units u JOIN ({part.facts}) f ON f.unit_id = u.unit_id AND f.event_time >= {since}
+  GROUP BY u.unit_id
+)"""
+
+
+def _shaped(i: int, part: MetricPart) -> str:
+    """The per-unit value after the metric's own shaping: 0/1 for a conversion, then its cap."""
+    x = f"COALESCE(p{i}.x, 0)"
+    if part.binary:
+        x = f"IF({x} > 0, 1.0, 0.0)"
+    if part.cap is not None:
+        x = f"LEAST({x}, CAST({float(part.cap)!r} AS FLOAT64))"
+    return x
+
+
+STATS_COLUMNS = "n, sx, sxx, sp, spp, sxp, kx, kp"
+
+
+def _sums(subset: str, value: str, covariate: str, where: str) -> str:
+    return f"""
+  SELECT '{subset}' AS kind, arm, CAST(NULL AS STRING) AS name, CAST(NULL AS STRING) AS region,
+         COUNT(*) AS n, SUM(v - kx) AS sx, SUM((v - kx) * (v - kx)) AS sxx, SUM(c - kp) AS sp,
+         SUM((c - kp) * (c - kp)) AS spp, SUM((v - kx) * (c - kp)) AS sxp, ANY_VALUE(kx) AS kx, ANY_VALUE(kp) AS kp
+  FROM (SELECT arm, {value} AS v, {covariate} AS c, AVG({value}) OVER (PARTITION BY arm) AS kx,
+               AVG({covariate}) OVER (PARTITION BY arm) AS kp
+        FROM unit_rows WHERE {where})
+  GROUP BY arm"""
+
+
+def _counts(kind: str, name: str, where: str) -> str:
+    return f"""
+  SELECT '{kind}' AS kind, arm, {name} AS name, region, COUNT(*) AS n, {_NULLS}
+  FROM unit_rows WHERE {where} GROUP BY arm, name, region"""
+
+
+_NULLS = ", ".join(f"CAST(NULL AS FLOAT64) AS {c}" for c in STATS_COLUMNS.split(", ")[1:])
+
+
+def analysis(value: MetricPart, second: MetricPart | None = None, *, ratio: bool = False,
+             percentile_cap: bool = False, crossing: bool = False) -> str:
+    """One KPI's analysis inputs. Parameters: experiment_id, arms, left_out (units not analysed,
+    e.g. contaminated holdout members), activity_metrics, restricted_regions, max_events_per_day,
+    mad_threshold, max_identical_share, has_max_value and max_value, percentile, has_fixed_cap and
+    fixed_cap, crossing_units (no parameter is NULL: BigQuery needs a type for every value).
+    `second` is the denominator (ratio) or nothing; without `ratio` a MEAN
+    KPI's covariate is the first part's pre-period value.
+
+    Rows: kind 'filter' (arm, filter name, region, units removed), 'scope' (arm, region, units),
+    'cap' (the cap in kx), 'capped' (arm, region, kept units above the cap), 'kept' (arm, region,
+    kept units), and sufficient statistics of kind 'stats', 'capped_stats', 'clean_stats'."""
+    parts = [value] + ([second] if second is not None else [])
+    ctes = [_exposed(), _activity(), *(_part(i, p) for i, p in enumerate(parts))]
+    joins = " ".join(f"LEFT JOIN part{i} p{i} ON p{i}.unit_id = u.unit_id" for i in range(len(parts)))
+    x = _shaped(0, value)
+    covariate = _shaped(1, second) if ratio and second is not None else "COALESCE(p0.pre, 0)"
+    has_data = " OR ".join(["a.events IS NOT NULL", *(f"p{i}.facts > 0" for i in range(len(parts)))])
+    ctes.append(f"""
+flags AS (SELECT DISTINCT unit_id FROM {deduped(FRAUD_FLAGS)}),
+base AS (
+  SELECT u.unit_id, u.arm, u.consent, COALESCE(a.region, 'unknown') AS region, COALESCE(a.events, 0) AS events,
+         COALESCE(a.same_ts, 0) AS same_ts, ({has_data}) AS has_data, fl.unit_id IS NOT NULL AS fraud,
+         GREATEST(CAST(CEIL(IFNULL(UNIX_MICROS(a.last_seen) - UNIX_MICROS(a.first_seen), 0) / 86400e6) AS FLOAT64),
+                  1.0) AS active_days,
+         {x} AS x, {covariate} AS pre, u.unit_id IN UNNEST(@crossing_units) AS crosses
+  FROM units u LEFT JOIN activity a ON a.unit_id = u.unit_id LEFT JOIN flags fl ON fl.unit_id = u.unit_id {joins}
+),
+baseline AS (
+  SELECT ANY_VALUE(med) AS med FROM (SELECT PERCENTILE_CONT(events, 0.5) OVER () AS med FROM base WHERE consent)
+),
+spread AS (
+  SELECT ANY_VALUE(mad) AS mad FROM (
+    SELECT PERCENTILE_CONT(ABS(events - (SELECT med FROM baseline)), 0.5) OVER () AS mad FROM base WHERE consent)
+),
+unit_rows AS (
+  SELECT b.*, CASE
+      WHEN NOT b.consent THEN 'consent'
+      WHEN b.region IN UNNEST(@restricted_regions) THEN 'region'
+      WHEN b.fraud THEN 'fraud'
+      WHEN b.events / GREATEST(b.active_days, 1.0) > @max_events_per_day
+        OR (IFNULL((SELECT mad FROM spread), 0) > 0
+            AND 0.6745 * (b.events - (SELECT med FROM baseline)) / (SELECT mad FROM spread) > @mad_threshold)
+        OR IF(b.events >= 10, b.same_ts / GREATEST(b.events - 1, 1), 0) > @max_identical_share
+        OR (@has_max_value AND (b.x > @max_value OR b.x < 0)) THEN 'bot'
+    END AS removed_by
+  FROM base b
+),
+cap AS (
+  SELECT IF(@has_fixed_cap, @fixed_cap, {"(SELECT ANY_VALUE(q) FROM (SELECT PERCENTILE_CONT(x, @percentile) "
+                                             "OVER () AS q FROM unit_rows WHERE removed_by IS NULL AND x > 0))"
+                                             if percentile_cap else "CAST(NULL AS FLOAT64)"}) AS value
+)""")
+    selects = [
+        _counts("filter", "removed_by", "removed_by IS NOT NULL"),
+        _counts("scope", "CAST(NULL AS STRING)", "TRUE"),
+        f"""
+  SELECT 'cap' AS kind, CAST(NULL AS STRING) AS arm, CAST(NULL AS STRING) AS name, CAST(NULL AS STRING) AS region,
+         0 AS n, {", ".join(f"CAST(NULL AS FLOAT64) AS {c}" for c in ("sx", "sxx", "sp", "spp", "sxp"))},
+         (SELECT value FROM cap) AS kx, CAST(NULL AS FLOAT64) AS kp""",
+        _counts("capped", "CAST(NULL AS STRING)", "removed_by IS NULL AND x > (SELECT value FROM cap)"),
+        _counts("kept", "CAST(NULL AS STRING)", "removed_by IS NULL"),
+        _sums("stats", "x", "pre", "removed_by IS NULL"),
+        _sums("capped_stats", "LEAST(x, (SELECT value FROM cap))", "pre",
+              "removed_by IS NULL AND (SELECT value FROM cap) IS NOT NULL"),
+    ]
+    if crossing:
+        selects.append(_sums("clean_stats", "x", "pre", "removed_by IS NULL AND NOT crosses"))
+    return "WITH " + ",".join(ctes) + "\n" + "\nUNION ALL".join(selects)
+
+
+def population() -> str:
+    """Per arm (variants and holdout): units, consenting units without any data, events, late
+    events, the newest event and the first exposure; and the units flagged as fraud. Parameters:
+    experiment_id, arms, left_out, activity_metrics."""
+    return "WITH " + ",".join([_exposed(), _activity()]) + f"""
+SELECT u.arm, COUNT(*) AS units, COUNTIF(u.consent) AS consenting,
+       COUNTIF(u.consent AND a.unit_id IS NULL) AS missing,
+       SUM(IF(u.consent, IFNULL(a.events, 0), 0)) AS events, SUM(IF(u.consent, IFNULL(a.late, 0), 0)) AS late,
+       MAX(IF(u.consent, a.last_seen, NULL)) AS newest, MIN(u.exposed_at) AS first_exposed,
+       COUNTIF(u.unit_id IN (SELECT unit_id FROM {deduped(FRAUD_FLAGS)})) AS flagged
+FROM units u LEFT JOIN activity a ON a.unit_id = u.unit_id
+GROUP BY u.arm"""
+
+
+def arms_of() -> str:
+    """The arm of each of the given units (parameter units) in one experiment."""
+    return "WITH " + _exposed() + "\nSELECT unit_id, arm FROM units WHERE unit_id IN UNNEST(@units)"

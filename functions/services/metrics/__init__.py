@@ -1,0 +1,2 @@
+"""Unit-level metric data in the metric store: landing facts, and reading back only sufficient
+statistics and counts for sweeps and analyses."""

@@ -1,0 +1,160 @@
+"""An analysis's inputs from the metric store: per KPI one query that returns counts and
+sufficient statistics (`queries.analysis`), turned into the pipeline's `Aggregated`; and the
+population facts (units per arm, missing and late data, first exposure, fraud flags)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from functions.adapters.metric_store import queries, store
+from functions.core.stats.corrections import ExclusionConfig
+from functions.core.stats.pipeline import MEAN, PROPORTION, RATIO, Aggregated, Removal, Stats
+from functions.core.stats.sufficient import MomentStats, RatioStats
+
+HOLDOUT_ARM = "holdout"
+FILTERS = ("consent", "region", "fraud", "bot")
+
+
+def tracked_metrics(doc: Mapping[str, Any]) -> list[str]:
+    """Every landed metric the experiment reads: its KPIs (ratio parts included) and guardrails."""
+    names: list[str] = []
+    for kpi in doc.get("kpis") or []:
+        parts = [kpi["numerator"], kpi["denominator"]] if kpi.get("type") == RATIO else [kpi["metric"]]
+        names += parts
+    names += [g["metric"] for g in doc.get("guardrails") or []]
+    return sorted(set(names))
+
+
+def _spec_of(doc: Mapping[str, Any], metric: str) -> Mapping[str, Any]:
+    for kpi in doc.get("kpis") or []:
+        if kpi.get("metric") == metric and kpi.get("type") != RATIO:
+            return kpi
+    return {}
+
+
+def part(doc: Mapping[str, Any], metric: str, param: str) -> queries.MetricPart:
+    """A landed KPI metric as a query part: 0/1 for a PROPORTION KPI, capped at its perUnitCap."""
+    spec = _spec_of(doc, metric)
+    cap = spec.get("perUnitCap")
+    return queries.MetricPart(queries.kpi_facts(param), binary=spec.get("type") == PROPORTION,
+                              cap=float(cap) if cap else None)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which units one analysis reads: the arms, units left out, and units linked across arms
+    (None: links are not tracked for this experiment)."""
+
+    experiment_id: str
+    arms: tuple[str, ...]
+    activity_metrics: tuple[str, ...]
+    left_out: tuple[str, ...] = ()
+    crossing: tuple[str, ...] | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"experiment_id": self.experiment_id, "arms": list(self.arms), "left_out": list(self.left_out),
+                "activity_metrics": list(self.activity_metrics)}
+
+
+def _stats(row: Mapping[str, Any], ratio: bool) -> Stats:
+    raw = [float(row[c] or 0.0) for c in ("n", "sx", "sxx", "sp", "spp", "sxp", "kx", "kp")]
+    return RatioStats(*raw) if ratio else MomentStats(*raw)
+
+
+def aggregated(doc: Mapping[str, Any], kpi: Mapping[str, Any], scope: Scope, ex: ExclusionConfig) -> Aggregated:
+    """One KPI's `Aggregated` for the arms in `scope`, computed in the metric store."""
+    ratio = kpi.get("type") == RATIO
+    if ratio:
+        first, second = part(doc, kpi["numerator"], "m0"), part(doc, kpi["denominator"], "m1")
+        metric_params = {"m0": kpi["numerator"], "m1": kpi["denominator"]}
+    else:
+        first, second = part(doc, kpi["metric"], "m0"), None
+        metric_params = {"m0": kpi["metric"]}
+    capping = kpi.get("type", MEAN) == MEAN
+    sql = queries.analysis(first, second, ratio=ratio, percentile_cap=capping and ex.winsor_percentile is not None,
+                           crossing=scope.crossing is not None)
+    params = {**scope.params(), **metric_params,
+              "restricted_regions": list(ex.restricted_regions), "max_events_per_day": float(ex.max_events_per_day),
+              "mad_threshold": float(ex.mad_threshold), "max_identical_share": float(ex.max_identical_timestamp_share),
+              "has_max_value": ex.max_value is not None, "max_value": float(ex.max_value or 0.0),
+              "percentile": float(ex.winsor_percentile or 0.0),
+              "has_fixed_cap": capping and ex.winsor_cap is not None, "fixed_cap": float(ex.winsor_cap or 0.0),
+              "crossing_units": list(scope.crossing or ())}
+    rows = store().query(sql, params)
+    return _assemble(rows, scope, ratio, tuple(ex.restricted_regions))
+
+
+def _assemble(rows: Iterable[Mapping[str, Any]], scope: Scope, ratio: bool, restricted: tuple[str, ...]) -> Aggregated:
+    arms = scope.arms
+    Counts = dict[str, dict[str, dict[str, dict[str, int]]]]  # kind -> name -> arm -> region -> units
+    counts: Counts = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    sums: dict[str, dict[str, Stats]] = defaultdict(dict)
+    cap = None
+    for row in rows:
+        kind = row["kind"]
+        if kind == "cap":
+            cap = float(row["kx"]) if row["kx"] is not None else None
+        elif kind.endswith("stats"):
+            sums[kind][row["arm"]] = _stats(row, ratio)
+        else:
+            counts[kind][row["name"] or ""][row["arm"]][row["region"]] = int(row["n"])
+    scope_by_region = {arm: dict(counts["scope"][""].get(arm, {})) for arm in arms}
+    assigned = {arm: float(sum(scope_by_region[arm].values())) for arm in arms}
+    filters = {}
+    for name in FILTERS:
+        by_region = {arm: dict(counts["filter"][name].get(arm, {})) for arm in arms}
+        filters[name] = Removal({arm: sum(by_region[arm].values()) for arm in arms}, assigned, by_region,
+                                scope_by_region)
+    empty: Stats = RatioStats() if ratio else MomentStats()
+    stats = {arm: sums["stats"].get(arm, empty) for arm in arms}
+    cap_removal = capped = None
+    if cap is not None:
+        kept = {arm: dict(counts["kept"][""].get(arm, {})) for arm in arms}
+        above = {arm: dict(counts["capped"][""].get(arm, {})) for arm in arms}
+        cap_removal = Removal({arm: sum(above[arm].values()) for arm in arms},
+                              {arm: float(sum(kept[arm].values())) for arm in arms}, above, kept)
+        capped = {arm: sums["capped_stats"].get(arm, empty) for arm in arms}
+    clean = {arm: sums["clean_stats"].get(arm, empty) for arm in arms} if scope.crossing is not None else None
+    return Aggregated(assigned, filters, stats, cap, cap_removal, capped, clean, restricted)
+
+
+@dataclass(frozen=True)
+class ArmFacts:
+    units: int
+    consenting: int
+    missing: int
+    events: int
+    late: int
+    newest: datetime | None
+    first_exposed: datetime | None
+    flagged: int
+
+
+def _aware(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def population(scope: Scope) -> dict[str, ArmFacts]:
+    """arm -> what the data-quality checks and the run-rate need, for every arm in scope."""
+    out = {}
+    for row in store().query(queries.population(), scope.params()):
+        out[row["arm"]] = ArmFacts(int(row["units"]), int(row["consenting"]), int(row["missing"]),
+                                   int(row["events"] or 0), int(row["late"] or 0), _aware(row["newest"]),
+                                   _aware(row["first_exposed"]), int(row["flagged"]))
+    return out
+
+
+def arms_of(experiment_id: str, units: Iterable[str], arms: Iterable[str]) -> dict[str, str]:
+    """The arm of each given unit that the experiment analyses (units not exposed are absent)."""
+    wanted = sorted(set(units))
+    if not wanted:
+        return {}
+    rows = store().query(queries.arms_of(), {"experiment_id": experiment_id, "arms": list(arms), "left_out": [],
+                                             "units": wanted})
+    return {r["unit_id"]: r["arm"] for r in rows}

@@ -1,0 +1,95 @@
+"""Landing facts in the metric store as append-only rows.
+
+KPI events, exposures and fraud flags are appended as they arrive, one batch per delivery; a
+redelivered message lands its rows again and every read de-duplicates by `event_id`, so
+at-least-once delivery still counts each fact once. Nothing is attributed here: attribution to
+experiments happens when a sweep or an analysis reads, so an event that arrives late, after a
+kill or before its exposure is recorded still counts wherever it belongs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from functions.adapters.metric_store import store
+from functions.adapters.metric_store.schema import EXPOSURES, FRAUD_FLAGS, KPI_EVENTS
+from functions.config import settings
+from functions.core.errors import Unprocessable
+from functions.models.analytics import FraudSignal
+from functions.models.assign import ExposureRow
+from functions.models.experiments import KpiEvent
+
+ANALYSED_STATUSES = ("ASSIGNED", "HOLDOUT")
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    dropped_no_consent: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "droppedNoConsent": self.dropped_no_consent, "rejected": self.rejected}
+
+
+def normalise_value(event: KpiEvent) -> float:
+    """Monetary values with a currency become base-currency values; without one they are
+    taken as already in the base currency."""
+    if event.currency is None:
+        return event.value
+    rates = settings().currency_rates
+    if event.currency not in rates:
+        raise Unprocessable(f"no exchange rate for {event.currency}", code="UNKNOWN_CURRENCY",
+                            details={"currency": event.currency, "known": sorted(rates)})
+    return event.value * rates[event.currency]
+
+
+def kpi_row(event: KpiEvent, received_at: datetime) -> dict[str, Any]:
+    return {"event_id": event.eventId, "unit_id": event.unitId, "metric": event.metric,
+            "value": normalise_value(event), "pre_value": event.preValue, "region": event.region,
+            "event_time": event.timestamp, "received_at": received_at}
+
+
+def land_kpi_events(events: Iterable[KpiEvent]) -> IngestResult:
+    """Validate and land a batch in one append. Events without analytics consent are counted,
+    never stored; an event the system cannot value (unknown currency) is rejected with its code."""
+    result = IngestResult()
+    now = datetime.now(UTC)
+    rows = []
+    for event in events:
+        if not event.consent.analytics:
+            result.dropped_no_consent += 1
+            continue
+        try:
+            rows.append(kpi_row(event, now))
+        except Unprocessable as err:
+            result.rejected.append({"eventId": event.eventId, "code": err.code, "message": err.message})
+    result.accepted = store().append(KPI_EVENTS, rows)
+    return result
+
+
+def exposure_event_id(row: ExposureRow) -> str:
+    """One id per (experiment, unit, decision): repeats of a decision de-duplicate, a second
+    decision for the same unit stays visible (and takes the unit out of analysis)."""
+    key = json.dumps([row.experimentId, row.unitId, row.status, row.variant], separators=(",", ":"))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def land_exposures(rows: Iterable[ExposureRow], at: datetime) -> int:
+    now = datetime.now(UTC)
+    return store().append(EXPOSURES, [
+        {"event_id": exposure_event_id(r), "experiment_id": r.experimentId, "unit_id": r.unitId, "status": r.status,
+         "variant": r.variant, "analytics_consent": r.analyticsConsent, "exposed_at": at, "received_at": now}
+        for r in rows if r.status in ANALYSED_STATUSES])
+
+
+def land_fraud_flags(signals: Iterable[FraudSignal]) -> int:
+    now = datetime.now(UTC)
+    return store().append(FRAUD_FLAGS, [
+        {"event_id": s.eventId, "unit_id": s.unitId, "reason": s.reason, "source": s.source,
+         "flagged_at": s.flaggedAt or now, "received_at": now} for s in signals])
