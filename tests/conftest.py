@@ -75,9 +75,14 @@ def emulators():
 
 @pytest.fixture
 def clean_firestore(emulators):
+    """An empty Firestore and an empty metric store (the embedded one is per process)."""
+    from functions.adapters.metric_store import reset_store
+
     emulators.clear_firestore()
+    reset_store()
     yield
     emulators.clear_firestore()
+    reset_store()
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ transaction with the guardrail action it triggers (a second, concurrent sweep fi
 and does nothing; a crash midway leaves no half-done window), guardrails with always-valid
 bounds; then rollout auto-progression, ledger checkpoints and the outbox safety net. Every step
 is imported statically and reports its outcome: a step that fails is named in the result and in
-the status health reads, never skipped silently. Reads aggregates only, so its cost grows with
-variants x metrics x shards, never with units."""
+the status health reads, never skipped silently. The statistics of all running experiments come
+from one metric-store query that returns sums per experiment, arm and metric."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ from functions.adapters.auth import SYSTEM
 from functions.adapters.firestore import EXPERIMENT_SNAPSHOTS, OFFER_EXPERIMENTS, db, transactional
 from functions.config import settings
 from functions.core.errors import AppError
-from functions.services.experiments import aggregates, guardrails, health, repository
+from functions.services.experiments import guardrails, health, repository
 from functions.services.experiments.transitions import apply_transition, record_event
 from functions.services.ledger import checkpoints
+from functions.services.metrics import snapshot_stats
 from functions.services.rollouts import progression
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,16 @@ def snapshot_id(experiment_id: str, window: datetime, run_key: str | None = None
     return f"{base}__{run_key}" if run_key else base
 
 
-def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = None) -> dict[str, Any]:
+def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = None,
+                     stats: snapshot_stats.ExperimentStats | None = None) -> dict[str, Any]:
     """One snapshot per window, committed together with the action it triggers: a crash before
     the commit leaves nothing (the rerun redoes both), after it leaves both (the rerun skips).
     `run_key` names an on-demand run (an operator's "sweep now"), which gets its own snapshot
     instead of finding the scheduled one of the window and doing nothing."""
     eid = doc["id"]
     window = window_start(now)
-    stats = aggregates.read(eid)
+    if stats is None:  # one experiment on its own (an operator's sweep-now of it)
+        stats = snapshot_stats.read([doc])[eid]
     verdicts = guardrails.evaluate(doc, stats)
     sid = snapshot_id(eid, window, run_key)
     snapshot_ref = db().collection(EXPERIMENT_SNAPSHOTS).document(sid)
@@ -72,7 +75,7 @@ def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = N
             acted = breach["action"]
         txn.create(snapshot_ref, {
             "experimentId": eid, "windowStart": window, "takenAt": now, "state": current.get("state"),
-            "rollout": current.get("rollout"), "units": aggregates.units_per_variant(stats),
+            "rollout": current.get("rollout"), "units": snapshot_stats.units_per_arm(stats),
             "stats": {v: {m: s.to_dict() for m, s in metrics.items()} for v, metrics in stats.items()},
             "guardrails": verdicts, "acted": acted,
         })
@@ -129,11 +132,17 @@ def run_sweep(now: datetime | None = None, run_key: str | None = None) -> dict[s
     running = [snap.to_dict() or {} for snap in
                db().collection(OFFER_EXPERIMENTS).where(filter=FieldFilter("state", "==", "RUNNING")).stream()]
     failures: list[dict[str, Any]] = []
+    # one metric-store query for every running experiment; if it cannot run, no snapshot is
+    # written (a snapshot of no data would read as "nothing happened"), and the step says so
+    stats = _step("snapshots", failures, snapshot_stats.read, running)
 
     def one(doc: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         eid = doc.get("id")
         try:
-            result = sweep_experiment(doc, now, run_key)
+            if stats is None:
+                result = {"experimentId": eid, "error": "METRIC_STORE_UNAVAILABLE"}
+            else:
+                result = sweep_experiment(doc, now, run_key, stats.get(str(eid), {}))
         except AppError as err:
             result = {"experimentId": eid, "error": err.code}
             failures.append(_failure("snapshots", err, eid))

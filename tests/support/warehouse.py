@@ -166,3 +166,11 @@ def close(a: Any, b: Any, rel: float = 1e-9, path: str = "") -> list[str]:
     if math.isclose(a, b, rel_tol=rel, abs_tol=rel):
         return []
     return [f"{path}: {a!r} != {b!r}"]
+
+
+def sweep_stats(experiment_id: str) -> dict[str, dict[str, Any]]:
+    """arm -> metric -> the statistics the sweep reads for one experiment."""
+    from functions.services.experiments import repository
+    from functions.services.metrics import snapshot_stats
+
+    return snapshot_stats.read([repository.load(None, experiment_id)])[experiment_id]

@@ -220,3 +220,60 @@ GROUP BY u.arm"""
 def arms_of() -> str:
     """The arm of each of the given units (parameter units) in one experiment."""
     return "WITH " + _exposed() + "\nSELECT unit_id, arm FROM units WHERE unit_id IN UNNEST(@units)"
+
+
+SPEC_SEPARATOR = "/"  # never in an experiment id or a metric name (models.common.ID_PATTERN)
+
+
+def snapshot() -> str:
+    """The sweep's sufficient statistics for every running experiment at once: per experiment,
+    arm and landed metric, over all units exposed with one arm (a unit without events counts
+    as 0), each unit's total after first exposure, 0/1 for a conversion, capped at the KPI's
+    perUnitCap. Parameters: experiments, metrics, since (the earliest start: older partitions
+    are never read), spec (one string per experiment and metric:
+    `experiment/metric/binary 0|1/cap or empty`). Its cost grows with the running experiments'
+    exposures and the events since they started, never with all history."""
+    sep = SPEC_SEPARATOR
+    return f"""
+WITH spec AS (
+  SELECT SPLIT(s, '{sep}')[SAFE_OFFSET(0)] AS experiment_id, SPLIT(s, '{sep}')[SAFE_OFFSET(1)] AS metric,
+         SPLIT(s, '{sep}')[SAFE_OFFSET(2)] = '1' AS binary,
+         SAFE_CAST(NULLIF(SPLIT(s, '{sep}')[SAFE_OFFSET(3)], '') AS FLOAT64) AS cap
+  FROM UNNEST(@spec) AS s
+),
+exposed AS (
+  SELECT experiment_id, unit_id, MIN(exposed_at) AS exposed_at,
+         COUNT(DISTINCT CONCAT(status, ':', IFNULL(variant, ''))) AS arms_seen,
+         MAX(IF(status = 'HOLDOUT', 'holdout', variant)) AS arm
+  FROM {deduped(EXPOSURES, 'experiment_id IN UNNEST(@experiments)')}
+  GROUP BY experiment_id, unit_id
+),
+units AS (SELECT experiment_id, unit_id, arm, exposed_at FROM exposed WHERE arms_seen = 1 AND arm IS NOT NULL),
+totals AS (
+  SELECT u.experiment_id, u.unit_id, k.metric, SUM(k.value) AS x,
+         ARRAY_AGG(k.pre_value IGNORE NULLS ORDER BY k.event_time, k.event_id)[SAFE_OFFSET(0)] AS pre
+  FROM units u JOIN {deduped(KPI_EVENTS, 'metric IN UNNEST(@metrics) AND event_time >= @since')} k
+    ON k.unit_id = u.unit_id AND k.event_time >= u.exposed_at
+  GROUP BY u.experiment_id, u.unit_id, k.metric
+),
+shaped AS (
+  SELECT u.experiment_id, u.arm, sp.metric,
+         IF(sp.cap IS NULL, v, LEAST(v, sp.cap)) AS v, c
+  FROM (
+    SELECT u.experiment_id, u.unit_id, u.arm, sp.metric,
+           IF(sp.binary, IF(COALESCE(t.x, 0) > 0, 1.0, 0.0), COALESCE(t.x, 0)) AS v, COALESCE(t.pre, 0) AS c
+    FROM units u JOIN spec sp ON sp.experiment_id = u.experiment_id
+    LEFT JOIN totals t ON t.experiment_id = u.experiment_id AND t.unit_id = u.unit_id AND t.metric = sp.metric
+  ) u JOIN spec sp ON sp.experiment_id = u.experiment_id AND sp.metric = u.metric
+),
+centred AS (
+  SELECT experiment_id, arm, metric, v, c,
+         AVG(v) OVER (PARTITION BY experiment_id, arm, metric) AS kx,
+         AVG(c) OVER (PARTITION BY experiment_id, arm, metric) AS kp
+  FROM shaped
+)
+SELECT experiment_id, arm, metric, COUNT(*) AS n, SUM(v - kx) AS sx, SUM((v - kx) * (v - kx)) AS sxx,
+       SUM(c - kp) AS sp, SUM((c - kp) * (c - kp)) AS spp, SUM((v - kx) * (c - kp)) AS sxp,
+       ANY_VALUE(kx) AS kx, ANY_VALUE(kp) AS kp
+FROM centred
+GROUP BY experiment_id, arm, metric"""

@@ -7,6 +7,7 @@ of an absolute limit's variance and information floors."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from functions.core.stats.sequential import MIN_EFFECTIVE_EVENTS, absolute_guardrail, relative_guardrail
@@ -20,7 +21,8 @@ class _Floors(TypedDict):
     min_events: float
 
 
-def evaluate(doc: dict[str, Any], stats: dict[str, dict[str, MomentStats | RatioStats]]) -> list[dict[str, Any]]:
+def evaluate(doc: Mapping[str, Any],
+             stats: Mapping[str, Mapping[str, MomentStats | RatioStats]]) -> list[dict[str, Any]]:
     control = doc["variants"][0]["key"]
     treatments = [v["key"] for v in doc["variants"][1:]]
     verdicts = []

@@ -13,7 +13,7 @@ from functions.adapters.firestore import EXPERIMENT_SNAPSHOTS, HOLDOUT_ASSIGNMEN
 from functions.config import settings
 from functions.core.assignment.decision import expected_split
 from functions.core.stats.quality import srm
-from functions.services.experiments import aggregates, repository
+from functions.services.experiments import repository
 
 
 def exposure_counts(experiment_id: str, variants: list[str]) -> dict[str, int]:
@@ -85,10 +85,9 @@ def health(experiment_id: str) -> dict[str, Any]:
     if failed_steps:
         reasons = [*reasons, *(f"sweep step {step} failed" for step in failed_steps)]
         overall = "AT_RISK" if overall == "HEALTHY" else overall
-    stats = aggregates.read(experiment_id)
     return {
         "experimentId": experiment_id, "state": doc["state"], "overall": overall, "reasons": reasons,
-        "exposures": exposures, "unitsWithKpis": aggregates.units_per_variant(stats),
+        "exposures": exposures, "unitsWithKpis": (snapshot or {}).get("units") or {},
         "srm": srm_check.to_dict(), "expectedSplit": split, "rollout": rollout,
         "guardrails": verdicts, "latestSnapshotAgeSeconds": age,
         "latestSnapshotId": snapshot["snapshotId"] if snapshot else None,

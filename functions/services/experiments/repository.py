@@ -14,8 +14,6 @@ from functions.models.common import iso_text
 from functions.models.experiments import ExperimentDefinition, ExperimentOut
 
 DEFINITION_FIELDS = tuple(ExperimentDefinition.model_fields)
-AGGREGATES = "aggregates"
-UNITS = "units"
 
 
 def ref(experiment_id: str) -> firestore.DocumentReference:

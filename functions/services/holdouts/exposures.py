@@ -25,6 +25,7 @@ from functions.adapters.firestore import db, transactional
 from functions.models.assign import CohortSighting, ExposureRow
 from functions.services.holdouts import counters
 from functions.services.holdouts.keys import assignment_id, assignment_ref, member_ref, unit_key
+from functions.services.metrics import landing
 
 log = logging.getLogger(__name__)
 EXPOSURES_ACTOR = Principal(uid="system:exposures", roles=frozenset({"service"})).to_dict()
@@ -57,6 +58,7 @@ def record_exposures(rows: Iterable[ExposureRow | dict[str, Any]], at: datetime 
         unique.setdefault((row.experimentId, row.unitId), row)
     if not unique:
         return 0
+    landing.land_exposures(unique.values(), at)  # analyses read exposures from the metric store
     created = 0
     failures: list[Exception] = []
     writer = db().bulk_writer(options=BulkWriterOptions(mode=SendMode.parallel))

@@ -8,13 +8,16 @@ import threading
 from datetime import UTC, datetime
 
 from functions.adapters import outbox
+from functions.core.stats.corrections import ExclusionConfig
 from functions.models.experiments import KpiEvent
 from functions.services import sweep
-from functions.services.experiments import aggregates, repository
+from functions.services.experiments import repository
 from functions.services.experiments.kpi import ingest, ingest_one
+from functions.services.metrics import analysis_inputs
 from localdev.tokens import bearer
 from tests.support.factories import expose, kpi, running_experiment
 from tests.support.pubsub import push_envelope
+from tests.support.warehouse import sweep_stats
 
 
 def test_kpi_events_delivered_twice_count_once(function_client):
@@ -27,11 +30,11 @@ def test_kpi_events_delivered_twice_count_once(function_client):
         assert client.post("/", json=push_envelope(event)).status_code == 200
     http = function_client("experiments").post("/kpi-events", json={"events": events},
                                                  headers=bearer("app-backend", ["service"]))
-    assert http.get_json()["duplicates"] == 3
-    stats = aggregates.read(eid)
+    assert http.get_json()["accepted"] == 3  # landed a third time: reads count each event id once
+    stats = sweep_stats(eid)
     control, treatment = stats["control"]["revenue"], stats["treatment"]["revenue"]
-    assert (control.n, control.sum_x, control.sum_x2) == (1.0, 15.0, 225.0)  # one unit with total 15
-    assert (treatment.n, treatment.sum_x) == (1.0, 7.0)
+    assert (control.n, control.total_x, control.var) == (1.0, 15.0, 0.0)  # one unit with total 15
+    assert (treatment.n, treatment.total_x) == (1.0, 7.0)
 
 
 def test_only_exposed_units_after_first_exposure_count_and_consent_is_respected():
@@ -41,8 +44,9 @@ def test_only_exposed_units_after_first_exposure_count_and_consent_is_respected(
     outcomes = [ingest_one(KpiEvent.model_validate(e)) for e in (
         kpi("stranger", "revenue", 1.0), early, kpi("u1", "revenue", 2.0, consent={"analytics": False}),
         kpi("u1", "revenue", 4.0, currency="EUR"))]
-    assert outcomes == ["UNATTRIBUTED", "UNATTRIBUTED", "DROPPED_NO_CONSENT", "ACCEPTED"]
-    assert aggregates.read(eid)["control"]["revenue"].sum_x == 4.0 * 1.08
+    assert outcomes == ["ACCEPTED", "ACCEPTED", "DROPPED_NO_CONSENT", "ACCEPTED"]  # facts land; reads attribute
+    # the stranger was never exposed and the early event predates the exposure: neither counts
+    assert sweep_stats(eid)["control"]["revenue"].total_x == 4.0 * 1.08
     bad = ingest([KpiEvent.model_validate(kpi("u1", "revenue", 1.0, currency="XYZ"))])
     assert bad.rejected[0]["code"] == "UNKNOWN_CURRENCY"
 
@@ -135,13 +139,16 @@ def test_ratio_and_cuped_sums_are_folded_per_unit():
               kpi("a", "visits", 3.0), kpi("b", "revenue", 5.0, preValue=1.0), kpi("b", "visits", 1.0),
               kpi("b", "visits", 1.0)]
     assert ingest([KpiEvent.model_validate(e) for e in events]).accepted == 6
-    stats = aggregates.read(eid)["treatment"]
-    rev = stats["revenue"]  # unit totals a=12 (pre 4), b=5 (pre 1)
-    assert (rev.n, rev.sum_x, rev.sum_x2) == (2.0, 17.0, 144.0 + 25.0)
-    assert (rev.sum_pre, rev.sum_pre2, rev.sum_xpre) == (5.0, 17.0, 12.0 * 4 + 5.0 * 1)
-    r = stats["ratio-revenue-per-visits"]  # (num, den): a=(12, 3), b=(5, 2)
-    assert (r.n, r.sum_num, r.sum_den) == (2.0, 17.0, 5.0)
-    assert (r.sum_num2, r.sum_den2, r.sum_numden) == (144.0 + 25.0, 9.0 + 4.0, 36.0 + 10.0)
+    doc = repository.load(None, eid)
+    scope = analysis_inputs.Scope(eid, ("control", "treatment"), tuple(analysis_inputs.tracked_metrics(doc)))
+    none = ExclusionConfig(winsor_percentile=None)
+    rev = analysis_inputs.aggregated(doc, doc["kpis"][0], scope, none).stats["treatment"]
+    # unit totals a=12 (pre 4), b=5 (pre 1)
+    assert (rev.n, rev.total_x, rev.mean, rev.pre_mean) == (2.0, 17.0, 8.5, 2.5)
+    assert (rev.var, rev.pre_var, rev.cov_x_pre) == (24.5, 4.5, 10.5)
+    r = analysis_inputs.aggregated(doc, ratio, scope, none).stats["treatment"]  # (num, den): a=(12, 3), b=(5, 2)
+    assert (r.n, r.total_num) == (2.0, 17.0)
+    assert r.centred() == (2.0, 8.5, 2.5, 24.5, 0.5, 3.5)
 
 
 def test_health_reports_exposure_srm_guardrail_bounds_snapshot_age_rollout_and_overall(function_client):
