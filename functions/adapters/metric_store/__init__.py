@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 
-from functions.adapters.metric_store.port import DryRun, MetricStore, QueryRejected
+from functions.adapters.metric_store.port import DryRun, MetricStore, QueryRejected, StoreUnavailable
 from functions.config import settings
 
-__all__ = ["DryRun", "MetricStore", "QueryRejected", "reset_store", "store"]
+__all__ = ["DryRun", "MetricStore", "QueryRejected", "StoreUnavailable", "reset_store", "store"]
 
 _lock = threading.Lock()
 _store: MetricStore | None = None
@@ -36,7 +36,7 @@ def _build() -> MetricStore:
         return BigQueryStore(cfg.project_id, cfg.metric_dataset)
     from functions.adapters.metric_store.duckdb_store import DuckDBStore
 
-    return DuckDBStore(cfg.metric_store_path)
+    return DuckDBStore(cfg.metric_store_path, cfg.metric_store_threads)
 
 
 def reset_store() -> None:

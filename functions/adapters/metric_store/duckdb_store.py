@@ -1,7 +1,11 @@
 """The embedded metric store: DuckDB in the function's own process (`make run`, tests, a single
 machine). Queries arrive in BigQuery SQL and are transpiled once each with sqlglot; rows are
 appended through Arrow (a batch of 10k rows in milliseconds; row-at-a-time inserts are 100x
-slower). One connection per process, a cursor per call: DuckDB serialises writers itself."""
+slower). One connection per process, a cursor per call: DuckDB serialises writers itself.
+
+One thread by default: floating-point sums then add in the same order on every run, so the same
+rows give the same statistics bit for bit (a re-run sweep writes the same snapshot, a replayed
+analysis the same fingerprint). `METRIC_STORE_THREADS` trades that for speed on large machines."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import sqlglot
 import sqlglot.errors
 
 from functions.adapters.metric_store import schema
-from functions.adapters.metric_store.port import DryRun, Param, QueryRejected
+from functions.adapters.metric_store.port import DryRun, Param, QueryRejected, StoreUnavailable
 
 _ARROW = {"STRING": pa.string(), "FLOAT64": pa.float64(), "INT64": pa.int64(), "BOOL": pa.bool_(),
           "TIMESTAMP": pa.timestamp("us", tz="UTC")}
@@ -47,11 +51,12 @@ def _param(value: Param) -> Any:
 class DuckDBStore:
     engine = "duckdb"
 
-    def __init__(self, path: str = ":memory:") -> None:
+    def __init__(self, path: str = ":memory:", threads: int = 1) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(path)
         self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute(f"SET threads = {max(1, int(threads))}")
         self._write = threading.Lock()
 
     def ensure_schema(self) -> None:
@@ -66,8 +71,12 @@ class DuckDBStore:
         with self._write:
             cur = self._con.cursor()
             cur.register("_landing", arrow)
-            cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _landing")
-            cur.unregister("_landing")
+            try:
+                cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _landing")
+            except (duckdb.IOException, duckdb.OutOfMemoryException) as exc:
+                raise StoreUnavailable(f"metric store: {str(exc).splitlines()[0]}") from exc
+            finally:
+                cur.unregister("_landing")
         return arrow.num_rows
 
     def _run(self, sql: str, params: Mapping[str, Param] | None) -> duckdb.DuckDBPyConnection:
@@ -76,6 +85,8 @@ class DuckDBStore:
         used = set(re.findall(r"\$(\w+)", text))  # DuckDB refuses parameters a query does not use
         try:
             return cur.execute(text, {k: _param(v) for k, v in (params or {}).items() if k in used})
+        except (duckdb.IOException, duckdb.OutOfMemoryException) as exc:
+            raise StoreUnavailable(f"metric store: {str(exc).splitlines()[0]}") from exc
         except duckdb.Error as exc:
             raise QueryRejected(str(exc).splitlines()[0]) from None
 

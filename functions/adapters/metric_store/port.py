@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from functions.core.errors import Unavailable
+
 Param = str | int | float | bool | Any
 
 
@@ -22,6 +24,13 @@ class QueryRejected(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class StoreUnavailable(Unavailable):
+    """The store cannot be reached or written now (network, I/O, quota): a 503 the caller may
+    retry; nothing was decided."""
+
+    default_code = "METRIC_STORE_UNAVAILABLE"
 
 
 @dataclass(frozen=True)

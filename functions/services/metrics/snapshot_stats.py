@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions.adapters.metric_store import queries, store
@@ -24,9 +24,14 @@ def _spec(doc: Mapping[str, Any]) -> list[str]:
     return out
 
 
+CLOCK_MARGIN = timedelta(days=1)  # exposures stamped by other machines may precede the start a little
+
+
 def _started(doc: Mapping[str, Any]) -> datetime:
+    """Where the experiment's events can begin: its start, less a margin for clock skew. It bounds
+    the partitions the sweep reads; the join on first exposure decides what counts."""
     at = doc.get("startedAt")
-    return at if isinstance(at, datetime) else datetime(2000, 1, 1, tzinfo=UTC)
+    return at - CLOCK_MARGIN if isinstance(at, datetime) else datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def read(docs: Iterable[Mapping[str, Any]]) -> dict[str, ExperimentStats]:

@@ -19,12 +19,15 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from functions.adapters.metric_store import reset_store, store
+from functions.adapters.metric_store.schema import COLUMNS, deduped
 from functions.models.holdouts import CohortCreate, FreezeRequest
 from functions.services.holdouts import cohorts
 from functions.services.ledger.verification import verify_all
 from tests.integration.faults.conftest import merge_shards, scrub
 from tests.support.database import dump
 from tests.support.factories import PM, expose, kpi, running_experiment
+from tests.support.warehouse import sweep_stats
 
 
 def push(payload: dict[str, Any], message_id: str) -> dict[str, Any]:
@@ -41,9 +44,23 @@ def _setup() -> tuple[str, str]:
         {"metric": "conversion", "role": "SECONDARY", "type": "PROPORTION"},
         {"metric": "revenue-per-session", "role": "SECONDARY", "type": "RATIO", "numerator": "revenue",
          "denominator": "session"}])
-    expose(eid, {f"k{i}": ("control" if i % 2 else "treatment") for i in range(8)},
-           at=datetime.now(UTC) - timedelta(hours=2))
+    _expose(eid)
     return cohort.id, eid
+
+
+def _expose(eid: str) -> None:
+    expose(eid, {f"k{i}": ("control" if i % 2 else "treatment") for i in range(8)},
+           at=datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2))
+
+
+def _landed() -> dict[str, list[tuple]]:
+    """The metric store's facts as reads see them (each event id once), without landing times."""
+    out = {}
+    for table in ("kpi_events", "fraud_flags", "exposures"):
+        columns = [c for c, _ in COLUMNS[table] if c != "received_at"]
+        rows = store().query(f"SELECT {', '.join(columns)} FROM {deduped(table)} t ORDER BY event_id")
+        out[table] = [tuple(r[c] for c in columns) for r in rows]
+    return out
 
 
 def _messages(eid: str) -> list[tuple[str, dict[str, Any], str]]:
@@ -143,6 +160,7 @@ def test_shuffled_duplicated_deliveries_end_in_the_same_database_as_in_order_del
 
     _deliver(function_client, messages)
     in_order = canonical(dump())
+    landed_in_order, stats_in_order = _landed(), sweep_stats(eid)
     assert verify_all()["ok"]
 
     rng = random.Random(20240611)
@@ -150,26 +168,32 @@ def test_shuffled_duplicated_deliveries_end_in_the_same_database_as_in_order_del
     rng.shuffle(noisy)
     assert len(noisy) > len(messages) and [m[2] for m in noisy[:len(messages)]] != [m[2] for m in messages]
     fs.restart(start)
+    reset_store()  # the metric store starts over too, with the same exposures
+    _expose(eid)
     _deliver(function_client, noisy)
     shuffled = canonical(dump())
     assert verify_all()["ok"]
+    assert _landed() == landed_in_order
+    assert sweep_stats(eid) == stats_in_order
 
     diff = sorted(p for p in set(in_order) | set(shuffled) if in_order.get(p) != shuffled.get(p))
     assert not diff, "state differs: " + "; ".join(f"{p}: {in_order.get(p)} != {shuffled.get(p)}" for p in diff[:3])
 
     # and the state is the intended one, not merely the same twice
     paths = list(in_order)
-    assert sum("/processedEvents/" in p for p in paths) == 40  # one key per KPI event
+    assert not any("/processedEvents/" in p or ("/units/" in p and p.startswith("offerExperiments/")) for p in paths)
     assert sum(p.startswith("holdoutSpilloverEvents/") for p in paths) == 15
-    units = {d["unitId"]: d for p, d in in_order.items() if p.startswith(f"offerExperiments/{eid}/units/")}
-    assert {u: d["events"] for u, d in units.items()} == {f"k{i}": 5 for i in range(8)}
-    assert units["k3"]["metrics"] == {"revenue": 3.0 + 3 + 6.0, "session": 3.0, "conversion": 1.0}
-    revenue = in_order[f"offerExperiments/{eid}/aggregates/treatment__revenue"]
-    treatment = [i for i in range(8) if i % 2 == 0]
-    assert (revenue["n"], revenue["sum_x"]) == (4, sum(3.0 + 3 * i for i in treatment))
-    assert revenue["sum_x2"] == sum((3.0 + 3 * i) ** 2 for i in treatment)
-    flags = {d["unitId"]: d for p, d in in_order.items() if p.startswith("experimentAnalyses/_fraud/units/")}
-    assert sorted(flags) == ["k1", "k4", "r2"] and flags["k1"]["reasons"] == ["card testing", "velocity"]
+    events = landed_in_order["kpi_events"]
+    assert len(events) == 40 and {u: sum(e[1] == u for e in events) for u in {e[1] for e in events}} == {
+        f"k{i}": 5 for i in range(8)}
+    assert sum(e[3] for e in events if e[1] == "k3" and e[2] == "revenue") == 3.0 + 3 + 6.0
+    revenue = stats_in_order["treatment"]["revenue"]
+    totals = [3.0 + 3 * i for i in range(8) if i % 2 == 0]
+    assert (revenue.n, revenue.total_x) == (4, sum(totals))
+    assert revenue.var == sum((t - sum(totals) / 4) ** 2 for t in totals) / 3
+    flags = landed_in_order["fraud_flags"]
+    assert sorted({f[1] for f in flags}) == ["k1", "k4", "r2"]
+    assert sorted(f[2] for f in flags if f[1] == "k1") == ["card testing", "velocity"]
     nodes = {d["unitId"]: d for p, d in in_order.items() if p.startswith(f"holdoutCohorts/{cohort_id}/units/")}
     assert sorted(u for u, d in nodes.items() if d["contaminated"]) == ["r1", "r3", "r5", "r6", "w0", "w5"]
     counters = in_order[f"holdoutCohorts/{cohort_id}/counters/*"]
