@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, model_validator
 
+from functions.core.metrics.catalog import KpiMetricRef, MetricRef, RatioMetricDefinition
 from functions.models.common import (
     MAX_DEFINITION_BYTES,
     FiniteFloat,
@@ -69,9 +70,16 @@ class Kpi(StrictModel):
     referenceLevel: FiniteFloat | None = None
     numerator: Id | None = None
     denominator: Id | None = None
+    # where the metric's facts come from (docs/metrics.md); without it, the KPI events `kpi.<metric>`
+    definition: KpiMetricRef | None = None
 
     @model_validator(mode="after")
     def _ratio_parts(self) -> Kpi:
+        ratio_definition = isinstance(self.definition, RatioMetricDefinition)
+        if ratio_definition and self.type != KpiType.RATIO:
+            raise ValueError("a ratio definition needs a KPI of type RATIO")
+        if self.type == KpiType.RATIO and self.definition is not None and not ratio_definition:
+            raise ValueError("a RATIO KPI's definition is a ratio (name, numerator, denominator)")
         if self.type == KpiType.RATIO and not (self.numerator and self.denominator):
             raise ValueError("a RATIO KPI names its numerator and denominator metrics")
         return self
@@ -94,6 +102,7 @@ class Guardrail(StrictModel):
     # Effective events ((sum x)^2 / sum x^2; conversions of a 0/1 metric) before the check may act;
     # the calibration (docs/calibration.md) holds from 10 up, so a lower floor is refused.
     minEffectiveEvents: FiniteFloat = Field(default=10, ge=10, le=10_000_000)
+    definition: MetricRef | None = None  # as a KPI's; without it, the KPI events `kpi.<metric>`
 
     @model_validator(mode="after")
     def _has_limit(self) -> Guardrail:

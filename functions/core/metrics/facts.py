@@ -1,0 +1,181 @@
+"""A metric as a definition over a table the user already has (GrowthBook's "fact table").
+
+`MetricDefinition` names a source (a table, a wildcard table, or a SELECT), the unit and time
+columns, the value, a filter, and how the analysis aggregates per unit (SUM, COUNT or ANY), caps
+it, and where its attribution window and CUPED pre-period lie. `facts_sql` compiles it to one
+BigQuery SELECT of `unit_id STRING, event_time TIMESTAMP, value FLOAT64`; the analysis joins those
+facts with exposures and does the rest. Authors write SQL fragments, so every fragment is checked
+at definition time: no statement separators, no comments, no DDL/DML keyword, and it must parse
+(BigQuery dialect) as the kind of SQL its field expects. A refused fragment is a pydantic error
+with its own type (`sql_fragment_refused`), so the API answers 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated
+
+import sqlglot
+import sqlglot.errors
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+from sqlglot import exp
+from sqlglot.tokens import TokenType
+
+FACT_COLUMNS = ("unit_id", "event_time", "value")
+MAX_FRAGMENT_CHARS = 4000
+MAX_SOURCE_SQL_CHARS = 20000
+METRIC_NAME_PATTERN = r"^[A-Za-z0-9._:@+=-]{1,160}$"
+# dataset.table, project.dataset.table or a bare table of the store's own dataset; a BigQuery
+# wildcard table (`events_*`) may end in `*`. Names are plain identifiers (project ids: `-` too).
+TABLE_PATTERN = re.compile(r"^(?:(?:[A-Za-z][A-Za-z0-9-]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,1023}\.)?"
+                           r"[A-Za-z_][A-Za-z0-9_]{0,1023}\*?$")
+# Words that change data, schema, permissions or session state. Checked on the SQL tokens, so a
+# string literal ('delete_account') or a back-quoted name never trips them.
+FORBIDDEN_KEYWORDS = frozenset({
+    "INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "CREATE", "DROP", "ALTER", "RENAME", "GRANT",
+    "REVOKE", "EXECUTE", "EXEC", "CALL", "DECLARE", "SET", "BEGIN", "COMMIT", "ROLLBACK", "TRANSACTION",
+    "EXPORT", "LOAD", "COPY", "ATTACH", "DETACH", "PRAGMA", "INSTALL", "VACUUM", "CLONE", "UNDROP",
+})
+_RAW_FORBIDDEN = ((";", "a statement separator ';'"), ("--", "a comment '--'"), ("/*", "a comment '/*'"),
+                  ("*/", "a comment end '*/'"))
+_UNQUOTED = frozenset({TokenType.STRING, TokenType.IDENTIFIER, TokenType.NATIONAL_STRING,
+                       TokenType.RAW_STRING, TokenType.BYTE_STRING, TokenType.HEREDOC_STRING})
+_STATEMENTS = (exp.DDL, exp.DML, exp.Command, exp.Transaction, exp.Commit, exp.Rollback, exp.Set, exp.Use)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Aggregation(StrEnum):
+    SUM = "SUM"
+    COUNT = "COUNT"
+    ANY = "ANY"  # 0/1: the unit has at least one fact in the window
+
+
+def _refuse(message: str) -> PydanticCustomError:
+    return PydanticCustomError("sql_fragment_refused", "SQL refused: {reason}", {"reason": message})
+
+
+def _parse_error(exc: sqlglot.errors.SqlglotError) -> str:
+    """The parser's own message, one line, without the terminal highlighting sqlglot adds."""
+    errors = getattr(exc, "errors", None)
+    if errors:
+        first = errors[0]
+        return f"{first.get('description')} (line {first.get('line')}, column {first.get('col')})"
+    return _ANSI.sub("", str(exc)).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _screen(text: str, limit: int) -> None:
+    """Separators, comments and DDL/DML keywords, before anything is parsed."""
+    if len(text) > limit:
+        raise _refuse(f"longer than {limit} characters")
+    if not text.strip():
+        raise _refuse("empty")
+    for needle, what in _RAW_FORBIDDEN:
+        if needle in text:
+            raise _refuse(f"contains {what}")
+    try:
+        tokens = sqlglot.tokenize(text, read="bigquery")
+    except sqlglot.errors.SqlglotError as exc:
+        raise _refuse(_parse_error(exc)) from None
+    for token in tokens:
+        if token.comments:
+            raise _refuse("contains a comment")
+        if token.token_type == TokenType.SEMICOLON:
+            raise _refuse("contains a statement separator ';'")
+        if token.token_type not in _UNQUOTED and token.text.upper() in FORBIDDEN_KEYWORDS:
+            raise _refuse(f"contains the keyword {token.text.upper()}")
+
+
+def _parse(text: str) -> exp.Expr:
+    try:
+        parsed = sqlglot.parse(text, read="bigquery")
+    except sqlglot.errors.SqlglotError as exc:
+        raise _refuse(_parse_error(exc)) from None
+    statements = [p for p in parsed if p is not None]
+    if len(statements) != 1:
+        raise _refuse("must be exactly one SQL expression")
+    tree = statements[0]
+    if any(isinstance(node, _STATEMENTS) for node in tree.walk()):
+        raise _refuse("contains a statement that is not a query")
+    return tree
+
+
+def _expression(text: str) -> str:
+    """A scalar expression or condition: a parenthesised subquery is fine, a bare SELECT or an
+    alias is not (the fragment is placed in parentheses inside the facts query)."""
+    _screen(text, MAX_FRAGMENT_CHARS)
+    tree = _parse(text)
+    if isinstance(tree, exp.Query | exp.Alias):
+        raise _refuse("must be an expression, not a query or an alias")
+    return text
+
+
+def _query(text: str) -> str:
+    _screen(text, MAX_SOURCE_SQL_CHARS)
+    if not isinstance(_parse(text), exp.Query):
+        raise _refuse("must be a SELECT query")
+    return text
+
+
+def _table(text: str) -> str:
+    if not TABLE_PATTERN.fullmatch(text):
+        raise _refuse("a table is dataset.table (or project.dataset.table), letters, digits and _, "
+                      "with an optional trailing * for a wildcard table")
+    return text
+
+
+SqlExpression = Annotated[str, AfterValidator(_expression)]
+SqlQuery = Annotated[str, AfterValidator(_query)]
+TableRef = Annotated[str, AfterValidator(_table)]
+MetricName = Annotated[str, Field(pattern=METRIC_NAME_PATTERN)]
+
+
+class DefinitionModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricDefinition(DefinitionModel):
+    """One metric over the user's own rows; see the module docstring and docs/metrics.md."""
+
+    name: MetricName
+    source: TableRef | None = None
+    sql: SqlQuery | None = None
+    unitColumn: SqlExpression
+    timestampColumn: SqlExpression
+    valueExpression: SqlExpression = "1"
+    where: SqlExpression | None = None
+    aggregation: Aggregation = Aggregation.SUM
+    cap: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    delayHours: float = Field(default=0, ge=0, le=24 * 365, allow_inf_nan=False)
+    windowHours: float | None = Field(default=None, gt=0, le=24 * 365 * 5, allow_inf_nan=False)
+    cupedPreDays: int | None = Field(default=None, ge=1, le=365)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MetricDefinition:
+        if (self.source is None) == (self.sql is None):
+            raise PydanticCustomError("metric_source", "give exactly one of source (a table) and sql (a SELECT)")
+        return self
+
+
+def sql_string(value: str) -> str:
+    """A BigQuery string literal for `value` (backslash escapes; `''` is not an escape there)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r") + "'"
+
+
+def _source(defn: MetricDefinition) -> str:
+    if defn.source is not None:
+        return f"`{defn.source}` AS source"
+    return f"({defn.sql}) AS source"
+
+
+def facts_sql(defn: MetricDefinition) -> str:
+    """One fact per row of the source that passes `where`, with a unit and a time:
+    `unit_id STRING, event_time TIMESTAMP, value FLOAT64` (a NULL value counts as 0)."""
+    unit, time = f"({defn.unitColumn})", f"({defn.timestampColumn})"
+    conditions = [f"({defn.where})"] if defn.where else []
+    conditions += [f"{unit} IS NOT NULL", f"{time} IS NOT NULL"]
+    return (f"SELECT CAST({unit} AS STRING) AS unit_id, CAST({time} AS TIMESTAMP) AS event_time, "
+            f"COALESCE(CAST(({defn.valueExpression}) AS FLOAT64), 0) AS value "
+            f"FROM {_source(defn)} WHERE {' AND '.join(conditions)}")
+
