@@ -106,7 +106,7 @@ def _expression(text: str) -> str:
     alias is not (the fragment is placed in parentheses inside the facts query)."""
     _screen(text, MAX_FRAGMENT_CHARS)
     tree = _parse(text)
-    if isinstance(tree, exp.Query | exp.Alias):
+    if isinstance(tree, exp.Alias) or (isinstance(tree, exp.Query) and not isinstance(tree, exp.Subquery)):
         raise _refuse("must be an expression, not a query or an alias")
     return text
 
