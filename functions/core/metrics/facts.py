@@ -169,13 +169,36 @@ def _source(defn: MetricDefinition) -> str:
     return f"({defn.sql}) AS source"
 
 
-def facts_sql(defn: MetricDefinition) -> str:
+def facts_sql(defn: MetricDefinition, since: str | None = None) -> str:
     """One fact per row of the source that passes `where`, with a unit and a time:
-    `unit_id STRING, event_time TIMESTAMP, value FLOAT64` (a NULL value counts as 0)."""
-    unit, time = f"({defn.unitColumn})", f"({defn.timestampColumn})"
+    `unit_id STRING, event_time TIMESTAMP, value FLOAT64` (a NULL value counts as 0).
+
+    `since` names a TIMESTAMP query parameter (`"since"` for `@since`): only facts at or after it,
+    and from a wildcard table only the daily shards from the day before it on (a shard's date is
+    the property's local date, at most a day off UTC), so a query scans new data, not all history."""
+    return _facts(defn, since, strict=False)
+
+
+def check_sql(defn: MetricDefinition) -> str:
+    """The facts query as the definition-time dry run checks it: the same, except that the value
+    must already be a number and the time a TIMESTAMP. A CAST accepts a STRING column (or a raw
+    microsecond count) and fails on the first row at analysis time; `+ 0` and `TIMESTAMP_ADD` refuse
+    it at the dry run."""
+    return _facts(defn, None, strict=True)
+
+
+def _facts(defn: MetricDefinition, since: str | None, strict: bool) -> str:
+    unit, time, value = f"({defn.unitColumn})", f"({defn.timestampColumn})", f"({defn.valueExpression})"
+    if strict:
+        time, value = f"TIMESTAMP_ADD({time}, INTERVAL 0 SECOND)", f"({value} + 0)"
     conditions = [f"({defn.where})"] if defn.where else []
     conditions += [f"{unit} IS NOT NULL", f"{time} IS NOT NULL"]
+    if since is not None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", since):
+            raise ValueError(f"not a query parameter name: {since!r}")
+        conditions.append(f"CAST({time} AS TIMESTAMP) >= @{since}")
+        if defn.source is not None and defn.source.endswith("*"):
+            conditions.append(f"_TABLE_SUFFIX >= FORMAT_DATE('%Y%m%d', DATE_SUB(DATE(@{since}), INTERVAL 1 DAY))")
     return (f"SELECT CAST({unit} AS STRING) AS unit_id, CAST({time} AS TIMESTAMP) AS event_time, "
-            f"COALESCE(CAST(({defn.valueExpression}) AS FLOAT64), 0) AS value "
+            f"COALESCE(CAST({value} AS FLOAT64), 0) AS value "
             f"FROM {_source(defn)} WHERE {' AND '.join(conditions)}")
-

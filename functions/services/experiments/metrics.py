@@ -2,9 +2,9 @@
 
 A KPI or guardrail names a catalog metric, carries an inline definition, or (without either) is
 the project's own KPI events `kpi.<metric>`. Creating or editing an experiment dry-runs every
-definition's facts query in the metric store, so a broken metric is a 422 then and never a
-failed sweep or analysis later. The good case costs one dry run (all facts queries as one
-UNION ALL); only a refused batch is split to name the metric at fault.
+definition's facts query in the metric store (strictly typed: `facts.check_sql`), so a broken
+metric is a 422 then and never a failed sweep or analysis later. The good case costs one dry run
+(all facts queries as one UNION ALL); only a refused batch is split to name the metric at fault.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from functions.config import settings
 from functions.core.errors import Unavailable, Unprocessable
 from functions.core.metrics import catalog
 from functions.core.metrics.catalog import CatalogRef, MetricRef, RatioMetricDefinition
-from functions.core.metrics.facts import MetricDefinition, facts_sql, sql_string
+from functions.core.metrics.facts import MetricDefinition, check_sql, sql_string
 from functions.models.experiments import ExperimentDefinition, Guardrail, Kpi, KpiType
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def check(definition: ExperimentDefinition) -> None:
     store cannot be reached. Reads nothing but the store's catalog; writes nothing."""
     queries: dict[str, str] = {}
     for metric, defn in facts_of(definition):
-        queries.setdefault(facts_sql(defn), metric)
+        queries.setdefault(check_sql(defn), metric)
     if not queries:
         return
     try:

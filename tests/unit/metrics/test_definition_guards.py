@@ -13,7 +13,7 @@ from sqlglot import exp
 from functions.api.router import validate
 from functions.core.errors import Unprocessable
 from functions.core.metrics.catalog import GA4_METRICS, CatalogRef, kpi_metric, resolve
-from functions.core.metrics.facts import FACT_COLUMNS, MetricDefinition, facts_sql, sql_string
+from functions.core.metrics.facts import FACT_COLUMNS, MetricDefinition, check_sql, facts_sql, sql_string
 from functions.models.experiments import CreateExperiment, Guardrail, Kpi
 
 GOOD = {"name": "purchases", "source": "analytics_1.events_*", "unitColumn": "COALESCE(user_id, user_pseudo_id)",
@@ -122,9 +122,9 @@ def _projections(sql: str) -> list[str]:
                                   *(resolve(CatalogRef(catalog=n), ga4_dataset="analytics_9") for n in GA4_METRICS),
                                   kpi_metric("revenue")])
 def test_facts_sql_is_one_select_of_the_three_fact_columns(defn):
-    sql = facts_sql(defn)
-    assert len(sqlglot.parse(sql, read="bigquery")) == 1
-    assert tuple(_projections(sql)) == FACT_COLUMNS
+    for sql in (facts_sql(defn), facts_sql(defn, since="since"), check_sql(defn)):
+        assert len(sqlglot.parse(sql, read="bigquery")) == 1
+        assert tuple(_projections(sql)) == FACT_COLUMNS
 
 
 def test_catalog_ga4_metrics_read_the_configured_dataset():

@@ -15,7 +15,7 @@ from functions.adapters.metric_store import QueryRejected
 from functions.adapters.metric_store.duckdb_store import DuckDBStore
 from functions.core.errors import Unavailable, Unprocessable
 from functions.core.metrics.catalog import GA4_METRICS, GA4_PASSIVE_EVENTS, CatalogRef, resolve
-from functions.core.metrics.facts import MetricDefinition, facts_sql
+from functions.core.metrics.facts import MetricDefinition, check_sql, facts_sql
 from functions.models.experiments import ExperimentDefinition
 from functions.services.experiments import metrics
 from tests.support import ga4
@@ -168,6 +168,13 @@ def checked_against(warehouse, monkeypatch):
     return warehouse
 
 
+@pytest.mark.parametrize("name", GA4_METRICS)
+def test_the_strict_check_query_reads_the_same_facts(warehouse, name):
+    defn = resolve(CatalogRef(catalog=name), ga4_dataset=ga4.DATASET)
+    assert same(sorted((r["unit_id"], r["event_time"].astimezone(UTC), r["value"])
+                       for r in warehouse.query(check_sql(defn))), python_facts(name))
+
+
 def test_the_creation_check_accepts_catalog_and_inline_definitions(checked_against):
     metrics.check(_experiment({"catalog": "ga4.purchase_revenue"}, {"catalog": "ga4.refunds"}))
     metrics.check(_experiment(None))  # kpi.revenue, kpi.refunds over the landing table
@@ -182,6 +189,10 @@ def _broken(source: str = f"{ga4.DATASET}.events_*", unit: str = "user_id",
     (_broken(unit="user_idd"), "user_idd"),  # no such column
     (_broken(source="nowhere.events_*"), "nowhere"),  # no such dataset
     (_broken(time="TIMESTAMP_MICROS(event_name)"), "make_timestamp"),  # a type error
+    (_broken(time="event_timestamp"), "BIGINT, INTERVAL"),  # microseconds, not a TIMESTAMP
+    (_broken(time="event_date"), "VARCHAR, INTERVAL"),  # a date string, not a TIMESTAMP
+    ({**_broken(), "valueExpression": "event_name"}, "VARCHAR"),  # a string value
+    ({**_broken(), "valueExpression": "event_name = 'purchase'"}, "BOOLEAN"),  # IF(cond, 1, 0) is meant
 ])
 def test_the_creation_check_names_the_broken_metric(checked_against, definition, words):
     with pytest.raises(Unprocessable) as info:
@@ -190,8 +201,8 @@ def test_the_creation_check_names_the_broken_metric(checked_against, definition,
     assert err.code == "METRIC_DEFINITION_INVALID" and err.status == 422
     assert err.details["metric"] == "refunds" and err.details["engine"] == "duckdb"
     assert words in err.details["message"]
-    with pytest.raises(QueryRejected):  # the same facts query alone is refused by the engine too
-        checked_against.dry_run(facts_sql(MetricDefinition.model_validate(definition)))
+    with pytest.raises(QueryRejected):  # the strictly typed facts query alone is refused too
+        checked_against.dry_run(check_sql(MetricDefinition.model_validate(definition)))
 
 
 def test_an_unreachable_store_is_a_503(checked_against, monkeypatch):
@@ -202,3 +213,25 @@ def test_an_unreachable_store_is_a_503(checked_against, monkeypatch):
     with pytest.raises(Unavailable) as info:
         metrics.check(_experiment({"catalog": "ga4.conversion"}))
     assert info.value.status == 503 and info.value.code == "METRIC_STORE_UNAVAILABLE"
+
+
+@pytest.mark.parametrize("name", ["ga4.purchase_revenue", "ga4.retention_d7"])
+def test_facts_since_a_time_read_only_the_shards_that_can_hold_them(warehouse, name):
+    since = ga4.START + timedelta(days=5, minutes=30)
+    defn = resolve(CatalogRef(catalog=name), ga4_dataset=ga4.DATASET)
+    sql = facts_sql(defn, since="since")
+    assert "_TABLE_SUFFIX >=" in sql
+    got = sorted((r["unit_id"], r["event_time"].astimezone(UTC), r["value"])
+                 for r in warehouse.query(sql, {"since": since}))
+    expected = [f for f in python_facts(name) if f[1] >= since]
+    assert expected and len(expected) < len(python_facts(name)) and same(got, expected)
+    # the shard filter is what prunes: shards dated before the day before `since` are never read
+    shards = warehouse.query(f"SELECT DISTINCT _TABLE_SUFFIX AS s FROM `{ga4.DATASET}.events_*` WHERE "
+                             "_TABLE_SUFFIX >= FORMAT_DATE('%Y%m%d', DATE_SUB(DATE(@since), INTERVAL 1 DAY))",
+                             {"since": since})
+    assert min(r["s"] for r in shards) == (since - timedelta(days=1)).strftime("%Y%m%d")
+
+
+def test_since_must_name_a_parameter():
+    with pytest.raises(ValueError):
+        facts_sql(resolve(CatalogRef(catalog="ga4.refunds"), ga4_dataset="d"), since="x; DROP")
