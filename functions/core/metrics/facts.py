@@ -26,6 +26,7 @@ from sqlglot.tokens import TokenType
 FACT_COLUMNS = ("unit_id", "event_time", "value")
 MAX_FRAGMENT_CHARS = 4000
 MAX_SOURCE_SQL_CHARS = 20000
+MAX_NESTING = 40  # brackets; the parser recurses per level (and per NOT, CASE ...): a guard, not a budget
 METRIC_NAME_PATTERN = r"^[A-Za-z0-9._:@+=-]{1,160}$"
 # dataset.table, project.dataset.table or a bare table of the store's own dataset; a BigQuery
 # wildcard table (`events_*`) may end in `*`. Names are plain identifiers (project ids: `-` too).
@@ -42,6 +43,8 @@ _RAW_FORBIDDEN = ((";", "a statement separator ';'"), ("--", "a comment '--'"), 
                   ("*/", "a comment end '*/'"))
 _UNQUOTED = frozenset({TokenType.STRING, TokenType.IDENTIFIER, TokenType.NATIONAL_STRING,
                        TokenType.RAW_STRING, TokenType.BYTE_STRING, TokenType.HEREDOC_STRING})
+_OPEN = frozenset({TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE})
+_CLOSE = frozenset({TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE})
 _STATEMENTS = (exp.DDL, exp.DML, exp.Command, exp.Transaction, exp.Commit, exp.Rollback, exp.Set, exp.Use)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -78,7 +81,12 @@ def _screen(text: str, limit: int) -> None:
         tokens = sqlglot.tokenize(text, read="bigquery")
     except sqlglot.errors.SqlglotError as exc:
         raise _refuse(_parse_error(exc)) from None
+    depth = 0
     for token in tokens:
+        depth += token.token_type in _OPEN
+        depth -= token.token_type in _CLOSE
+        if depth > MAX_NESTING:
+            raise _refuse(f"nested deeper than {MAX_NESTING} brackets")
         if token.comments:
             raise _refuse("contains a comment")
         if token.token_type == TokenType.SEMICOLON:
@@ -92,6 +100,8 @@ def _parse(text: str) -> exp.Expr:
         parsed = sqlglot.parse(text, read="bigquery")
     except sqlglot.errors.SqlglotError as exc:
         raise _refuse(_parse_error(exc)) from None
+    except RecursionError:
+        raise _refuse("nested too deeply to parse") from None
     statements = [p for p in parsed if p is not None]
     if len(statements) != 1:
         raise _refuse("must be exactly one SQL expression")
