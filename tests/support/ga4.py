@@ -51,6 +51,12 @@ BIGQUERY_SCHEMA = (
 )
 
 
+def bigquery_ddl(dataset: str, day: str) -> str:
+    """`CREATE TABLE <dataset>.events_<day>` with the fixture's columns (for the BigQuery emulator)."""
+    columns = ", ".join(f"{name} {kind}" for name, kind in BIGQUERY_SCHEMA)
+    return f"CREATE TABLE IF NOT EXISTS `{dataset}.events_{day}` ({columns})"
+
+
 def micros(at: datetime) -> int:
     delta = at - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlglot
+from sqlglot import exp
 
 from functions.adapters.metric_store import QueryRejected
 from functions.adapters.metric_store.duckdb_store import DuckDBStore
@@ -235,3 +237,35 @@ def test_facts_since_a_time_read_only_the_shards_that_can_hold_them(warehouse, n
 def test_since_must_name_a_parameter():
     with pytest.raises(ValueError):
         facts_sql(resolve(CatalogRef(catalog="ga4.refunds"), ga4_dataset="d"), since="x; DROP")
+
+
+def test_what_a_stored_kpi_or_guardrail_reads(checked_against):
+    ratio = {"name": "refund-rate", "numerator": {"catalog": "ga4.refunds"},
+             "denominator": {"catalog": "ga4.purchase_revenue"}}
+    stored = _experiment(None).model_dump(mode="json")
+    stored["kpis"].append({"metric": "rr", "role": "SECONDARY", "type": "RATIO", "numerator": "refunds",
+                           "denominator": "revenue", "definition": ratio})
+    stored["kpis"].append({"metric": "plain", "role": "SECONDARY", "type": "RATIO", "numerator": "a",
+                           "denominator": "b"})
+    assert metrics.kpi_facts(stored["kpis"][0])["value"].name == "kpi.revenue"
+    parts = metrics.kpi_facts(stored["kpis"][1])
+    assert (parts["numerator"].name, parts["denominator"].name) == ("ga4.refunds", "ga4.purchase_revenue")
+    assert parts["numerator"].source == f"{ga4.DATASET}.events_*"
+    plain = metrics.kpi_facts(stored["kpis"][2])
+    assert (plain["numerator"].name, plain["denominator"].name) == ("kpi.a", "kpi.b")
+    assert metrics.guardrail_facts(stored["guardrails"][0]).name == "kpi.refunds"
+    assert [m for m, _ in metrics.facts_of(ExperimentDefinition.model_validate(stored))] == [
+        "revenue", "rr", "rr", "plain", "plain", "refunds"]
+
+
+def test_the_fixture_describes_the_same_columns_for_bigquery(warehouse):
+    tree = sqlglot.parse_one(ga4.bigquery_ddl("analytics_1", "20261001"), read="bigquery")
+    assert isinstance(tree, exp.Create)
+    assert [c.name for c in tree.find_all(exp.ColumnDef) if c.parent is tree.this] == ga4.ARROW_SCHEMA.names
+    # the DDL, transpiled, gives the column types the loader's Arrow schema gives
+    con = warehouse._con
+    con.execute("CREATE SCHEMA IF NOT EXISTS ddl_check")
+    warehouse.query(ga4.bigquery_ddl("ddl_check", "20261001"))
+    columns = ("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
+               "AND table_name = 'events_20261001' ORDER BY ordinal_position")
+    assert con.execute(columns, ["ddl_check"]).fetchall() == con.execute(columns, [ga4.DATASET]).fetchall()
