@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, model_validator
 
 from functions.core.metrics.catalog import KpiMetricRef, MetricRef, RatioMetricDefinition
+from functions.core.metrics.facts import MAX_EXPERIMENT_SQL_CHARS, text_chars
 from functions.models.common import (
     MAX_DEFINITION_BYTES,
     FiniteFloat,
@@ -129,6 +130,19 @@ class ExperimentDefinition(StrictModel):
     layerShare: FiniteFloat = Field(default=1.0, gt=0, le=1)
     restrictedRegions: list[Id] = Field(default_factory=list, max_length=300)
     teamId: Id | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sql_budget(cls, data: Any) -> Any:
+        """Metric definitions' SQL is parsed when validated: bound it all before any is parsed."""
+        if isinstance(data, dict):
+            parts = [item.get("definition") for key in ("kpis", "guardrails") if isinstance(data.get(key), list)
+                     for item in data[key] if isinstance(item, dict)]
+            chars = text_chars(parts)
+            if chars > MAX_EXPERIMENT_SQL_CHARS:
+                raise ValueError(f"the metric definitions hold {chars} characters of text; "
+                                 f"the limit is {MAX_EXPERIMENT_SQL_CHARS}")
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentDefinition:
