@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, model_validator
 
+from functions.core.metrics.catalog import KpiMetricRef, MetricRef, RatioMetricDefinition
+from functions.core.metrics.facts import MAX_EXPERIMENT_SQL_CHARS, text_chars
 from functions.models.common import (
     MAX_DEFINITION_BYTES,
     FiniteFloat,
@@ -69,9 +71,16 @@ class Kpi(StrictModel):
     referenceLevel: FiniteFloat | None = None
     numerator: Id | None = None
     denominator: Id | None = None
+    # where the metric's facts come from (docs/metrics.md); without it, the KPI events `kpi.<metric>`
+    definition: KpiMetricRef | None = None
 
     @model_validator(mode="after")
     def _ratio_parts(self) -> Kpi:
+        ratio_definition = isinstance(self.definition, RatioMetricDefinition)
+        if ratio_definition and self.type != KpiType.RATIO:
+            raise ValueError("a ratio definition needs a KPI of type RATIO")
+        if self.type == KpiType.RATIO and self.definition is not None and not ratio_definition:
+            raise ValueError("a RATIO KPI's definition is a ratio (name, numerator, denominator)")
         if self.type == KpiType.RATIO and not (self.numerator and self.denominator):
             raise ValueError("a RATIO KPI names its numerator and denominator metrics")
         return self
@@ -94,6 +103,7 @@ class Guardrail(StrictModel):
     # Effective events ((sum x)^2 / sum x^2; conversions of a 0/1 metric) before the check may act;
     # the calibration (docs/calibration.md) holds from 10 up, so a lower floor is refused.
     minEffectiveEvents: FiniteFloat = Field(default=10, ge=10, le=10_000_000)
+    definition: MetricRef | None = None  # as a KPI's; without it, the KPI events `kpi.<metric>`
 
     @model_validator(mode="after")
     def _has_limit(self) -> Guardrail:
@@ -120,6 +130,19 @@ class ExperimentDefinition(StrictModel):
     layerShare: FiniteFloat = Field(default=1.0, gt=0, le=1)
     restrictedRegions: list[Id] = Field(default_factory=list, max_length=300)
     teamId: Id | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sql_budget(cls, data: Any) -> Any:
+        """Metric definitions' SQL is parsed when validated: bound it all before any is parsed."""
+        if isinstance(data, dict):
+            parts = [item.get("definition") for key in ("kpis", "guardrails") if isinstance(data.get(key), list)
+                     for item in data[key] if isinstance(item, dict)]
+            chars = text_chars(parts)
+            if chars > MAX_EXPERIMENT_SQL_CHARS:
+                raise ValueError(f"the metric definitions hold {chars} characters of text; "
+                                 f"the limit is {MAX_EXPERIMENT_SQL_CHARS}")
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentDefinition:

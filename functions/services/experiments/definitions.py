@@ -15,7 +15,7 @@ from functions.core.assignment.eligibility import compile_rules
 from functions.core.errors import Conflict, Unprocessable
 from functions.core.lifecycle import DEFINITION_LOCKED, Action, State
 from functions.models.experiments import CreateExperiment, ExperimentDefinition
-from functions.services.experiments import repository
+from functions.services.experiments import metrics, repository
 from functions.services.experiments.transitions import apply_transition
 from functions.services.rollouts.store import read_plan
 
@@ -34,13 +34,14 @@ def require_frozen_holdout(txn: firestore.Transaction | None, cohort_id: str | N
 
 def validate_definition(definition: ExperimentDefinition) -> None:
     compile_rules(definition.targeting)  # 422 naming the bad rule
-    metrics = {k.metric for k in definition.kpis}
+    kpi_metrics = {k.metric for k in definition.kpis}
     for kpi in definition.kpis:
         if kpi.type.value == "RATIO" and kpi.numerator == kpi.denominator:
             raise Unprocessable("a ratio needs two different metrics", code="INVALID_KPI",
                                 details={"metric": kpi.metric})
-    if len(metrics) != len(definition.kpis):
+    if len(kpi_metrics) != len(definition.kpis):
         raise Unprocessable("KPI metrics must be unique", code="INVALID_KPI")
+    metrics.check(definition)  # last: the only check that asks the metric store
 
 
 def new_document(body: CreateExperiment, actor: dict[str, str]) -> dict[str, Any]:
