@@ -99,5 +99,25 @@ class DuckDBStore:
         cur = self._run(f"SELECT * FROM ({sql}) LIMIT 0", params)
         return DryRun(0, tuple(d[0] for d in cur.description or ()))
 
+    def load_user_table(self, dataset: str, table: str, rows: pa.Table) -> None:
+        """Create or replace a user's own table (`dataset.table`), e.g. a sample analytics export for
+        the local demo; in the cloud these tables already exist in BigQuery."""
+        with self._write:
+            cur = self._con.cursor()
+            cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{dataset}"')
+            cur.register("_user_rows", rows)
+            try:
+                cur.execute(f'CREATE OR REPLACE TABLE "{dataset}"."{table}" AS SELECT * FROM _user_rows')
+            finally:
+                cur.unregister("_user_rows")
+
+    def create_wildcard_view(self, dataset: str, prefix: str, tables: list[str]) -> None:
+        """The view a BigQuery wildcard reference `dataset.<prefix>*` transpiles to, with
+        `_TABLE_SUFFIX` as BigQuery's wildcard tables carry it."""
+        union = " UNION ALL ".join(
+            f"""SELECT *, '{t.removeprefix(prefix)}' AS _TABLE_SUFFIX FROM "{dataset}"."{t}" """ for t in tables)
+        with self._write:
+            self._con.cursor().execute(f'CREATE OR REPLACE VIEW "{dataset}"."{prefix}*" AS {union}')
+
     def close(self) -> None:
         self._con.close()

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions.adapters.metric_store import queries, store
+from functions.core.metrics.facts import MetricDefinition, facts_sql
 from functions.core.stats.corrections import ExclusionConfig
 from functions.core.stats.pipeline import MEAN, PROPORTION, RATIO, Aggregated, Removal, Stats
 from functions.core.stats.sufficient import MomentStats, RatioStats
+from functions.services.experiments import metrics
 
 HOLDOUT_ARM = "holdout"
 FILTERS = ("consent", "region", "fraud", "bot")
@@ -36,12 +38,22 @@ def _spec_of(doc: Mapping[str, Any], metric: str) -> Mapping[str, Any]:
     return {}
 
 
-def part(doc: Mapping[str, Any], metric: str, param: str) -> queries.MetricPart:
-    """A landed KPI metric as a query part: 0/1 for a PROPORTION KPI, capped at its perUnitCap."""
+def part(doc: Mapping[str, Any], metric: str, param: str,
+         definition: MetricDefinition | None = None) -> queries.MetricPart:
+    """A metric as a query part: the project's landed KPI events (with their pre-period values),
+    or the facts of a definition over the user's own table (its aggregation, attribution window,
+    CUPED pre-period and cap); 0/1 for a PROPORTION KPI, capped at the KPI's perUnitCap."""
     spec = _spec_of(doc, metric)
     cap = spec.get("perUnitCap")
-    return queries.MetricPart(queries.kpi_facts(param), binary=spec.get("type") == PROPORTION,
-                              cap=float(cap) if cap else None)
+    binary = spec.get("type") == PROPORTION
+    if definition is None:
+        return queries.MetricPart(queries.kpi_facts(param), binary=binary, cap=float(cap) if cap else None)
+    facts = (f"SELECT unit_id, event_time, value, CAST(NULL AS FLOAT64) AS pre_value, "
+             f"CAST(NULL AS STRING) AS event_id FROM ({facts_sql(definition)})")
+    own_cap = definition.cap if definition.cap is not None else (float(cap) if cap else None)
+    return queries.MetricPart(facts, aggregation=str(definition.aggregation), binary=binary, cap=own_cap,
+                              delay_hours=definition.delayHours, window_hours=definition.windowHours,
+                              pre_days=definition.cupedPreDays)
 
 
 @dataclass(frozen=True)
@@ -68,11 +80,13 @@ def _stats(row: Mapping[str, Any], ratio: bool) -> Stats:
 def aggregated(doc: Mapping[str, Any], kpi: Mapping[str, Any], scope: Scope, ex: ExclusionConfig) -> Aggregated:
     """One KPI's `Aggregated` for the arms in `scope`, computed in the metric store."""
     ratio = kpi.get("type") == RATIO
+    defined = metrics.kpi_facts(kpi) if kpi.get("definition") is not None else {}
     if ratio:
-        first, second = part(doc, kpi["numerator"], "m0"), part(doc, kpi["denominator"], "m1")
+        first = part(doc, kpi["numerator"], "m0", defined.get("numerator"))
+        second: queries.MetricPart | None = part(doc, kpi["denominator"], "m1", defined.get("denominator"))
         metric_params = {"m0": kpi["numerator"], "m1": kpi["denominator"]}
     else:
-        first, second = part(doc, kpi["metric"], "m0"), None
+        first, second = part(doc, kpi["metric"], "m0", defined.get("value")), None
         metric_params = {"m0": kpi["metric"]}
     capping = kpi.get("type", MEAN) == MEAN
     sql = queries.analysis(first, second, ratio=ratio, percentile_cap=capping and ex.winsor_percentile is not None,

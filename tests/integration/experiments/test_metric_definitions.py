@@ -11,8 +11,8 @@ from functions.adapters import ledger_store
 from functions.adapters.metric_store import store
 from functions.adapters.metric_store.duckdb_store import DuckDBStore
 from functions.services.experiments import metrics, repository
+from localdev import ga4_sample as ga4
 from localdev.tokens import bearer
-from tests.support import ga4
 from tests.support.factories import definition, frozen_cohort
 
 PM = bearer("pm-alice", ["pm"])

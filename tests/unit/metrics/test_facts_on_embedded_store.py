@@ -20,7 +20,7 @@ from functions.core.metrics.catalog import GA4_METRICS, GA4_PASSIVE_EVENTS, Cata
 from functions.core.metrics.facts import MetricDefinition, check_sql, facts_sql
 from functions.models.experiments import ExperimentDefinition
 from functions.services.experiments import metrics
-from tests.support import ga4
+from localdev import ga4_sample as ga4
 
 Fact = tuple[str, datetime, float]
 ROWS = ga4.generate()

@@ -1,4 +1,5 @@
-"""A small, deterministic Firebase / GA4 BigQuery export, and a loader for the embedded store.
+"""A small, deterministic Firebase / GA4 BigQuery export, and a loader for the embedded store
+(the local demo's analytics export; the tests' GA4-shaped fixture).
 
 `generate()` gives rows shaped like the export's `events_YYYYMMDD` tables (the columns our
 catalog reads, with the export's nesting: `event_params` as an array of key/value structs,
@@ -141,16 +142,10 @@ def by_day(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 def load_duckdb(metric_store: DuckDBStore, rows: list[dict[str, Any]], dataset: str = DATASET) -> list[str]:
     """Daily tables `<dataset>.events_YYYYMMDD` and the wildcard view `<dataset>."events_*"`,
     replacing earlier ones; returns the daily tables' names."""
-    cur = metric_store._con.cursor()  # the embedded store's own connection: user tables are not landing tables
-    cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{dataset}"')
     tables = []
     for day, day_rows in by_day(rows).items():
         table = f"events_{day}"
-        cur.register("_ga4_day", pa.Table.from_pylist(day_rows, schema=ARROW_SCHEMA))
-        cur.execute(f'CREATE OR REPLACE TABLE "{dataset}"."{table}" AS SELECT * FROM _ga4_day')
-        cur.unregister("_ga4_day")
+        metric_store.load_user_table(dataset, table, pa.Table.from_pylist(day_rows, schema=ARROW_SCHEMA))
         tables.append(table)
-    union = " UNION ALL ".join(f"""SELECT *, '{t.removeprefix("events_")}' AS _TABLE_SUFFIX FROM "{dataset}"."{t}" """
-                               for t in tables)
-    cur.execute(f'CREATE OR REPLACE VIEW "{dataset}"."events_*" AS {union}')
+    metric_store.create_wildcard_view(dataset, "events_", tables)
     return tables
