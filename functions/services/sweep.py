@@ -48,9 +48,9 @@ def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = N
     instead of finding the scheduled one of the window and doing nothing."""
     eid = doc["id"]
     window = window_start(now)
-    if stats is None:  # one experiment on its own (an operator's sweep-now of it)
+    if stats is None:  # one experiment on its own
         stats = snapshot_stats.read([doc])[eid]
-    verdicts = guardrails.evaluate(doc, stats)
+    verdicts = guardrails.evaluate(doc, stats.stats)
     sid = snapshot_id(eid, window, run_key)
     snapshot_ref = db().collection(EXPERIMENT_SNAPSHOTS).document(sid)
     breach = guardrails.worst_breach(verdicts)
@@ -75,8 +75,8 @@ def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = N
             acted = breach["action"]
         txn.create(snapshot_ref, {
             "experimentId": eid, "windowStart": window, "takenAt": now, "state": current.get("state"),
-            "rollout": current.get("rollout"), "units": snapshot_stats.units_per_arm(stats),
-            "stats": {v: {m: s.to_dict() for m, s in metrics.items()} for v, metrics in stats.items()},
+            "rollout": current.get("rollout"), "units": stats.units_per_arm(), "unitsWithKpis": stats.with_data,
+            "stats": {v: {m: s.to_dict() for m, s in metrics.items()} for v, metrics in stats.stats.items()},
             "guardrails": verdicts, "acted": acted,
         })
         return False, acted
@@ -142,7 +142,7 @@ def run_sweep(now: datetime | None = None, run_key: str | None = None) -> dict[s
             if stats is None:
                 result = {"experimentId": eid, "error": "METRIC_STORE_UNAVAILABLE"}
             else:
-                result = sweep_experiment(doc, now, run_key, stats.get(str(eid), {}))
+                result = sweep_experiment(doc, now, run_key, stats.get(str(eid)))
         except AppError as err:
             result = {"experimentId": eid, "error": err.code}
             failures.append(_failure("snapshots", err, eid))

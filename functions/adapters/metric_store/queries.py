@@ -229,7 +229,8 @@ def snapshot() -> str:
     """The sweep's sufficient statistics for every running experiment at once: per experiment,
     arm and landed metric, over all units exposed with one arm (a unit without events counts
     as 0), each unit's total after first exposure, 0/1 for a conversion, capped at the KPI's
-    perUnitCap. Parameters: experiments, metrics, since (the earliest start: older partitions
+    perUnitCap; and how many of those units have events of the metric (`with_data`).
+    Parameters: experiments, metrics, since (the earliest start: older partitions
     are never read), spec (one string per experiment and metric:
     `experiment/metric/binary 0|1/cap or empty`). Its cost grows with the running experiments'
     exposures and the events since they started, never with all history."""
@@ -258,22 +259,22 @@ totals AS (
 ),
 shaped AS (
   SELECT u.experiment_id, u.arm, sp.metric,
-         IF(sp.cap IS NULL, v, LEAST(v, sp.cap)) AS v, c
+         IF(sp.cap IS NULL, v, LEAST(v, sp.cap)) AS v, c, has_data
   FROM (
-    SELECT u.experiment_id, u.unit_id, u.arm, sp.metric,
+    SELECT u.experiment_id, u.unit_id, u.arm, sp.metric, t.x IS NOT NULL AS has_data,
            IF(sp.binary, IF(COALESCE(t.x, 0) > 0, 1.0, 0.0), COALESCE(t.x, 0)) AS v, COALESCE(t.pre, 0) AS c
     FROM units u JOIN spec sp ON sp.experiment_id = u.experiment_id
     LEFT JOIN totals t ON t.experiment_id = u.experiment_id AND t.unit_id = u.unit_id AND t.metric = sp.metric
   ) u JOIN spec sp ON sp.experiment_id = u.experiment_id AND sp.metric = u.metric
 ),
 centred AS (
-  SELECT experiment_id, arm, metric, v, c,
+  SELECT experiment_id, arm, metric, v, c, has_data,
          AVG(v) OVER (PARTITION BY experiment_id, arm, metric) AS kx,
          AVG(c) OVER (PARTITION BY experiment_id, arm, metric) AS kp
   FROM shaped
 )
 SELECT experiment_id, arm, metric, COUNT(*) AS n, SUM(v - kx) AS sx, SUM((v - kx) * (v - kx)) AS sxx,
        SUM(c - kp) AS sp, SUM((c - kp) * (c - kp)) AS spp, SUM((v - kx) * (c - kp)) AS sxp,
-       ANY_VALUE(kx) AS kx, ANY_VALUE(kp) AS kp
+       ANY_VALUE(kx) AS kx, ANY_VALUE(kp) AS kp, COUNTIF(has_data) AS with_data
 FROM centred
 GROUP BY experiment_id, arm, metric"""

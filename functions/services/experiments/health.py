@@ -87,7 +87,7 @@ def health(experiment_id: str) -> dict[str, Any]:
         overall = "AT_RISK" if overall == "HEALTHY" else overall
     return {
         "experimentId": experiment_id, "state": doc["state"], "overall": overall, "reasons": reasons,
-        "exposures": exposures, "unitsWithKpis": (snapshot or {}).get("units") or {},
+        "exposures": exposures, "unitsWithKpis": (snapshot or {}).get("unitsWithKpis") or {},
         "srm": srm_check.to_dict(), "expectedSplit": split, "rollout": rollout,
         "guardrails": verdicts, "latestSnapshotAgeSeconds": age,
         "latestSnapshotId": snapshot["snapshotId"] if snapshot else None,

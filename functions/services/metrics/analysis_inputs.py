@@ -77,10 +77,14 @@ def _stats(row: Mapping[str, Any], ratio: bool) -> Stats:
     return RatioStats(*raw) if ratio else MomentStats(*raw)
 
 
-def aggregated(doc: Mapping[str, Any], kpi: Mapping[str, Any], scope: Scope, ex: ExclusionConfig) -> Aggregated:
-    """One KPI's `Aggregated` for the arms in `scope`, computed in the metric store."""
+def aggregated(doc: Mapping[str, Any], kpi: Mapping[str, Any], scope: Scope, ex: ExclusionConfig,
+               defined: Mapping[str, MetricDefinition] | None = None) -> Aggregated:
+    """One KPI's `Aggregated` for the arms in `scope`, computed in the metric store. `defined`:
+    the definitions its facts come from (by role, as `metrics.kpi_facts` gives them), when not the
+    KPI's own."""
     ratio = kpi.get("type") == RATIO
-    defined = metrics.kpi_facts(kpi) if kpi.get("definition") is not None else {}
+    if defined is None:
+        defined = metrics.kpi_facts(kpi) if kpi.get("definition") is not None else {}
     if ratio:
         first = part(doc, kpi["numerator"], "m0", defined.get("numerator"))
         second: queries.MetricPart | None = part(doc, kpi["denominator"], "m1", defined.get("denominator"))

@@ -17,11 +17,13 @@ LEVEL = 1e11  # events are capped at 1e12 each; raw Σx² here is ~6e22, far bey
 def test_sums_about_the_reference_level_keep_the_variance_in_any_order():
     deltas = [0.25, -1.5, 2.0, 0.75, -0.5, 1.25]  # unit totals 1e12 + delta (exact in float64)
     docs = []
-    for order in ([0, 1, 2, 3, 4, 5], [5, 3, 1, 0, 4, 2]):
+    for k, order in enumerate(([0, 1, 2, 3, 4, 5], [5, 3, 1, 0, 4, 2])):
+        # KPI events are facts about units, counted in every experiment a unit is exposed to:
+        # each round has its own units
         eid = running_experiment(kpis=[{"metric": "ltv", "role": "PRIMARY", "type": "MEAN"}])
-        expose(eid, {f"u{i}": "treatment" for i in range(6)})
-        events = [kpi(f"u{i}", "ltv", LEVEL + deltas[i] - 1.0, preValue=LEVEL + deltas[i] / 2) for i in order]
-        events += [kpi(f"u{i}", "ltv", 1.0) for i in reversed(order)]  # a second event per unit
+        expose(eid, {f"u{k}-{i}": "treatment" for i in range(6)})
+        events = [kpi(f"u{k}-{i}", "ltv", LEVEL + deltas[i] - 1.0, preValue=LEVEL + deltas[i] / 2) for i in order]
+        events += [kpi(f"u{k}-{i}", "ltv", 1.0) for i in reversed(order)]  # a second event per unit
         assert ingest([KpiEvent.model_validate(e) for e in events]).accepted == 12
         stats = sweep_stats(eid)["treatment"]["ltv"]
         assert stats.n == 6 and abs(stats.shift_x - LEVEL) < 2 and abs(stats.shift_pre - LEVEL) < 2

@@ -14,6 +14,8 @@ from functions.adapters.metric_store import store
 from functions.core.stats.sufficient import MomentStats
 from functions.models.analytics import AnalysisRequest
 from functions.services.analytics import analyses
+from functions.services.experiments import repository
+from functions.services.metrics import snapshot_stats
 from localdev import ga4_sample as ga4
 from tests.support.factories import PM, expose, running_experiment
 
@@ -54,10 +56,21 @@ def test_a_ga4_metric_is_analysed_from_the_export():
     units = sorted({r["user_id"] or r["user_pseudo_id"] for r in rows if r["user_id"] or r["user_pseudo_id"]})
     arm_of = {u: ("control" if i % 2 else "treatment") for i, u in enumerate(units)}
     exposed_at = ga4.START + timedelta(hours=12)
-    eid = running_experiment(kpis=KPIS)
+    guardrail = {"metric": "refunds", "definition": {"catalog": "ga4.refunds"}, "harmfulDirection": "INCREASE",
+                 "absoluteMax": 1000.0, "action": "ALERT"}
+    eid = running_experiment(kpis=KPIS, guardrails=[guardrail])
     expose(eid, arm_of, at=exposed_at)
     result = analyses.run(eid, AnalysisRequest(winsorPercentile=None), PM.to_dict())
     reference = _reference(rows, exposed_at, arm_of)
+    # the sweep reads the guardrail from the export as well: refunds (USD) per exposed unit
+    swept = snapshot_stats.read([repository.load(None, eid)])[eid].stats
+    for arm in ("control", "treatment"):
+        refunds = [sum(r["ecommerce"]["refund_value_in_usd"] or 0.0 for r in rows
+                       if r["event_name"] == "refund" and (r["user_id"] or r["user_pseudo_id"]) == unit
+                       and ga4.at_micros(r["event_timestamp"]) >= exposed_at)
+                   for unit, a in arm_of.items() if a == arm]
+        assert swept[arm]["refunds"].n == len(refunds) and sum(refunds) > 0
+        assert swept[arm]["refunds"].total_x == pytest.approx(sum(refunds), rel=1e-12)
     for metric in ("purchase_revenue", "converted", "retained_d7"):
         stats = result["results"][metric]["inputs"]["stats"]
         for arm in ("control", "treatment"):
