@@ -7,7 +7,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -121,17 +121,13 @@ def run_demo(base: str, units: int = 400, seed: int = 7) -> dict[str, Any]:
         health = _call("GET", f"{base}/experiments/{eid}/health", VIEWER)
         if health["state"] in stopped:  # the scheduled sweep saw the breach while KPIs streamed in
             return health["state"]
-        counts = health["unitsWithKpis"].values()
-        return "INGESTED" if min(counts or [0]) >= 0.9 * min(Counter(arms.values()).values()) else None
+        counts = [health["unitsWithKpis"].get(arm, 0) for arm in set(arms.values())]
+        return "INGESTED" if min(counts) >= 0.9 * min(Counter(arms.values()).values()) else None
 
-    if _wait(ingested_or_stopped, 300, "KPI ingestion") in stopped:
-        _say("the scheduled sweep (local ticker) caught the breach while KPIs were still arriving")
-    else:
-        # An operator's "sweep now": its own snapshot, so a scheduled tick earlier in the same
-        # window (which found no KPIs yet) cannot stand in for it.
-        swept = _call("POST", f"{base}/experiments/sweep", OPERATOR, {})
-        _say(f"sweep run now by an operator ({len(swept['experiments'])} running experiment(s); "
-             "Cloud Scheduler also ticks every 5 minutes)")
+    # An operator's "sweep now" (its own snapshot each time) until the sweep has read the KPIs or
+    # acted on them; the local ticker's scheduled sweep may get there first.
+    _sweep_until(base, ingested_or_stopped, 120, "KPI ingestion")
+    _say("sweep run by an operator (Cloud Scheduler also ticks every 5 minutes)")
     state = _wait(lambda: (lambda s: s if s in stopped else None)(
         _call("GET", f"{base}/experiments/{eid}", VIEWER)["state"]), 90, "guardrail action")
     health = _call("GET", f"{base}/experiments/{eid}/health", VIEWER)
@@ -158,9 +154,46 @@ def run_demo(base: str, units: int = 400, seed: int = 7) -> dict[str, Any]:
     return {"experimentId": eid, "state": state, "killSwitch": message, "runningExperimentId": running}
 
 
+def _sweep_until(base: str, done: Any, timeout: float, what: str) -> Any:
+    """An operator's "sweep now" until `done()` holds: KPI events land in the metric store as they
+    arrive, and the sweep is what reads them (Cloud Scheduler also ticks every 5 minutes)."""
+    def swept() -> Any:
+        _call("POST", f"{base}/experiments/sweep", OPERATOR, {})
+        return done()
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = swept()
+        if value:
+            return value
+        time.sleep(2.0)
+    raise RuntimeError(f"demo timed out waiting for {what}")
+
+
+def _ga4_export(arms: dict[str, str] | None = None, rng: random.Random | None = None) -> int:
+    """The app's Firebase / GA4 export in the embedded metric store: two weeks of history, and
+    (with `arms`) today's sessions and purchases of the experiment's users. In the cloud the
+    export is already in BigQuery; nothing is loaded there."""
+    from functions.adapters.metric_store import store
+    from functions.adapters.metric_store.duckdb_store import DuckDBStore
+    from localdev import ga4_sample
+
+    engine = store()
+    if not isinstance(engine, DuckDBStore):
+        return 0
+    now = datetime.now(UTC)
+    rows = ga4_sample.generate(users=200, days=14, start=now - timedelta(days=15))
+    if arms:
+        rows += ga4_sample.purchases(arms, now, rng or random.Random(3), {"value_first": 1.06})
+    ga4_sample.load_duckdb(engine, rows, settings().ga4_dataset)
+    return len(rows)
+
+
 def _running_experiment(base: str, cohort_id: str, rng: random.Random, units: int = 300) -> str:
     """A second experiment that stays RUNNING with data and a published analysis, so the console
-    has a healthy experiment to show beside the killed one."""
+    has a healthy experiment to show beside the killed one. Its second KPI reads purchases from the
+    app's GA4 export (a catalog metric over the user's own table, not the project's KPI events)."""
+    _ga4_export()
     definition = {
         "name": "Paywall copy: value first", "offerType": "PAYWALL",
         "hypothesis": {"statement": "Leading the paywall with the value users get lifts revenue per user",
@@ -168,7 +201,9 @@ def _running_experiment(base: str, cohort_id: str, rng: random.Random, units: in
                        "successCriteria": "revenue per user up at p < 0.05; refunds stay under 8%"},
         "variants": [{"key": "control", "weight": 50}, {"key": "value_first", "weight": 50}],
         "holdoutCohortId": cohort_id,
-        "kpis": [{"metric": "revenue", "role": "PRIMARY", "type": "MEAN", "direction": "INCREASE"}],
+        "kpis": [{"metric": "revenue", "role": "PRIMARY", "type": "MEAN", "direction": "INCREASE"},
+                 {"metric": "ga4_purchase_revenue", "role": "SECONDARY", "type": "MEAN", "direction": "INCREASE",
+                  "definition": {"catalog": "ga4.purchase_revenue"}}],
         "guardrails": [{"metric": "refund", "harmfulDirection": "INCREASE", "absoluteMax": 0.08,
                         "action": "KILL", "minUnitsPerArm": 30}],
         "requiredApprovers": ["demo-approver"],
@@ -191,9 +226,17 @@ def _running_experiment(base: str, cohort_id: str, rng: random.Random, units: in
         events.append({"eventId": f"pw-ref-{unit}", "unitId": unit, "metric": "refund", "timestamp": now,
                        "value": 1.0 if rng.random() < 0.03 else 0.0, "region": "DE"})
     publish_many("kpi_events", events)
-    _wait(lambda: min(_call("GET", f"{base}/experiments/{eid}/health", VIEWER)["unitsWithKpis"].values() or [0])
-          >= 0.9 * min(Counter(arms.values()).values()), 300, "KPI ingestion")
-    _call("POST", f"{base}/experiments/sweep", OPERATOR, {})
+    exported = _ga4_export(arms, rng)
+    def ingested() -> bool:
+        with_data = _call("GET", f"{base}/experiments/{eid}/health", VIEWER)["unitsWithKpis"]
+        return min(with_data.get(arm, 0) for arm in set(arms.values())) >= 0.9 * min(Counter(arms.values()).values())
+
+    _sweep_until(base, ingested, 120, "KPI ingestion")
     analysis = _call("POST", f"{base}/analytics/experiments/{eid}/analyses", PM, {})
     _say(f"experiment {eid} keeps RUNNING with {len(arms)} users; analysis {analysis['id']} published")
+    ga4 = analysis["results"]["ga4_purchase_revenue"]["arms"]["value_first"]["primary"]
+    lift, p = ga4.get("lift"), ga4.get("pValue")
+    _say(f"its GA4 metric (catalog ga4.purchase_revenue over {exported} exported events in "
+         f"{settings().ga4_dataset}.events_*): purchase revenue per user "
+         + (f"{lift:+.1%}, p = {p:.3f}" if lift is not None and p is not None else "not estimable yet"))
     return eid

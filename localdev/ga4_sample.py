@@ -132,6 +132,23 @@ def generate(users: int = 300, days: int = 10, seed: int = 14, start: datetime =
     return rows
 
 
+def purchases(arms: dict[str, str], at: datetime, rng: random.Random, lift: dict[str, float]) -> list[dict[str, Any]]:
+    """What the app's analytics would export for units already in an experiment: a session each
+    and, for about a third, a purchase in USD (`lift`: arm -> factor on the amount). Signed-in
+    units: `user_id` is the unit id the experiment assigns."""
+    rows: list[dict[str, Any]] = []
+    for i, (unit, arm) in enumerate(sorted(arms.items())):
+        when = at + timedelta(seconds=1 + i % 50, microseconds=i)
+        session = micros(when) // 1_000_000
+        rows.append(_event("session_start", when, unit, f"app-instance-{unit}", session))
+        if rng.random() < 0.35:
+            price = round(rng.lognormvariate(2.5, 0.6) * lift.get(arm, 1.0), 2)
+            money = [_param("value", price), _param("currency", "USD")]
+            rows.append(_event("purchase", when + timedelta(seconds=30), unit, f"app-instance-{unit}", session, money,
+                               _commerce(purchase=price, transaction=f"T-{unit}"), value_usd=price))
+    return rows
+
+
 def by_day(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     days: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
