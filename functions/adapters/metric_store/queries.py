@@ -28,11 +28,18 @@ class MetricPart:
 
     facts: str
     aggregation: str = SUM
+    landed: str | None = None  # the query parameter naming a landed metric: read from `attributed`
     binary: bool = False  # 0/1 per unit (a conversion): any positive total is 1
     cap: float | None = None  # per-unit cap on the total
     delay_hours: float = 0.0
     window_hours: float | None = None
     pre_days: float | None = None
+
+
+def landed(param: str, binary: bool = False, cap: float | None = None) -> MetricPart:
+    """The project's own landed KPI events of the metric named by query parameter `param`, read
+    from the experiment's attributed events (one scan of the landing table per query)."""
+    return MetricPart(kpi_facts(param), binary=binary, cap=cap, landed=param)
 
 
 def kpi_facts(param: str) -> str:
@@ -47,35 +54,51 @@ def _exposed(arms_param: str = "arms") -> str:
     return f"""
 exposed AS (
   SELECT unit_id, MIN(exposed_at) AS exposed_at, LOGICAL_AND(analytics_consent) AS consent,
-         COUNT(DISTINCT CONCAT(status, ':', IFNULL(variant, ''))) AS arms_seen,
+         MIN(CONCAT(status, ':', IFNULL(variant, ''))) = MAX(CONCAT(status, ':', IFNULL(variant, ''))) AS one_arm,
          MAX(IF(status = 'HOLDOUT', 'holdout', variant)) AS arm, MAX(status) AS status
   FROM {deduped(EXPOSURES, 'experiment_id = @experiment_id')}
   GROUP BY unit_id
 ),
 units AS (
   SELECT unit_id, arm, exposed_at, consent FROM exposed
-  WHERE arms_seen = 1 AND arm IS NOT NULL AND status IN ('ASSIGNED', 'HOLDOUT')
+  WHERE one_arm AND arm IS NOT NULL AND status IN ('ASSIGNED', 'HOLDOUT')
     AND arm IN UNNEST(@{arms_param}) AND unit_id NOT IN UNNEST(@left_out)
 )"""
 
 
 def _activity() -> str:
-    """Bot and data-quality signals per unit from its landed events of the experiment's metrics
-    after first exposure: event count, events sharing a timestamp, late events, first and last
-    event, and the region of the latest event that names one (by time, then event id)."""
+    """The experiment's landed events after each unit's first exposure (each event once), and the
+    bot and data-quality signals per unit they give: event count, events sharing a timestamp,
+    late events, first and last event, and the region of the latest event that names one (by
+    time, then event id)."""
     return f"""
-activity AS (
-  SELECT u.unit_id, COUNT(*) AS events, COUNT(*) - COUNT(DISTINCT k.event_time) AS same_ts,
-         COUNTIF(k.received_at > TIMESTAMP_ADD(k.event_time, INTERVAL {LATE_AFTER_SECONDS} SECOND)) AS late,
-         MIN(k.event_time) AS first_seen, MAX(k.event_time) AS last_seen,
-         ARRAY_AGG(k.region IGNORE NULLS ORDER BY k.event_time DESC, k.event_id DESC)[SAFE_OFFSET(0)] AS region
+attributed AS (
+  SELECT u.unit_id, k.event_id, k.metric, k.value, k.pre_value, k.region, k.event_time, k.received_at
   FROM units u JOIN {deduped(KPI_EVENTS, 'metric IN UNNEST(@activity_metrics)')} k
     ON k.unit_id = u.unit_id AND k.event_time >= u.exposed_at
-  GROUP BY u.unit_id
+),
+instants AS (
+  SELECT unit_id, COUNT(*) AS times FROM (SELECT DISTINCT unit_id, event_time FROM attributed) GROUP BY unit_id
+),
+activity AS (
+  SELECT a.unit_id, COUNT(*) AS events, COUNT(*) - ANY_VALUE(i.times) AS same_ts,
+         COUNTIF(a.received_at > TIMESTAMP_ADD(a.event_time, INTERVAL {LATE_AFTER_SECONDS} SECOND)) AS late,
+         MIN(a.event_time) AS first_seen, MAX(a.event_time) AS last_seen,
+         ARRAY_AGG(a.region IGNORE NULLS ORDER BY a.event_time DESC, a.event_id DESC)[SAFE_OFFSET(0)] AS region
+  FROM attributed a JOIN instants i ON i.unit_id = a.unit_id
+  GROUP BY a.unit_id
 )"""
 
 
 def _part(i: int, part: MetricPart) -> str:
+    if part.landed is not None and part.delay_hours == 0 and part.window_hours is None and part.pre_days is None:
+        return f"""
+part{i} AS (
+  SELECT unit_id, CAST({ {SUM: "SUM(value)", COUNT: "COUNT(value)", ANY: "1"}[part.aggregation]} AS FLOAT64) AS x,
+         ARRAY_AGG(pre_value IGNORE NULLS ORDER BY event_time, event_id)[SAFE_OFFSET(0)] AS pre, COUNT(*) AS facts
+  FROM attributed WHERE metric = @{part.landed}
+  GROUP BY unit_id
+)"""
     start = f"TIMESTAMP_ADD(u.exposed_at, INTERVAL {int(part.delay_hours * 3600)} SECOND)"
     inside = f"f.event_time >= {start}"
     if part.window_hours is not None:

@@ -47,7 +47,7 @@ def part(doc: Mapping[str, Any], metric: str, param: str,
     cap = spec.get("perUnitCap")
     binary = spec.get("type") == PROPORTION
     if definition is None:
-        return queries.MetricPart(queries.kpi_facts(param), binary=binary, cap=float(cap) if cap else None)
+        return queries.landed(param, binary=binary, cap=float(cap) if cap else None)
     facts = (f"SELECT unit_id, event_time, value, CAST(NULL AS FLOAT64) AS pre_value, "
              f"CAST(NULL AS STRING) AS event_id FROM ({facts_sql(definition)})")
     own_cap = definition.cap if definition.cap is not None else (float(cap) if cap else None)

@@ -18,8 +18,9 @@ from tests.support.factories import definition, frozen_cohort
 PM = bearer("pm-alice", ["pm"])
 
 
-@pytest.fixture(scope="module")
-def ga4_export(emulators):
+@pytest.fixture
+def ga4_export(clean_firestore):
+    """The export in this test's (fresh) metric store."""
     metric_store = store()
     assert isinstance(metric_store, DuckDBStore), "the tests run on the embedded metric store"
     ga4.load_duckdb(metric_store, ga4.generate(users=50, days=9))
