@@ -42,7 +42,6 @@ class Settings:
     topic_prefix: str
     max_body_bytes: int
     max_event_age_seconds: int
-    kpi_shards: int
     base_currency: str
     currency_rates: dict[str, float] = field(default_factory=dict)
     ledger_signing_key: str = ""
@@ -83,7 +82,6 @@ def settings() -> Settings:
         topic_prefix=_env("TOPIC_PREFIX", ""),
         max_body_bytes=int(_env("MAX_BODY_BYTES", str(2 * 1024 * 1024))),
         max_event_age_seconds=int(_env("MAX_EVENT_AGE_SECONDS", str(3 * 24 * 3600))),
-        kpi_shards=int(_env("KPI_SHARDS", "10")),
         base_currency=_env("BASE_CURRENCY", "USD"),
         currency_rates={k.upper(): float(v) for k, v in rates.items()},
         ledger_signing_key=_env("LEDGER_SIGNING_KEY", ""),

@@ -67,8 +67,6 @@ class Kpi(StrictModel):
     type: KpiType = KpiType.MEAN
     direction: Direction = Direction.INCREASE
     perUnitCap: FiniteFloat | None = Field(default=None, gt=0)
-    # the metric's typical level: aggregates keep sums about it (precision near 1e12, minor units)
-    referenceLevel: FiniteFloat | None = None
     numerator: Id | None = None
     denominator: Id | None = None
     # where the metric's facts come from (docs/metrics.md); without it, the KPI events `kpi.<metric>`
