@@ -17,7 +17,7 @@ import sqlglot
 import sqlglot.errors
 
 from functions.adapters.metric_store import schema
-from functions.adapters.metric_store.port import DryRun, Param, QueryRejected
+from functions.adapters.metric_store.port import DryRun, Param, QueryRejected, param_type
 
 _ARROW = {"STRING": pa.string(), "FLOAT64": pa.float64(), "INT64": pa.int64(), "BOOL": pa.bool_(),
           "TIMESTAMP": pa.timestamp("us", tz="UTC")}
@@ -37,7 +37,8 @@ def _arrow_schema(table: str) -> pa.Schema:
                       for name, kind in schema.COLUMNS[table]])
 
 
-def _param(value: Param) -> Any:
+def _param(name: str, value: Param) -> Any:
+    param_type(name, value)  # refuses what BigQuery refuses (None in a list, unsupported types)
     if isinstance(value, tuple):
         return list(value)
     return value
@@ -72,7 +73,7 @@ class DuckDBStore:
     def _run(self, sql: str, params: Mapping[str, Param] | None) -> duckdb.DuckDBPyConnection:
         cur = self._con.cursor()
         try:
-            return cur.execute(transpile(sql), {k: _param(v) for k, v in (params or {}).items()})
+            return cur.execute(transpile(sql), {k: _param(k, v) for k, v in (params or {}).items()})
         except duckdb.Error as exc:
             raise QueryRejected(str(exc).splitlines()[0]) from None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 Param = str | int | float | bool | Any
@@ -22,6 +23,33 @@ class QueryRejected(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+_SCALAR_TYPES: tuple[tuple[type, str], ...] = (  # bool before int: a bool is an int in Python
+    (bool, "BOOL"), (int, "INT64"), (float, "FLOAT64"), (str, "STRING"), (datetime, "TIMESTAMP"))
+
+
+def _scalar_type(name: str, value: Any) -> str:
+    for kind, bq_type in _SCALAR_TYPES:
+        if isinstance(value, kind):
+            return bq_type
+    what = "None (write NULL in the SQL instead)" if value is None else type(value).__name__
+    raise QueryRejected(f"query parameter @{name}: unsupported value {what}")
+
+
+def param_type(name: str, value: Param) -> str:
+    """The BigQuery type of a parameter value: `INT64`, or `ARRAY<STRING>` for a list or tuple.
+    Every adapter checks its parameters with it, so a value one engine refuses the other refuses
+    too. A list mixing ints and floats is FLOAT64; an empty list is ARRAY<STRING>; None has no
+    type (inside a list it is an error, as in BigQuery)."""
+    if not isinstance(value, list | tuple):
+        return _scalar_type(name, value)
+    kinds = {_scalar_type(name, item) for item in value}
+    if kinds == {"INT64", "FLOAT64"}:
+        kinds = {"FLOAT64"}
+    if len(kinds) > 1:
+        raise QueryRejected(f"query parameter @{name}: a list mixes {', '.join(sorted(kinds))}")
+    return f"ARRAY<{kinds.pop() if kinds else 'STRING'}>"
 
 
 @dataclass(frozen=True)
