@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 
-from functions.adapters.metric_store.port import DryRun, MetricStore, QueryRejected
+from functions.adapters.metric_store.port import AppendRejected, DryRun, MetricStore, QueryRejected
 from functions.config import settings
 
-__all__ = ["DryRun", "MetricStore", "QueryRejected", "reset_store", "store"]
+__all__ = ["AppendRejected", "DryRun", "MetricStore", "QueryRejected", "reset_store", "store"]
 
 _lock = threading.Lock()
 _store: MetricStore | None = None

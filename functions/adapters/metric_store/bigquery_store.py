@@ -21,15 +21,10 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from functions.adapters.metric_store import schema
-from functions.adapters.metric_store.port import DryRun, Param, QueryRejected, param_type
+from functions.adapters.metric_store.port import AppendRejected, DryRun, Param, QueryRejected, param_type
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 BATCH_ROWS = 10_000  # BigQuery's recommended ceiling per insertAll request
-
-
-class AppendFailed(RuntimeError):
-    """BigQuery refused rows of a streaming insert; earlier batches may have landed (a retry is
-    safe: reads de-duplicate by event_id)."""
 
 
 def _client(project: str) -> bigquery.Client:
@@ -91,18 +86,19 @@ class BigQueryStore:
             self._client.query(schema.ddl(table), job_config=self._config()).result()
 
     def append(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        if table not in schema.COLUMNS:
-            raise AppendFailed(f"unknown landing table {table!r}")
+        """Rows are checked first; if BigQuery still refuses a batch, the batches before it have
+        landed and a retry of the whole call is safe (reads de-duplicate by event_id)."""
+        schema.check_rows(table, rows)
         target = self._dataset_ref.table(table)
         for batch in _batches(rows):
             payload = [{k: _json_value(v) for k, v in row.items()} for row in batch]
             try:
                 errors = self._client.insert_rows_json(
                     target, payload, row_ids=[str(row.get("event_id")) for row in batch])
-            except (gexc.BadRequest, gexc.NotFound) as exc:
-                raise AppendFailed(f"{table}: {_reason(exc)}") from None
+            except gexc.BadRequest as exc:
+                raise AppendRejected(f"{table}: {_reason(exc)}") from None
             if errors:
-                raise AppendFailed(f"{table}: {len(errors)} row(s) refused, first: {errors[0]}")
+                raise AppendRejected(f"{table}: {len(errors)} row(s) refused, first: {errors[0]}")
         return len(rows)
 
     def _config(self, params: Mapping[str, Param] | None = None, **kwargs: Any) -> bigquery.QueryJobConfig:

@@ -59,6 +59,7 @@ class DuckDBStore:
             self._con.cursor().execute(transpile(schema.ddl(table, layout=False)))
 
     def append(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        schema.check_rows(table, rows)
         if not rows:
             return 0
         arrow = pa.Table.from_pylist([dict(r) for r in rows], schema=_arrow_schema(table))

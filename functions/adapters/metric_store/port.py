@@ -25,6 +25,11 @@ class QueryRejected(Exception):
         self.message = message
 
 
+class AppendRejected(ValueError):
+    """Rows that do not fit their landing table (unknown table or column, a missing required
+    value, a value of the wrong type). Nothing of the refused batch lands."""
+
+
 _SCALAR_TYPES: tuple[tuple[type, str], ...] = (  # bool before int: a bool is an int in Python
     (bool, "BOOL"), (int, "INT64"), (float, "FLOAT64"), (str, "STRING"), (datetime, "TIMESTAMP"))
 
@@ -67,7 +72,8 @@ class MetricStore(Protocol):
         """Create the landing tables if they are missing (idempotent)."""
 
     def append(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Append rows to a landing table; duplicates by `event_id` are removed at read time."""
+        """Append rows to a landing table; duplicates by `event_id` are removed at read time.
+        Raises AppendRejected (checked by `schema.check_rows` before anything is sent)."""
 
     def query(self, sql: str, params: Mapping[str, Param] | None = None) -> list[dict[str, Any]]:
         """Run a query; rows as dicts. Raises QueryRejected for a query the engine refuses."""

@@ -4,6 +4,12 @@ at-least-once delivery that lands a row twice still counts it once."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from functions.adapters.metric_store.port import AppendRejected
+
 KPI_EVENTS = "kpi_events"
 EXPOSURES = "exposures"
 FRAUD_FLAGS = "fraud_flags"
@@ -44,3 +50,29 @@ def deduped(table: str, where: str = "TRUE") -> str:
     so partitions and clusters prune."""
     return (f"(SELECT * FROM {table} WHERE {where} "
             f"QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY received_at) = 1)")
+
+
+_PYTHON: dict[str, tuple[type, ...]] = {"STRING": (str,), "FLOAT64": (int, float), "INT64": (int,), "BOOL": (bool,),
+                                        "TIMESTAMP": (datetime,)}
+
+
+def check_rows(table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse rows that do not fit `table` before any engine sees them, so both engines refuse
+    the same rows with the same error (and a streaming insert never half-lands a bad batch)."""
+    columns = COLUMNS.get(table)
+    if columns is None:
+        raise AppendRejected(f"unknown landing table {table!r}")
+    known = {name for name, _ in columns}
+    for index, row in enumerate(rows):
+        extra = set(row) - known
+        if extra:
+            raise AppendRejected(f"{table} row {index}: unknown column(s) {sorted(extra)}")
+        for name, kind in columns:
+            value = row.get(name)
+            if value is None:
+                if "NOT NULL" in kind:
+                    raise AppendRejected(f"{table} row {index}: {name} is required")
+                continue
+            bq_type = kind.split()[0]
+            if isinstance(value, bool) is not (bq_type == "BOOL") or not isinstance(value, _PYTHON[bq_type]):
+                raise AppendRejected(f"{table} row {index}: {name} must be {bq_type}, got {type(value).__name__}")

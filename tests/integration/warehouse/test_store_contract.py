@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from functions.adapters.metric_store import QueryRejected, schema
+from functions.adapters.metric_store import AppendRejected, QueryRejected, schema
 from functions.adapters.metric_store.port import MetricStore
 
 T0 = datetime(2026, 11, 2, 9, 30, 15, 123456, tzinfo=UTC)
@@ -60,6 +60,49 @@ def test_append_reads_back_every_column_type(store):
                 if isinstance(value, datetime):
                     assert value.utcoffset() == timedelta(0)
     assert store.append(schema.KPI_EVENTS, []) == 0
+
+
+def _without(row: dict, key: str) -> dict:
+    return {k: v for k, v in row.items() if k != key}
+
+
+BAD_ROWS = {
+    "missing required": _without(kpi("b", "u", 1.0), "unit_id"),
+    "None in a required column": {**kpi("b", "u", 1.0), "metric": None},
+    "string for FLOAT64": {**kpi("b", "u", 1.0), "value": "abc"},
+    "bool for FLOAT64": {**kpi("b", "u", 1.0), "value": True},
+    "int for STRING": {**kpi("b", "u", 1.0), "unit_id": 7},
+    "text for TIMESTAMP": {**kpi("b", "u", 1.0), "event_time": "2026-11-02T09:30:00Z"},
+    "unknown column": {**kpi("b", "u", 1.0), "is_admin": True},
+}
+
+
+@pytest.mark.parametrize("bad", BAD_ROWS.values(), ids=BAD_ROWS.keys())
+def test_a_row_that_does_not_fit_is_refused_with_its_batch(store, bad):
+    with pytest.raises(AppendRejected, match="row 1"):
+        store.append(schema.KPI_EVENTS, [kpi("good", "u", 1.0), bad])
+    with pytest.raises(AppendRejected, match="unknown landing table"):
+        store.append("kpi_events; DROP TABLE exposures", [kpi("good", "u", 1.0)])
+    assert count(store, schema.KPI_EVENTS) == 0
+    assert count(store, schema.EXPOSURES) == 0
+
+
+def test_large_appends_go_in_bounded_batches(bigquery_store, monkeypatch):
+    from functions.adapters.metric_store import bigquery_store as module
+
+    monkeypatch.setattr(module, "BATCH_ROWS", 4)
+    sizes: list[int] = []
+    real = bigquery_store._client.insert_rows_json
+
+    def spy(table, rows, **kwargs):
+        sizes.append(len(rows))
+        assert kwargs["row_ids"] == [r["event_id"] for r in rows]
+        return real(table, rows, **kwargs)
+
+    monkeypatch.setattr(bigquery_store._client, "insert_rows_json", spy)
+    assert bigquery_store.append(schema.KPI_EVENTS, [kpi(f"k{i}", "u", float(i)) for i in range(10)]) == 10
+    assert sizes == [4, 4, 2]
+    assert bigquery_store.query("SELECT SUM(value) AS s FROM kpi_events") == [{"s": 45.0}]
 
 
 def test_a_row_landed_twice_counts_once_through_deduped(store):
