@@ -55,6 +55,7 @@ class Settings:
     metric_store: str = "embedded"  # embedded (DuckDB in-process) | bigquery
     metric_store_path: str = ":memory:"  # the embedded store's file (":memory:": this process only)
     metric_dataset: str = "offers_metrics"  # BigQuery dataset of the landing tables
+    metric_location: str = ""  # BigQuery location of that dataset ("": the client's default, US)
 
     def topic(self, name: str) -> str:
         """Full topic id (prefix lets parallel tests use their own topics)."""
@@ -94,6 +95,7 @@ def settings() -> Settings:
         metric_store=_env("METRIC_STORE", "embedded"),
         metric_store_path=_env("METRIC_STORE_PATH", ":memory:"),
         metric_dataset=_env("METRIC_DATASET", "offers_metrics"),
+        metric_location=_env("METRIC_LOCATION", ""),
     )
 
 

@@ -33,7 +33,7 @@ def _build() -> MetricStore:
     if cfg.metric_store == "bigquery":
         from functions.adapters.metric_store.bigquery_store import BigQueryStore
 
-        return BigQueryStore(cfg.project_id, cfg.metric_dataset)
+        return BigQueryStore(cfg.project_id, cfg.metric_dataset, location=cfg.metric_location or None)
     from functions.adapters.metric_store.duckdb_store import DuckDBStore
 
     return DuckDBStore(cfg.metric_store_path)

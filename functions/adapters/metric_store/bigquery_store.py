@@ -27,12 +27,12 @@ EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 BATCH_ROWS = 10_000  # BigQuery's recommended ceiling per insertAll request
 
 
-def _client(project: str) -> bigquery.Client:
+def _client(project: str, location: str | None) -> bigquery.Client:
     host = os.environ.get(EMULATOR_ENV)
     if host:
-        return bigquery.Client(project=project, credentials=AnonymousCredentials(),
+        return bigquery.Client(project=project, location=location, credentials=AnonymousCredentials(),
                                client_options={"api_endpoint": host})
-    return bigquery.Client(project=project)
+    return bigquery.Client(project=project, location=location)
 
 
 def _utc(value: datetime) -> datetime:
@@ -75,13 +75,17 @@ def _batches(rows: Sequence[Mapping[str, Any]]) -> Iterator[Sequence[Mapping[str
 class BigQueryStore:
     engine = "bigquery"
 
-    def __init__(self, project: str, dataset: str) -> None:
+    def __init__(self, project: str, dataset: str, location: str | None = None) -> None:
+        """`location` (e.g. "EU", "europe-west1") places a dataset this store creates and its jobs;
+        None leaves both to BigQuery (US for a new dataset)."""
         self.project, self.dataset = project, dataset
         self._dataset_ref = bigquery.DatasetReference(project, dataset)
-        self._client = _client(project)
+        self._client = _client(project, location)
 
     def ensure_schema(self) -> None:
-        self._client.create_dataset(self._dataset_ref, exists_ok=True)
+        dataset = bigquery.Dataset(self._dataset_ref)
+        dataset.location = self._client.location
+        self._client.create_dataset(dataset, exists_ok=True)
         for table in schema.COLUMNS:
             self._client.query(schema.ddl(table), job_config=self._config()).result()
 

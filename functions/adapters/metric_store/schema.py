@@ -37,12 +37,14 @@ LAYOUT: dict[str, tuple[str, str]] = {  # table -> (partition column, clustering
 }
 
 
-def ddl(table: str, layout: bool = True) -> str:
-    """`layout=False` leaves out partitioning and clustering (engines without them)."""
+def ddl(table: str, layout: bool = True, dataset: str = "") -> str:
+    """`layout=False` leaves out partitioning and clustering (engines without them); `dataset`
+    ("project.dataset") qualifies the table, for tools without a default dataset (deploy.sh)."""
     columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS[table])
     partition, cluster = LAYOUT[table]
     tail = f" PARTITION BY DATE({partition}) CLUSTER BY {cluster}" if layout else ""
-    return f"CREATE TABLE IF NOT EXISTS {table} ({columns}){tail}"
+    name = f"`{dataset}.{table}`" if dataset else table
+    return f"CREATE TABLE IF NOT EXISTS {name} ({columns}){tail}"
 
 
 def deduped(table: str, where: str = "TRUE") -> str:
