@@ -84,7 +84,8 @@ class BigQueryStore:
 
     def ensure_schema(self) -> None:
         dataset = bigquery.Dataset(self._dataset_ref)
-        dataset.location = self._client.location
+        if self._client.location:  # an explicit null location is an error to the emulator
+            dataset.location = self._client.location
         self._client.create_dataset(dataset, exists_ok=True)
         for table in schema.COLUMNS:
             self._client.query(schema.ddl(table), job_config=self._config()).result()
