@@ -19,19 +19,26 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 STAMP="$VENV/.requirements.sha"
 WANT=$(printf '%s\n' "${PINS[@]}" | sha256sum | cut -d' ' -f1)
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
-  exit 0
+if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$WANT" ]]; then
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet "${PINS[@]}"
+  "$VENV/bin/bqemulator" --help >/dev/null
+  echo "$WANT" > "$STAMP"
 fi
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet "${PINS[@]}"
 # bqemulator loads DuckDB's spatial extension at start and would download it: install the one
-# the duckdb-extension-spatial wheel ships, offline, into DuckDB's extension directory.
+# the duckdb-extension-spatial wheel ships, offline, into DuckDB's extension directory (under the
+# home directory, outside the venv: so this runs every time, about a second, and is idempotent).
 "$VENV/bin/python" - <<'PY'
 import pathlib
 
 import duckdb
 import duckdb_extension_spatial as pkg
 
+try:
+    duckdb.connect().execute("LOAD spatial")
+    raise SystemExit(0)
+except duckdb.Error:
+    pass
 root = pathlib.Path(pkg.__file__).resolve().parent
 found = sorted(root.rglob("*.duckdb_extension"))
 if not found:
@@ -41,5 +48,3 @@ con.execute(f"INSTALL '{found[0]}'")
 con.execute("LOAD spatial")
 print(f"duckdb spatial extension installed from {found[0].name}")
 PY
-"$VENV/bin/bqemulator" --help >/dev/null
-echo "$WANT" > "$STAMP"
