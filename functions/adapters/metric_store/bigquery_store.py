@@ -19,12 +19,14 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
+from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY
 
 from functions.adapters.metric_store import schema
 from functions.adapters.metric_store.port import AppendRejected, DryRun, Param, QueryRejected, param_type
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 BATCH_ROWS = 10_000  # BigQuery's recommended ceiling per insertAll request
+RETRY_SECONDS = 30.0  # the client's defaults retry for 10 (API) and 40 (job) minutes: past any function timeout
 
 
 def _client(project: str, location: str | None) -> bigquery.Client:
@@ -75,20 +77,29 @@ def _batches(rows: Sequence[Mapping[str, Any]]) -> Iterator[Sequence[Mapping[str
 class BigQueryStore:
     engine = "bigquery"
 
-    def __init__(self, project: str, dataset: str, location: str | None = None) -> None:
+    def __init__(self, project: str, dataset: str, location: str | None = None,
+                 retry_seconds: float = RETRY_SECONDS) -> None:
         """`location` (e.g. "EU", "europe-west1") places a dataset this store creates and its jobs;
-        None leaves both to BigQuery (US for a new dataset)."""
+        None leaves both to BigQuery (US for a new dataset). Transient errors are retried for at
+        most `retry_seconds`, then raised."""
         self.project, self.dataset = project, dataset
         self._dataset_ref = bigquery.DatasetReference(project, dataset)
         self._client = _client(project, location)
+        self._retry = bigquery.DEFAULT_RETRY.with_timeout(retry_seconds)
+        self._job_retry = DEFAULT_JOB_RETRY.with_timeout(retry_seconds)
+
+    def _query(self, sql: str, config: bigquery.QueryJobConfig) -> bigquery.QueryJob:
+        # job_retry=None here: given one, the client wraps the job insert in a fixed 10-minute
+        # retry of its own; the bounded job retry applies where the result is awaited instead.
+        return self._client.query(sql, job_config=config, retry=self._retry, job_retry=None)
 
     def ensure_schema(self) -> None:
         dataset = bigquery.Dataset(self._dataset_ref)
         if self._client.location:  # an explicit null location is an error to the emulator
             dataset.location = self._client.location
-        self._client.create_dataset(dataset, exists_ok=True)
+        self._client.create_dataset(dataset, exists_ok=True, retry=self._retry)
         for table in schema.COLUMNS:
-            self._client.query(schema.ddl(table), job_config=self._config()).result()
+            self._query(schema.ddl(table), self._config()).result(retry=self._retry, job_retry=self._job_retry)
 
     def append(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Rows are checked first; if BigQuery still refuses a batch, the batches before it have
@@ -99,7 +110,7 @@ class BigQueryStore:
             payload = [{k: _json_value(v) for k, v in row.items()} for row in batch]
             try:
                 errors = self._client.insert_rows_json(
-                    target, payload, row_ids=[str(row.get("event_id")) for row in batch])
+                    target, payload, row_ids=[str(row.get("event_id")) for row in batch], retry=self._retry)
             except gexc.BadRequest as exc:
                 raise AppendRejected(f"{table}: {_reason(exc)}") from None
             if errors:
@@ -116,7 +127,7 @@ class BigQueryStore:
     def query(self, sql: str, params: Mapping[str, Param] | None = None) -> list[dict[str, Any]]:
         config = self._config(params)
         try:
-            rows = self._client.query(sql, job_config=config).result()
+            rows = self._query(sql, config).result(retry=self._retry, job_retry=self._job_retry)
             return [dict(row.items()) for row in rows]
         except (gexc.BadRequest, gexc.NotFound) as exc:
             raise QueryRejected(_reason(exc)) from None
@@ -124,7 +135,7 @@ class BigQueryStore:
     def dry_run(self, sql: str, params: Mapping[str, Param] | None = None) -> DryRun:
         config = self._config(params, dry_run=True, use_query_cache=False)
         try:
-            job = self._client.query(sql, job_config=config)
+            job = self._query(sql, config)
         except (gexc.BadRequest, gexc.NotFound) as exc:
             raise QueryRejected(_reason(exc)) from None
         return DryRun(int(job.total_bytes_processed or 0), tuple(field.name for field in job.schema or ()))
