@@ -4,6 +4,7 @@ query either engine refuses is a QueryRejected that changes nothing."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -278,3 +279,63 @@ def test_approx_quantiles_differ_on_the_emulator(duckdb_store, bigquery_store):
         results[store.engine] = store.query(sql)[0]
     assert results["duckdb"]["p99"] == pytest.approx(990.0, abs=2.0)
     assert results["bigquery"]["p99"] == results["bigquery"]["top"] == 1000.0
+
+
+# -- the Firebase / GA4 BigQuery export shape: what both engines take, and where they differ --
+
+GA4_TABLE = """CREATE TABLE IF NOT EXISTS {ds}.events_{day} (event_date STRING, event_timestamp INT64,
+  event_name STRING, event_params ARRAY<STRUCT<key STRING, value STRUCT<string_value STRING, int_value INT64,
+  double_value FLOAT64>>>, user_id STRING, user_pseudo_id STRING)"""
+GA4_ROW = """INSERT INTO {ds}.events_{day} VALUES ('{day}', {micros}, 'purchase',
+  [STRUCT('value' AS key, STRUCT(CAST(NULL AS STRING) AS string_value, CAST(NULL AS INT64) AS int_value,
+   {value} AS double_value) AS value),
+   STRUCT('currency' AS key, STRUCT('EUR' AS string_value, CAST(NULL AS INT64) AS int_value,
+   CAST(NULL AS FLOAT64) AS double_value) AS value)], NULL, '{user}')"""
+
+
+def _ga4(store: MetricStore) -> str:
+    ds = f"ga4_{uuid.uuid4().hex[:10]}"
+    store.query(f"CREATE SCHEMA IF NOT EXISTS {ds}")
+    for day, user, value in (("20261101", "p1", 9.5), ("20261101", "p2", 1.25), ("20261102", "p1", 3.0)):
+        store.query(GA4_TABLE.format(ds=ds, day=day))
+        micros = int(datetime.strptime(day, "%Y%m%d").replace(tzinfo=UTC).timestamp() * 1e6) + 1
+        store.query(GA4_ROW.format(ds=ds, day=day, micros=micros, user=user, value=value))
+    return ds
+
+
+def test_ga4_event_params_read_the_same_on_both_engines(duckdb_store, bigquery_store):
+    """Recorded: the export's usual `(SELECT value.double_value FROM UNNEST(event_params) WHERE
+    key = 'value')` is valid BigQuery but refused by both local engines (each is DuckDB behind
+    sqlglot); with the UNNEST aliased (`AS p ... p.key`, `p.value.double_value`) both agree."""
+    answers = []
+    for store in (duckdb_store, bigquery_store):
+        ds = _ga4(store)
+        with pytest.raises(QueryRejected):
+            store.query(f"SELECT (SELECT value.double_value FROM UNNEST(event_params) WHERE key = 'value') AS v "
+                        f"FROM {ds}.events_20261101")
+        answers.append(store.query(
+            f"SELECT user_pseudo_id, SUM((SELECT p.value.double_value FROM UNNEST(event_params) AS p "
+            f"WHERE p.key = 'value')) AS revenue, COUNT(*) AS purchases FROM {ds}.events_20261101 "
+            f"WHERE event_name = 'purchase' GROUP BY user_pseudo_id ORDER BY user_pseudo_id"))
+    assert answers[0] == answers[1] == [{"user_pseudo_id": "p1", "revenue": 9.5, "purchases": 1},
+                                        {"user_pseudo_id": "p2", "revenue": 1.25, "purchases": 1}]
+
+
+def test_ga4_wildcard_tables_and_timestamp_micros_differ(duckdb_store, bigquery_store):
+    """Recorded differences: wildcard tables (`events_*` with `_TABLE_SUFFIX`) work on BigQuery and
+    the emulator, not on DuckDB; TIMESTAMP_MICROS gives an aware UTC datetime on BigQuery and a
+    naive one (the same UTC wall time) on DuckDB."""
+    results = {}
+    for store in (duckdb_store, bigquery_store):
+        ds = _ga4(store)
+        wildcard = (f"SELECT COUNT(*) AS n, MIN(_TABLE_SUFFIX) AS first FROM `{ds}.events_*` "
+                    "WHERE _TABLE_SUFFIX BETWEEN @start AND @end")
+        try:
+            results[store.engine] = store.query(wildcard, {"start": "20261101", "end": "20261130"})
+        except QueryRejected as exc:
+            results[store.engine] = exc.message
+        stamp = store.query(f"SELECT TIMESTAMP_MICROS(MIN(event_timestamp)) AS t FROM {ds}.events_20261102")[0]["t"]
+        assert stamp.replace(tzinfo=None) == datetime(2026, 11, 2, 0, 0, 0, 1)
+        assert (stamp.tzinfo is None) is (store.engine == "duckdb"), store.engine
+    assert results["bigquery"] == [{"n": 3, "first": "20261101"}]
+    assert isinstance(results["duckdb"], str) and "events_*" in results["duckdb"]
