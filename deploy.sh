@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Deploy every Cloud Function, the Firestore rules and indexes, the Pub/Sub topics and the
-# Cloud Scheduler job.
+# Deploy every Cloud Function, the Firestore rules and indexes, the Pub/Sub topics, the BigQuery
+# metric-store dataset with its landing tables, and the Cloud Scheduler job.
 #
 #   ./deploy.sh --dry-run [--project P] [--region R]   print every command, touch nothing
 #   ./deploy.sh --project P [--region R]               deploy for real (gcloud + firebase CLIs)
@@ -13,6 +13,9 @@ PROJECT="${GOOGLE_CLOUD_PROJECT:-}"
 REGION="${FUNCTION_REGION:-europe-west1}"
 RUNTIME="python311"
 SERVICE_ACCOUNT="${SERVICE_ACCOUNT:-}"
+# The metric store: BigQuery dataset of the landing tables and its location (default: the region).
+METRIC_DATASET="${METRIC_DATASET:-offers_metrics}"
+METRIC_LOCATION="${METRIC_LOCATION:-}"
 # After a ledger key rotation: the Secret Manager secret holding the retired public keys (PEM).
 LEDGER_KEYRING_SECRET="${LEDGER_KEYRING_SECRET:-}"
 while [[ $# -gt 0 ]]; do
@@ -27,6 +30,7 @@ done
 if [[ -z "$PROJECT" ]]; then
   if [[ $DRY_RUN -eq 1 ]]; then PROJECT="my-project"; else echo "--project is required" >&2; exit 2; fi
 fi
+METRIC_LOCATION="${METRIC_LOCATION:-$REGION}"
 
 exec 3>&1  # commands are printed on fd 3, so a lookup's own output can be captured
 run() {
@@ -49,7 +53,7 @@ lookup() {
 SA_FLAG=()
 [[ -n "$SERVICE_ACCOUNT" ]] && SA_FLAG=(--service-account="$SERVICE_ACCOUNT")
 COMMON=(--gen2 --runtime="$RUNTIME" --region="$REGION" --source=. --project="$PROJECT" "${SA_FLAG[@]}"
-        --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FUNCTION_REGION=$REGION"
+        --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FUNCTION_REGION=$REGION,METRIC_STORE=bigquery,METRIC_DATASET=$METRIC_DATASET,METRIC_LOCATION=$METRIC_LOCATION"
         --set-secrets="LEDGER_SIGNING_KEY=ledger-signing-key:latest${LEDGER_KEYRING_SECRET:+,LEDGER_KEYRING=$LEDGER_KEYRING_SECRET:latest}")
 
 # -- topics ---------------------------------------------------------------------------------
@@ -58,6 +62,22 @@ TOPICS=(kpi-events fraud-signals spillover-events exposures sweep-ticks kill-swi
 for topic in "${TOPICS[@]}"; do
   run gcloud pubsub topics create "$topic" --project="$PROJECT"
 done
+
+# -- metric store: the BigQuery dataset and its landing tables, before the functions using them --
+# The DDL comes from functions/adapters/metric_store/schema.py (partitioned by day, clustered), so
+# the tables the functions expect and the tables deployed cannot drift.
+PY=.venv/bin/python
+[[ -x "$PY" ]] || PY=python3
+METRIC_DDL=$("$PY" -c 'import sys
+from functions.adapters.metric_store import schema
+for table in schema.COLUMNS:
+    print(schema.ddl(table, dataset=sys.argv[1]))' "$PROJECT.$METRIC_DATASET")
+run bq --project_id="$PROJECT" --location="$METRIC_LOCATION" mk --force --dataset \
+  --description="Offer experiments: unit-level landing tables (KPI events, exposures, fraud flags)" \
+  "$PROJECT:$METRIC_DATASET"
+while IFS= read -r statement; do
+  run bq --project_id="$PROJECT" --location="$METRIC_LOCATION" query --use_legacy_sql=false --nouse_cache "$statement"
+done <<<"$METRIC_DDL"
 
 # -- console assets: the Firebase JS SDK, pinned, vendored from npm (no CDN at run time) -----
 run bash scripts/vendor_firebase.sh

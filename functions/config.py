@@ -56,6 +56,7 @@ class Settings:
     metric_dataset: str = "offers_metrics"  # BigQuery dataset of the landing tables
     metric_store_threads: int = 1  # the embedded store's threads (1: bit-for-bit reproducible sums)
     ga4_dataset: str = "analytics_demo"  # the Firebase / GA4 export's dataset (catalog metrics ga4.*)
+    metric_location: str = ""  # BigQuery location of that dataset ("": the client's default, US)
 
     def topic(self, name: str) -> str:
         """Full topic id (prefix lets parallel tests use their own topics)."""
@@ -96,6 +97,7 @@ def settings() -> Settings:
         metric_dataset=_env("METRIC_DATASET", "offers_metrics"),
         metric_store_threads=int(_env("METRIC_STORE_THREADS", "1")),
         ga4_dataset=_env("GA4_DATASET", "analytics_demo"),
+        metric_location=_env("METRIC_LOCATION", ""),
     )
 
 

@@ -48,5 +48,10 @@ fi
 if [[ "${1:-}" == "--tests" ]] && ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium || echo "WARNING: chromium is missing and could not be installed; the console browser tests will fail." >&2
 fi
+# For `make test` only: the BigQuery API emulator the BigQuery metric-store tests run against, in its
+# own venv (.venv-bqemulator; its pins clash with the project's). The tests fail loudly without it.
+if [[ "${1:-}" == "--tests" ]]; then
+  bash scripts/setup_bqemulator.sh
+fi
 # wrk drives the HTTP benchmarks (bench/ only; not needed to run or test).
 command -v wrk >/dev/null 2>&1 || apt_install wrk || true

@@ -49,7 +49,7 @@ def pytest_collection_modifyitems(config, items):
     so `make test-fast` can leave them out without a hand-kept list."""
     emulator = pytest.mark.emulator
     for item in items:
-        if "emulators" in getattr(item, "fixturenames", ()):
+        if {"emulators", "bigquery_emulator"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(emulator)
 
 
@@ -71,6 +71,20 @@ def emulators():
     yield emu
     emu.stop()
     reset_client()
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator():
+    """The BigQuery API emulator (bqemulator from .venv-bqemulator), started once per session;
+    BIGQUERY_EMULATOR_HOST is exported while it runs."""
+    from localdev.bigquery_emulator import BigQueryEmulator, BigQueryEmulatorUnavailable
+
+    try:
+        emu = BigQueryEmulator(project_id=os.environ["GOOGLE_CLOUD_PROJECT"]).start()
+    except BigQueryEmulatorUnavailable as exc:
+        pytest.fail(f"BIGQUERY EMULATOR UNAVAILABLE - the BigQuery store tests cannot run:\n{exc}", pytrace=False)
+    yield emu
+    emu.stop()
 
 
 @pytest.fixture

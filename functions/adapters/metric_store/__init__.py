@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import threading
 
-from functions.adapters.metric_store.port import DryRun, MetricStore, QueryRejected, StoreUnavailable
+from functions.adapters.metric_store.port import (
+    AppendRejected,
+    DryRun,
+    MetricStore,
+    QueryRejected,
+    StoreUnavailable,
+)
 from functions.config import settings
 
-__all__ = ["DryRun", "MetricStore", "QueryRejected", "StoreUnavailable", "reset_store", "store"]
+__all__ = ["AppendRejected", "DryRun", "MetricStore", "QueryRejected", "StoreUnavailable", "reset_store", "store"]
 
 _lock = threading.Lock()
 _store: MetricStore | None = None
@@ -33,7 +39,7 @@ def _build() -> MetricStore:
     if cfg.metric_store == "bigquery":
         from functions.adapters.metric_store.bigquery_store import BigQueryStore
 
-        return BigQueryStore(cfg.project_id, cfg.metric_dataset)
+        return BigQueryStore(cfg.project_id, cfg.metric_dataset, location=cfg.metric_location or None)
     from functions.adapters.metric_store.duckdb_store import DuckDBStore
 
     return DuckDBStore(cfg.metric_store_path, cfg.metric_store_threads)

@@ -22,7 +22,7 @@ import sqlglot
 import sqlglot.errors
 
 from functions.adapters.metric_store import schema
-from functions.adapters.metric_store.port import DryRun, Param, QueryRejected, StoreUnavailable
+from functions.adapters.metric_store.port import DryRun, Param, QueryRejected, StoreUnavailable, param_type
 
 _ARROW = {"STRING": pa.string(), "FLOAT64": pa.float64(), "INT64": pa.int64(), "BOOL": pa.bool_(),
           "TIMESTAMP": pa.timestamp("us", tz="UTC")}
@@ -42,7 +42,8 @@ def _arrow_schema(table: str) -> pa.Schema:
                       for name, kind in schema.COLUMNS[table]])
 
 
-def _param(value: Param) -> Any:
+def _param(name: str, value: Param) -> Any:
+    param_type(name, value)  # refuses what BigQuery refuses (None in a list, unsupported types)
     if isinstance(value, tuple):
         return list(value)
     return value
@@ -64,6 +65,7 @@ class DuckDBStore:
             self._con.cursor().execute(transpile(schema.ddl(table, layout=False)))
 
     def append(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        schema.check_rows(table, rows)
         if not rows:
             return 0
         arrow = pa.Table.from_pylist([dict(r) for r in rows], schema=_arrow_schema(table))
@@ -84,7 +86,7 @@ class DuckDBStore:
         text = transpile(sql)
         used = set(re.findall(r"\$(\w+)", text))  # DuckDB refuses parameters a query does not use
         try:
-            return cur.execute(text, {k: _param(v) for k, v in (params or {}).items() if k in used})
+            return cur.execute(text, {k: _param(k, v) for k, v in (params or {}).items() if k in used})
         except (duckdb.IOException, duckdb.OutOfMemoryException) as exc:
             raise StoreUnavailable(f"metric store: {str(exc).splitlines()[0]}") from exc
         except duckdb.Error as exc:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 
+from functions.adapters.metric_store import schema
 from functions.config import Topics
 from functions.triggers import FIRESTORE_FUNCTIONS, HTTP_FUNCTIONS, PUBSUB_FUNCTIONS, SWEEP_SCHEDULE
 from localdev.targets import entry_points
@@ -87,3 +89,28 @@ def test_a_deploy_uploads_runtime_code_only():
     for folder in ("tests/", "bench/", "localdev/", "scripts/", "docs/", ".ci/"):
         assert not any(path.startswith(folder) for path in uploaded), folder
     assert all(path == "main.py" or path == "requirements.txt" or path.startswith("functions/") for path in uploaded)
+
+
+def test_metric_store_dataset_and_landing_tables_come_before_the_functions():
+    commands = dry_run()
+    dataset = [i for i, argv in enumerate(commands) if argv[0] == "bq" and "mk" in argv and "--dataset" in argv]
+    assert len(dataset) == 1 and commands[dataset[0]][-1] == "demo-check:offers_metrics"
+    assert "--force" in commands[dataset[0]]  # a second deploy finds it existing and goes on
+    ddl = {argv[-1]: i for i, argv in enumerate(commands) if argv[0] == "bq" and "query" in argv}
+    assert set(ddl) == {schema.ddl(table, dataset="demo-check.offers_metrics") for table in schema.COLUMNS}
+    assert all("PARTITION BY DATE(" in sql and "CLUSTER BY" in sql for sql in ddl)
+    first_function = min(i for i, argv in enumerate(commands) if argv[:3] == ["gcloud", "functions", "deploy"])
+    assert dataset[0] < min(ddl.values()) and max(ddl.values()) < first_function
+    for name, flags in deployed().items():
+        env = next(f for f in flags if f.startswith("--set-env-vars=")).split("=", 1)[1].split(",")
+        assert {"METRIC_STORE=bigquery", "METRIC_DATASET=offers_metrics"} <= set(env), name
+
+
+def test_metric_dataset_and_location_follow_the_environment():
+    out = subprocess.run(
+        ["bash", str(ROOT / "deploy.sh"), "--dry-run", "--project", "demo-check"],
+        capture_output=True, text=True, check=True, cwd=ROOT, timeout=60,
+        env={**os.environ, "METRIC_DATASET": "ab_metrics", "METRIC_LOCATION": "EU"},
+    )
+    assert "--location=EU mk --force --dataset" in out.stdout and "demo-check:ab_metrics" in out.stdout
+    assert "METRIC_DATASET=ab_metrics" in out.stdout and "demo-check.ab_metrics.kpi_events" in out.stdout
