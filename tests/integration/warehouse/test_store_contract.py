@@ -25,7 +25,9 @@ def kpi(event_id: str, unit: str, value: float, *, metric: str = "revenue", minu
 
 def exposure(event_id: str, unit: str, arm: str, *, consent: bool = True, minutes: int = 0) -> dict:
     at = T0 + timedelta(minutes=minutes)
-    return {"event_id": event_id, "experiment_id": "exp-1", "unit_id": unit, "arm": arm, "kind": schema.EXPOSED,
+    held = arm == "holdout"
+    return {"event_id": event_id, "experiment_id": "exp-1", "unit_id": unit,
+            "status": "HOLDOUT" if held else "ASSIGNED", "variant": None if held else arm,
             "analytics_consent": consent, "exposed_at": at, "received_at": at}
 
 
@@ -205,11 +207,12 @@ WITH kpi AS (
   QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY received_at) = 1
 ),
 per_unit AS (
-  SELECT e.arm, k.unit_id, SUM(k.value) AS total, COUNTIF(k.value > @big) AS big_events,
+  SELECT IF(e.status = 'HOLDOUT', 'holdout', e.variant) AS arm, k.unit_id, SUM(k.value) AS total,
+         COUNTIF(k.value > @big) AS big_events,
          ARRAY_AGG(k.region IGNORE NULLS ORDER BY k.event_time DESC)[SAFE_OFFSET(0)] AS last_region
   FROM kpi AS k JOIN exposures AS e USING (unit_id)
   WHERE e.experiment_id = @experiment AND e.analytics_consent
-  GROUP BY e.arm, k.unit_id
+  GROUP BY arm, k.unit_id
 ),
 capped AS (
   SELECT *, PERCENTILE_CONT(total, 0.99) OVER () AS p99 FROM per_unit

@@ -10,8 +10,8 @@ import pytest
 from functions.adapters.metric_store import AppendRejected, schema
 
 
-class Kind(enum.StrEnum):
-    EXPOSED = schema.EXPOSED
+class Status(enum.StrEnum):
+    ASSIGNED = "ASSIGNED"
 
 
 class Stamp(datetime):
@@ -19,13 +19,13 @@ class Stamp(datetime):
 
 
 def _exposure(**changes) -> dict:
-    row = {"event_id": "e1", "experiment_id": "x", "unit_id": "u", "arm": "control", "kind": "EXPOSED",
+    row = {"event_id": "e1", "experiment_id": "x", "unit_id": "u", "status": "ASSIGNED", "variant": "control",
            "analytics_consent": True, "exposed_at": datetime(2026, 1, 1, tzinfo=UTC),
            "received_at": datetime(2026, 1, 1, tzinfo=UTC)}
     return {**row, **changes}
 
 
-@pytest.mark.parametrize("changes", [{}, {"kind": Kind.EXPOSED}, {"exposed_at": Stamp(2026, 1, 1, tzinfo=UTC)},
+@pytest.mark.parametrize("changes", [{}, {"status": Status.ASSIGNED}, {"exposed_at": Stamp(2026, 1, 1, tzinfo=UTC)},
                                      {"analytics_consent": False}])
 def test_rows_of_the_right_types_pass(changes):
     schema.check_rows(schema.EXPOSURES, [_exposure(**changes)])
@@ -42,7 +42,7 @@ def test_an_int_is_a_float64_but_a_bool_is_not():
 @pytest.mark.parametrize(("changes", "message"), [
     ({"analytics_consent": 1}, "analytics_consent must be BOOL, got int"),
     ({"analytics_consent": None}, "analytics_consent is required"),
-    ({"arm": b"control"}, "arm must be STRING, got bytes"),
+    ({"status": b"ASSIGNED"}, "status must be STRING, got bytes"),
     ({"exposed_at": 1_700_000_000}, "exposed_at must be TIMESTAMP, got int"),
     ({"__proto__": "x"}, r"unknown column\(s\) \['__proto__'\]"),
 ])
