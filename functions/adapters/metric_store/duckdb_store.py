@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 import sqlglot.errors
+from sqlglot import exp
 
 from functions.adapters.metric_store import schema
 from functions.adapters.metric_store.port import DryRun, Param, QueryRejected, StoreUnavailable, param_type
@@ -30,9 +31,15 @@ _ARROW = {"STRING": pa.string(), "FLOAT64": pa.float64(), "INT64": pa.int64(), "
 
 @lru_cache(maxsize=512)
 def transpile(sql: str) -> str:
-    """BigQuery SQL -> DuckDB SQL (`@p` becomes `$p`)."""
+    """BigQuery SQL -> DuckDB SQL (`@p` becomes `$p`). Every CTE is materialised: the analysis
+    refers to its per-unit rows from several places, and DuckDB would otherwise compute them again
+    for each (BigQuery's planner decides for itself)."""
     try:
-        return ";\n".join(sqlglot.transpile(sql, read="bigquery", write="duckdb"))
+        statements = sqlglot.parse(sql, read="bigquery")
+        for tree in statements:
+            for cte in tree.find_all(exp.CTE) if tree is not None else ():
+                cte.set("materialized", True)
+        return ";\n".join(tree.sql(dialect="duckdb") for tree in statements if tree is not None)
     except sqlglot.errors.SqlglotError as exc:
         raise QueryRejected(str(exc).splitlines()[0]) from None
 

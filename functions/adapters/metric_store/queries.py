@@ -132,6 +132,22 @@ def _shaped(i: int, part: MetricPart) -> str:
     return x
 
 
+def exact_quantile(values: str, p: str) -> str:
+    """The exact `p` quantile of a query's column `v`, interpolated as numpy's default (linear):
+    h = (n - 1) p, x[floor h] + (h - floor h) (x[floor h + 1] - x[floor h]). A rank and two picks,
+    so it is one sort on any engine (an analytic PERCENTILE_CONT OVER () is computed per row on
+    DuckDB, and BigQuery has no exact aggregate percentile); NULL over no rows."""
+    return f"""(
+    SELECT MAX(IF(r = lo, v, NULL))
+           + (ANY_VALUE(h) - ANY_VALUE(lo)) * (MAX(IF(r = hi, v, NULL)) - MAX(IF(r = lo, v, NULL)))
+    FROM (
+      SELECT v, r, h, FLOOR(h) AS lo, LEAST(FLOOR(h) + 1, n - 1) AS hi
+      FROM (SELECT v, ROW_NUMBER() OVER (ORDER BY v) - 1 AS r, COUNT(*) OVER () AS n,
+                   (COUNT(*) OVER () - 1) * {p} AS h FROM ({values}))
+    )
+    WHERE r = lo OR r = hi)"""
+
+
 STATS_COLUMNS = "n, sx, sxx, sp, spp, sxp, kx, kp"
 
 
@@ -183,12 +199,9 @@ base AS (
          {x} AS x, {covariate} AS pre, u.unit_id IN UNNEST(@crossing_units) AS crosses
   FROM units u LEFT JOIN activity a ON a.unit_id = u.unit_id LEFT JOIN flags fl ON fl.unit_id = u.unit_id {joins}
 ),
-baseline AS (
-  SELECT ANY_VALUE(med) AS med FROM (SELECT PERCENTILE_CONT(events, 0.5) OVER () AS med FROM base WHERE consent)
-),
+baseline AS (SELECT {exact_quantile("SELECT events AS v FROM base WHERE consent", "0.5")} AS med),
 spread AS (
-  SELECT ANY_VALUE(mad) AS mad FROM (
-    SELECT PERCENTILE_CONT(ABS(events - (SELECT med FROM baseline)), 0.5) OVER () AS mad FROM base WHERE consent)
+  SELECT {exact_quantile("SELECT ABS(events - (SELECT med FROM baseline)) AS v FROM base WHERE consent", "0.5")} AS mad
 ),
 unit_rows AS (
   SELECT b.*, CASE
@@ -204,9 +217,9 @@ unit_rows AS (
   FROM base b
 ),
 cap AS (
-  SELECT IF(@has_fixed_cap, @fixed_cap, {"(SELECT ANY_VALUE(q) FROM (SELECT PERCENTILE_CONT(x, @percentile) "
-                                             "OVER () AS q FROM unit_rows WHERE removed_by IS NULL AND x > 0))"
-                                             if percentile_cap else "CAST(NULL AS FLOAT64)"}) AS value
+  SELECT IF(@has_fixed_cap, @fixed_cap, {
+      exact_quantile("SELECT x AS v FROM unit_rows WHERE removed_by IS NULL AND x > 0", "@percentile")
+      if percentile_cap else "CAST(NULL AS FLOAT64)"}) AS value
 )""")
     selects = [
         _counts("filter", "removed_by", "removed_by IS NOT NULL"),
