@@ -134,18 +134,22 @@ def _shaped(i: int, part: MetricPart) -> str:
 
 def exact_quantile(values: str, p: str) -> str:
     """The exact `p` quantile of a query's column `v`, interpolated as numpy's default (linear):
-    h = (n - 1) p, x[floor h] + (h - floor h) (x[floor h + 1] - x[floor h]). A rank and two picks,
-    so it is one sort on any engine (an analytic PERCENTILE_CONT OVER () is computed per row on
-    DuckDB, and BigQuery has no exact aggregate percentile); NULL over no rows."""
+    h = (n - 1) p, x[floor h] + (h - floor h) (x[floor h + 1] - x[floor h]), where x is sorted.
+    The values are counted first and only the distinct ones are ranked (activity counts and zero
+    amounts repeat a lot), so it costs one hash aggregate and a small sort on any engine (an
+    analytic PERCENTILE_CONT OVER () is computed per row on DuckDB, and BigQuery has no exact
+    aggregate percentile); NULL over no rows."""
     return f"""(
-    SELECT MAX(IF(r = lo, v, NULL))
-           + (ANY_VALUE(h) - ANY_VALUE(lo)) * (MAX(IF(r = hi, v, NULL)) - MAX(IF(r = lo, v, NULL)))
-    FROM (
-      SELECT v, r, h, FLOOR(h) AS lo, LEAST(FLOOR(h) + 1, n - 1) AS hi
-      FROM (SELECT v, ROW_NUMBER() OVER (ORDER BY v) - 1 AS r, COUNT(*) OVER () AS n,
-                   (COUNT(*) OVER () - 1) * {p} AS h FROM ({values}))
-    )
-    WHERE r = lo OR r = hi)"""
+    SELECT CAST(lo_v + (h - lo) * (hi_v - lo_v) AS FLOAT64) FROM (
+      SELECT MAX(IF(lo >= start AND lo < stop, v, NULL)) AS lo_v, MAX(IF(hi >= start AND hi < stop, v, NULL)) AS hi_v,
+             ANY_VALUE(h) AS h, ANY_VALUE(lo) AS lo
+      FROM (
+        SELECT v, stop - c AS start, stop, (n - 1) * {p} AS h, FLOOR((n - 1) * {p}) AS lo,
+               LEAST(FLOOR((n - 1) * {p}) + 1, n - 1) AS hi
+        FROM (
+          SELECT v, c, SUM(c) OVER (ORDER BY v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS stop,
+                 SUM(c) OVER () AS n
+          FROM (SELECT v, COUNT(*) AS c FROM ({values}) GROUP BY v)))))"""
 
 
 STATS_COLUMNS = "n, sx, sxx, sp, spp, sxp, kx, kp"
@@ -201,7 +205,9 @@ base AS (
 ),
 baseline AS (SELECT {exact_quantile("SELECT events AS v FROM base WHERE consent", "0.5")} AS med),
 spread AS (
-  SELECT {exact_quantile("SELECT ABS(events - (SELECT med FROM baseline)) AS v FROM base WHERE consent", "0.5")} AS mad
+  SELECT ANY_VALUE(med) AS med,
+         {exact_quantile("SELECT ABS(events - (SELECT med FROM baseline)) AS v FROM base WHERE consent", "0.5")} AS mad
+  FROM baseline
 ),
 unit_rows AS (
   SELECT b.*, CASE
@@ -209,12 +215,11 @@ unit_rows AS (
       WHEN b.region IN UNNEST(@restricted_regions) THEN 'region'
       WHEN b.fraud THEN 'fraud'
       WHEN b.events / GREATEST(b.active_days, 1.0) > @max_events_per_day
-        OR (IFNULL((SELECT mad FROM spread), 0) > 0
-            AND 0.6745 * (b.events - (SELECT med FROM baseline)) / (SELECT mad FROM spread) > @mad_threshold)
+        OR (IFNULL(s.mad, 0) > 0 AND 0.6745 * (b.events - s.med) / s.mad > @mad_threshold)
         OR IF(b.events >= 10, b.same_ts / GREATEST(b.events - 1, 1), 0) > @max_identical_share
         OR (@has_max_value AND (b.x > @max_value OR b.x < 0)) THEN 'bot'
     END AS removed_by
-  FROM base b
+  FROM base b CROSS JOIN spread s
 ),
 cap AS (
   SELECT IF(@has_fixed_cap, @fixed_cap, {
