@@ -2,6 +2,7 @@
 the Firestore trigger bridge, then the demo that walks a full experiment lifecycle.
 
     python -m localdev.run [--port 8000] [--tick-seconds 30] [--no-demo] [--exit-after-demo]
+                           [--log-level WARNING]
 """
 
 from __future__ import annotations
@@ -60,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tick-seconds", type=float, default=30.0, help="local Cloud Scheduler interval")
     parser.add_argument("--no-demo", action="store_true")
     parser.add_argument("--exit-after-demo", action="store_true")
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL") or "WARNING",
+                        help="the functions' JSON logs on stdout (default WARNING, or $LOG_LEVEL; INFO logs "
+                             "every request and event)")
     args = parser.parse_args(argv)
+    os.environ["LOG_LEVEL"] = args.log_level.upper()  # read by settings() when the functions load
 
     _stop_on_signals()
     emulators = Emulators()
@@ -106,7 +111,8 @@ def _serve(args: argparse.Namespace, emulators: Emulators) -> int:
         print("\npush subscriptions:")
         for topic, endpoint in pushes.items():
             print(f"  {topic:20s} -> {endpoint}")
-        print(f"sweep ticks every {args.tick_seconds:g}s\n", flush=True)
+        print(f"sweep ticks every {args.tick_seconds:g}s; function logs at {os.environ['LOG_LEVEL']} and above "
+              "(--log-level INFO shows every request)\n", flush=True)
         print(f"console: {base}/console/  (locally: sign in as any user and role)\n", flush=True)
         if not args.no_demo:
             from localdev.demo import run_demo
