@@ -290,15 +290,22 @@ def delta_ratio(control: RatioStats, treatment: RatioStats, alpha: float = 0.05)
 
 
 def _unit_skewness(stats: MomentStats) -> float:
-    """g = k3 / s³, one unit's standardised skewness (0 for a constant arm)."""
-    var = stats.var
-    return stats.k3 / var**1.5 if var > 0 else 0.0
+    """g = k3 / s³, one unit's standardised skewness, less twice its standard error under
+    normality, sqrt(6n(n-1) / ((n-2)(n+1)(n+3))) (0 for a constant arm or one within noise): a
+    tiny symmetric arm's sample skewness is mostly noise and must not refuse its test."""
+    var, n = stats.var, stats.n
+    if var <= 0 or n < 3:
+        return 0.0
+    g = stats.k3 / var**1.5
+    noise = 2.0 * math.sqrt(6.0 * n * (n - 1) / ((n - 2) * (n + 1) * (n + 3)))
+    return math.copysign(max(abs(g) - noise, 0.0), g)
 
 
 def difference_skewness(control: MomentStats, treatment: MomentStats) -> float:
     """Skewness of the difference of means x̄_T - x̄_C, as the larger of two readings:
 
-    - under the null (one distribution): the pooled units' skewness g (merged exactly, Pébay 2008)
+    - under the null (one distribution): the pooled units' skewness g (merged exactly, Pébay 2008;
+      every g here is less twice its standard error, see `_unit_skewness`)
       times (1/n_T² - 1/n_C²) / (1/n_T + 1/n_C)^(3/2), Kohavi's g / sqrt(n) for one small arm;
     - with each arm's own scale s_k and one shape, the larger |g_k| of the two arms (with each
       arm's sign): (g s_T³ / n_T² - g s_C³ / n_C²) / (s_T² / n_T + s_C² / n_C)^(3/2).
