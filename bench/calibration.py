@@ -3,7 +3,8 @@ sparse and heavy-tailed metrics. Seeded Monte-Carlo over a grid; each cell print
 95% Wilson interval; the last line is JSON.
 
 Primary analysis (fixed horizon, the production functions: cuped, else welch; two_proportion_z
-for 0/1 metrics; delta_ratio for ratios, chosen as pipeline.analyse_stats chooses them):
+for 0/1 metrics; delta_ratio for ratios, chosen as pipeline.analyse_stats chooses them, through
+the skewness gate: a refused estimate rejects nothing and publishes no interval, `noEstimate`):
 allocations 50/50, 75/25, 90/10, 98/2, 1:50 of TOTAL_UNITS; treatment/control variance ratios
 1/4, 1, 4; A/A (false-positive rate) and a true +5% lift (power); coverage of the diff and lift
 CIs. Guardrails (the production always-valid checks of functions/core/stats/sequential.py):
@@ -13,7 +14,8 @@ relative with margins 0 and 10% and absolute at the true level, rise and fall as
 
 Data come from sufficient statistics drawn directly (docs/calibration.md): exact sums of n draws
 (normal through chi-square, 0/1 through binomial, payers through a binomial count plus only the
-payers' amounts), an exactly simulated pre-period covariate pre = x + e, e ~ N(0, sd^2), and the
+payers' amounts; the primary analysis's normal family draws its units, for the exact sum of
+cubes), an exactly simulated pre-period covariate pre = x + e, e ~ N(0, sd^2), and the
 treatment as x_T = (1 + lift)(mu + sqrt(r)(x - mu)), exact on the sums.
 
     python -m bench calibration [--sims 4000] [--seed 2026] [--workers 2] [--quick] [--only primary|guardrail]
