@@ -38,7 +38,7 @@ from functions.core.stats.inference import (
 from functions.core.stats.sufficient import MomentStats, RatioStats
 from functions.core.stats.trust import recommend
 
-ENGINE_VERSION = "offers-stats/2.0.0"
+ENGINE_VERSION = "offers-stats/2.1.0"  # 2.1: third moments and the skewness gate
 MEAN, PROPORTION, RATIO = "MEAN", "PROPORTION", "RATIO"
 Stats = MomentStats | RatioStats
 

@@ -3,7 +3,7 @@
 Per unit i with metric total x_i and pre-period value p_i (CUPED covariate):
 MomentStats holds n, Σ(x-Kx), Σ(x-Kx)², Σ(p-Kp), Σ(p-Kp)², Σ(x-Kx)(p-Kp) about fixed shifts Kx, Kp,
 and Σ(x-Kx)³ (the metric's third moment: how skewed its mean is, which decides whether a t-test
-may act; statistics stored before it existed read it as 0).
+may act; statistics stored before it existed read as symmetric).
 Ratio metrics (numerator y_i, denominator d_i per unit) hold the same about Ky, Kd.
 
 Why shifts: raw Σx² loses every digit of the variance once mean/sd reaches ~1e8 (prices in minor
@@ -115,9 +115,9 @@ class _Shifted:
         return all(map(math.isfinite, raw)) and raw[0] >= 0
 
     def to_dict(self) -> dict[str, float]:
-        """Zero shifts (and a zero third moment) are left out: such a document is the legacy one."""
+        """Zero shifts are left out: such a document is the legacy raw-sum document."""
         return {name: float(getattr(self, name)) for name in _names(type(self))
-                if getattr(self, name) or not (name.startswith("shift_") or name == "sum_x3")}
+                if getattr(self, name) or not name.startswith("shift_")}
 
     @classmethod
     def from_dict(cls: type[S], raw: Mapping[str, Any]) -> S:
@@ -175,6 +175,16 @@ class MomentStats(_Shifted):
         d = merged.sum_x / n  # the merged mean's offset from the kept shift
         m2 = merged.centred()[3]
         return replace(merged, sum_x3=m3 + 3.0 * d * m2 + n * d**3)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> MomentStats:
+        """A document stored before the third moment existed reads as a symmetric metric
+        (Σ(x - x̄)³ = 0, whatever its shift), so its analysis replays with the verdict it had."""
+        stats = super().from_dict(raw)
+        if "sum_x3" in raw or stats.n <= 0:
+            return stats
+        d = stats.sum_x / stats.n
+        return replace(stats, sum_x3=3.0 * d * stats.sum_x2 - 2.0 * stats.n * d**3)
 
     def reshift(self, ku: float = 0.0, kv: float = 0.0) -> MomentStats:
         c = self.shift_x - ku

@@ -53,13 +53,16 @@ def test_third_moment_from_arrays_and_every_merge_equals_scipy(offset):
     assert whole.k3 == pytest.approx(float(scipy_stats.kstat(x - offset, 3)), rel=1e-9)
 
 
-def test_a_stored_document_without_the_third_moment_reads_unchanged():
-    stats = MomentStats.from_arrays([1.0, 2.0, 3.0])  # symmetric: Σ(x - x̄)³ = 0
-    assert "sum_x3" not in stats.to_dict()
-    legacy = {"n": 3.0, "sum_x": 6.0, "sum_x2": 14.0}
-    assert MomentStats.from_dict(legacy).sum_x3 == 0.0
+@pytest.mark.parametrize("shift", [0.0, 2.0, 50.0])
+def test_a_stored_document_without_the_third_moment_reads_as_symmetric(shift):
     skewed = MomentStats.from_arrays([0.0, 0.0, 9.0])
-    assert MomentStats.from_dict(skewed.to_dict()) == skewed
+    assert MomentStats.from_dict(skewed.to_dict()) == skewed and skewed.m3 != 0
+    # legacy documents: raw sums (shift 0) or sums about a shift, without sum_x3
+    legacy = skewed.reshift(shift).to_dict()
+    del legacy["sum_x3"]
+    read = MomentStats.from_dict(legacy)
+    assert read.m3 == pytest.approx(0.0, abs=1e-9 * max(1.0, shift) ** 3) and read.var == pytest.approx(skewed.var)
+    assert skew_gate(welch(read, read), read, read).ok
 
 
 def test_non_finite_cubes_are_a_coded_status():
