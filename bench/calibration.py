@@ -3,7 +3,8 @@ sparse and heavy-tailed metrics. Seeded Monte-Carlo over a grid; each cell print
 95% Wilson interval; the last line is JSON.
 
 Primary analysis (fixed horizon, the production functions: cuped, else welch; two_proportion_z
-for 0/1 metrics; delta_ratio for ratios, chosen as pipeline.analyse_stats chooses them):
+for 0/1 metrics; delta_ratio for ratios, chosen as pipeline.analyse_stats chooses them, through
+the skewness gate: a refused estimate rejects nothing and publishes no interval, `noEstimate`):
 allocations 50/50, 75/25, 90/10, 98/2, 1:50 of TOTAL_UNITS; treatment/control variance ratios
 1/4, 1, 4; A/A (false-positive rate) and a true +5% lift (power); coverage of the diff and lift
 CIs. Guardrails (the production always-valid checks of functions/core/stats/sequential.py):
@@ -13,7 +14,8 @@ relative with margins 0 and 10% and absolute at the true level, rise and fall as
 
 Data come from sufficient statistics drawn directly (docs/calibration.md): exact sums of n draws
 (normal through chi-square, 0/1 through binomial, payers through a binomial count plus only the
-payers' amounts), an exactly simulated pre-period covariate pre = x + e, e ~ N(0, sd^2), and the
+payers' amounts; the primary analysis's normal family draws its units, for the exact sum of
+cubes), an exactly simulated pre-period covariate pre = x + e, e ~ N(0, sd^2), and the
 treatment as x_T = (1 + lift)(mu + sqrt(r)(x - mu)), exact on the sums.
 
     python -m bench calibration [--sims 4000] [--seed 2026] [--workers 2] [--quick] [--only primary|guardrail]
@@ -35,7 +37,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from functions.core.stats import inference
-from functions.core.stats.inference import cuped, delta_ratio, two_proportion_z, welch
+from functions.core.stats.inference import cuped, delta_ratio, skew_gate, two_proportion_z, welch
 from functions.core.stats.sequential import DECREASE, INCREASE, absolute_check, relative_check
 from functions.core.stats.simulation import Rate
 from functions.core.stats.sufficient import MomentStats, RatioStats
@@ -87,18 +89,22 @@ class Family:
             return rng.lognormal(math.log(10.0) - self.sigma**2 / 2, self.sigma, size)
         if self.amount == "pareto":
             return 1.0 + rng.pareto(2.5, size)
+        if self.amount == "normal":
+            return rng.normal(10.0, 3.0, size)
         return np.ones(size)
 
-    def sums(self, rng: np.random.Generator, n: int, size: int, scale_p: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-        """(sum x, sum x^2) of `size` independent groups of n units each, exactly distributed."""
-        if self.amount == "normal":
+    def sums(self, rng: np.random.Generator, n: int, size: int, scale_p: float = 1.0,
+             third: bool = False) -> tuple[np.ndarray, ...]:
+        """(sum x, sum x^2) of `size` independent groups of n units each, exactly distributed; with
+        `third` also sum x^3 (the normal family then draws its units, as the others do)."""
+        if self.amount == "normal" and not third:
             s1 = n * 10.0 + 3.0 * math.sqrt(n) * rng.standard_normal(size)
             return s1, 9.0 * rng.chisquare(n - 1, size) + s1 * s1 / n
         p = min(self.p * scale_p, 1.0)
         if self.amount == "one":
             k = rng.binomial(n, p, size).astype(float)
-            return k, k.copy()
-        s1, s2 = np.zeros(size), np.zeros(size)
+            return (k, k.copy(), k.copy()) if third else (k, k.copy())
+        s1, s2, s3 = np.zeros(size), np.zeros(size), np.zeros(size)
         per_group = max(1, CHUNK_UNITS // max(1, int(n * p) + 1))
         for start in range(0, size, per_group):
             stop = min(size, start + per_group)
@@ -107,7 +113,9 @@ class Family:
             group = np.repeat(np.arange(stop - start), counts)
             s1[start:stop] = np.bincount(group, a, stop - start)
             s2[start:stop] = np.bincount(group, a * a, stop - start)
-        return s1, s2
+            if third:
+                s3[start:stop] = np.bincount(group, a * a * a, stop - start)
+        return (s1, s2, s3) if third else (s1, s2)
 
 
 FAMILIES = [
@@ -155,14 +163,15 @@ class BaseArm:
     n: int
     s1: np.ndarray
     s2: np.ndarray
+    s3: np.ndarray
     e1: np.ndarray
     e2: np.ndarray
     ee: np.ndarray
 
     @classmethod
     def draw(cls, rng: np.random.Generator, family: Family, n: int, sims: int) -> BaseArm:
-        s1, s2 = family.sums(rng, n, sims)
-        return cls(n, s1, s2, *covariate_sums(rng, n, s1, s2, family.sd))
+        s1, s2, s3 = family.sums(rng, n, sims, third=True)
+        return cls(n, s1, s2, s3, *covariate_sums(rng, n, s1, s2, family.sd))
 
     def treated(self, mu: float, r: float, lift: float) -> list[MomentStats]:
         """MomentStats of x = (1 + lift)(mu + sqrt(r)(x0 - mu)) with pre = x0 + e: exact from the sums."""
@@ -171,8 +180,9 @@ class BaseArm:
         sum_x, sum_x2 = a * n + b * self.s1, a * a * n + 2 * a * b * self.s1 + b * b * self.s2
         sum_pre, sum_pre2 = self.s1 + self.e1, self.s2 + 2 * self.e2 + self.ee
         sum_xpre = a * self.s1 + a * self.e1 + b * self.s2 + b * self.e2
-        return [MomentStats(float(n), *map(float, v))
-                for v in zip(sum_x, sum_x2, sum_pre, sum_pre2, sum_xpre, strict=True)]
+        sum_x3 = a**3 * n + 3 * a * a * b * self.s1 + 3 * a * b * b * self.s2 + b**3 * self.s3
+        return [MomentStats(float(n), *map(float, v[:5]), sum_x3=float(v[5]))
+                for v in zip(sum_x, sum_x2, sum_pre, sum_pre2, sum_xpre, sum_x3, strict=True)]
 
 
 def ratio_pmf(lift: float, d_max: int = 15, y_max: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -204,11 +214,12 @@ def primary_estimate(family: Family, control: Any, treatment: Any) -> inference.
     if family.amount == "ratio":
         return delta_ratio(control, treatment, ALPHA)
     if family.binary:
-        return two_proportion_z(control.sum_x, control.n, treatment.sum_x, treatment.n, ALPHA)
-    adjusted = cuped(control, treatment, ALPHA)
-    if adjusted.ok and "fallback" not in adjusted.extra:
+        return skew_gate(two_proportion_z(control.sum_x, control.n, treatment.sum_x, treatment.n, ALPHA),
+                         control, treatment)
+    adjusted = skew_gate(cuped(control, treatment, ALPHA), control, treatment)
+    if adjusted.status in (inference.OK, inference.SKEWED_INSUFFICIENT_DATA) and "fallback" not in adjusted.extra:
         return adjusted
-    return welch(control, treatment, ALPHA)
+    return skew_gate(welch(control, treatment, ALPHA), control, treatment)
 
 
 def arm_sizes(allocation: str) -> tuple[int, int]:
@@ -227,11 +238,11 @@ def group_data(cells: list[PrimaryCell], sims: int, rng: np.random.Generator) ->
         for cell in cells:
             yield cell, controls, ratio_arm(rng, n_t, sims, cell.lift)
     elif fam.binary:
-        kc, _ = fam.sums(rng, n_c, sims)
-        controls = [MomentStats(float(n_c), float(k), float(k)) for k in kc]
+        kc = fam.sums(rng, n_c, sims)[0]
+        controls = [MomentStats(float(n_c), float(k), float(k), sum_x3=float(k)) for k in kc]
         for cell in cells:
-            kt, _ = fam.sums(rng, n_t, sims, scale_p=1 + cell.lift)
-            yield cell, controls, [MomentStats(float(n_t), float(k), float(k)) for k in kt]
+            kt = fam.sums(rng, n_t, sims, scale_p=1 + cell.lift)[0]
+            yield cell, controls, [MomentStats(float(n_t), float(k), float(k), sum_x3=float(k)) for k in kt]
     else:
         controls = BaseArm.draw(rng, fam, n_c, sims).treated(fam.mean, 1.0, 0.0)
         base = BaseArm.draw(rng, fam, n_t, sims)

@@ -152,14 +152,15 @@ def exact_quantile(values: str, p: str) -> str:
           FROM (SELECT v, COUNT(*) AS c FROM ({values}) GROUP BY v)))))"""
 
 
-STATS_COLUMNS = "n, sx, sxx, sp, spp, sxp, kx, kp"
+STATS_COLUMNS = "n, sx, sxx, sp, spp, sxp, kx, kp, sxxx"
 
 
 def _sums(subset: str, value: str, covariate: str, where: str) -> str:
     return f"""
   SELECT '{subset}' AS kind, arm, CAST(NULL AS STRING) AS name, CAST(NULL AS STRING) AS region,
          COUNT(*) AS n, SUM(v - kx) AS sx, SUM((v - kx) * (v - kx)) AS sxx, SUM(c - kp) AS sp,
-         SUM((c - kp) * (c - kp)) AS spp, SUM((v - kx) * (c - kp)) AS sxp, ANY_VALUE(kx) AS kx, ANY_VALUE(kp) AS kp
+         SUM((c - kp) * (c - kp)) AS spp, SUM((v - kx) * (c - kp)) AS sxp, ANY_VALUE(kx) AS kx, ANY_VALUE(kp) AS kp,
+         SUM((v - kx) * (v - kx) * (v - kx)) AS sxxx
   FROM (SELECT arm, {value} AS v, {covariate} AS c, AVG({value}) OVER (PARTITION BY arm) AS kx,
                AVG({covariate}) OVER (PARTITION BY arm) AS kp
         FROM unit_rows WHERE {where})
@@ -232,7 +233,7 @@ cap AS (
         f"""
   SELECT 'cap' AS kind, CAST(NULL AS STRING) AS arm, CAST(NULL AS STRING) AS name, CAST(NULL AS STRING) AS region,
          0 AS n, {", ".join(f"CAST(NULL AS FLOAT64) AS {c}" for c in ("sx", "sxx", "sp", "spp", "sxp"))},
-         (SELECT value FROM cap) AS kx, CAST(NULL AS FLOAT64) AS kp""",
+         (SELECT value FROM cap) AS kx, CAST(NULL AS FLOAT64) AS kp, CAST(NULL AS FLOAT64) AS sxxx""",
         _counts("capped", "CAST(NULL AS STRING)", "removed_by IS NULL AND x > (SELECT value FROM cap)"),
         _counts("kept", "CAST(NULL AS STRING)", "removed_by IS NULL"),
         _sums("stats", "x", "pre", "removed_by IS NULL"),
@@ -316,6 +317,7 @@ centred AS (
 )
 SELECT experiment_id, arm, metric, COUNT(*) AS n, SUM(v - kx) AS sx, SUM((v - kx) * (v - kx)) AS sxx,
        SUM(c - kp) AS sp, SUM((c - kp) * (c - kp)) AS spp, SUM((v - kx) * (c - kp)) AS sxp,
-       ANY_VALUE(kx) AS kx, ANY_VALUE(kp) AS kp, COUNTIF(has_data) AS with_data
+       ANY_VALUE(kx) AS kx, ANY_VALUE(kp) AS kp, SUM((v - kx) * (v - kx) * (v - kx)) AS sxxx,
+       COUNTIF(has_data) AS with_data
 FROM centred
 GROUP BY experiment_id, arm, metric"""

@@ -24,18 +24,21 @@ from functions.core.stats.inference import (
     CUPED_CAPPED_MEAN,
     CUPED_MEAN,
     MEAN_ESTIMAND,
+    OK,
+    SKEWED_INSUFFICIENT_DATA,
     Estimate,
     cuped,
     delta_ratio,
     finite,
     ratio_mean_and_var,
+    skew_gate,
     two_proportion_z,
     welch,
 )
 from functions.core.stats.sufficient import MomentStats, RatioStats
 from functions.core.stats.trust import recommend
 
-ENGINE_VERSION = "offers-stats/2.0.0"
+ENGINE_VERSION = "offers-stats/2.1.0"  # 2.1: third moments and the skewness gate
 MEAN, PROPORTION, RATIO = "MEAN", "PROPORTION", "RATIO"
 Stats = MomentStats | RatioStats
 
@@ -74,12 +77,14 @@ def _compare(control: Stats, treatment: Stats, cfg: AnalysisConfig, capped: bool
     if isinstance(control, RatioStats) and isinstance(treatment, RatioStats):
         return {"primary": delta_ratio(control, treatment, cfg.alpha), "welch": None, "cuped": None, "zTest": None}
     assert isinstance(control, MomentStats) and isinstance(treatment, MomentStats)
-    plain = welch(control, treatment, cfg.alpha, CAPPED_MEAN if capped else MEAN_ESTIMAND)
-    adjusted = (cuped(control, treatment, cfg.alpha, CUPED_CAPPED_MEAN if capped else CUPED_MEAN)
-                if cfg.use_cuped else None)
-    z = (two_proportion_z(control.total_x, control.n, treatment.total_x, treatment.n, cfg.alpha)
-         if cfg.metric_type == PROPORTION else None)
-    if adjusted is not None and adjusted.ok and "fallback" not in adjusted.extra:
+    # Both t-tests of a mean publish an interval only while the difference is near normal.
+    plain = skew_gate(welch(control, treatment, cfg.alpha, CAPPED_MEAN if capped else MEAN_ESTIMAND),
+                      control, treatment)
+    adjusted = (skew_gate(cuped(control, treatment, cfg.alpha, CUPED_CAPPED_MEAN if capped else CUPED_MEAN),
+                          control, treatment) if cfg.use_cuped else None)
+    z = (skew_gate(two_proportion_z(control.total_x, control.n, treatment.total_x, treatment.n, cfg.alpha),
+                   control, treatment) if cfg.metric_type == PROPORTION else None)
+    if adjusted is not None and adjusted.status in (OK, SKEWED_INSUFFICIENT_DATA) and "fallback" not in adjusted.extra:
         primary = adjusted
     else:
         primary = z if z is not None else plain
@@ -190,7 +195,8 @@ def analyse_stats(stats: Mapping[str, Stats], cfg: AnalysisConfig, assigned: Map
         "engineVersion": ENGINE_VERSION,
         "methods": {"primary": primary, "srm": "chi-square", "lift": "Fieller interval for the ratio of means",
                     "cuped": "pooled slope (Deng et al. 2013), per-arm adjusted variances, Welch-Satterthwaite t",
-                    "moments": "shifted sums, pairwise (Chan et al.) merge",
+                    "moments": "shifted sums, pairwise (Chan et al.; Pébay for the third) merge",
+                    "skewGate": "no t interval while |skew(mean diff)| > 1/sqrt(355) (Kohavi et al. 2020)",
                     "cap": "percentile of the pooled non-zero values; capped effects beside, decision uncapped"},
         "inputs": inputs,
         "fingerprint": fingerprint(inputs),

@@ -1,7 +1,9 @@
 """Sufficient statistics: everything the tests need, additive across shards and batches.
 
 Per unit i with metric total x_i and pre-period value p_i (CUPED covariate):
-MomentStats holds n, Σ(x-Kx), Σ(x-Kx)², Σ(p-Kp), Σ(p-Kp)², Σ(x-Kx)(p-Kp) about fixed shifts Kx, Kp.
+MomentStats holds n, Σ(x-Kx), Σ(x-Kx)², Σ(p-Kp), Σ(p-Kp)², Σ(x-Kx)(p-Kp) about fixed shifts Kx, Kp,
+and Σ(x-Kx)³ (the metric's third moment: how skewed its mean is, which decides whether a t-test
+may act; statistics stored before it existed read as symmetric).
 Ratio metrics (numerator y_i, denominator d_i per unit) hold the same about Ky, Kd.
 
 Why shifts: raw Σx² loses every digit of the variance once mean/sd reaches ~1e8 (prices in minor
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -114,8 +116,8 @@ class _Shifted:
 
     def to_dict(self) -> dict[str, float]:
         """Zero shifts are left out: such a document is the legacy raw-sum document."""
-        return {name: float(value) for name, value in zip(_names(type(self)), self._raw(), strict=True)
-                if value or not name.startswith("shift_")}
+        return {name: float(getattr(self, name)) for name in _names(type(self))
+                if getattr(self, name) or not name.startswith("shift_")}
 
     @classmethod
     def from_dict(cls: type[S], raw: Mapping[str, Any]) -> S:
@@ -132,10 +134,62 @@ class MomentStats(_Shifted):
     sum_xpre: float = 0.0
     shift_x: float = 0.0
     shift_pre: float = 0.0
+    sum_x3: float = 0.0  # Σ(x - Kx)³
 
     def _raw(self) -> tuple[float, ...]:
         return (self.n, self.sum_x, self.sum_x2, self.sum_pre, self.sum_pre2, self.sum_xpre, self.shift_x,
                 self.shift_pre)
+
+    @property
+    def is_finite(self) -> bool:
+        return super().is_finite and math.isfinite(self.sum_x3)
+
+    @property
+    def m3(self) -> float:
+        """Σ(x - x̄)³, the centred third moment sum."""
+        if self.n <= 0:
+            return 0.0
+        d = self.sum_x / self.n
+        return self.sum_x3 - 3.0 * d * self.sum_x2 + 2.0 * self.n * d * d * d
+
+    @property
+    def k3(self) -> float:
+        """The unbiased third cumulant of one unit's value (Fisher's k-statistic k3)."""
+        n = self.n
+        return n * self.m3 / ((n - 1) * (n - 2)) if n >= 3 else 0.0
+
+    def __add__(self, other: MomentStats) -> MomentStats:
+        """Shards with the same shifts add field by field; otherwise Chan et al. for the second
+        moments and Pébay (2008, eq. 2.1) for the third, expressed about the larger part's shift."""
+        merged = super().__add__(other)
+        if other.n == 0 or self.n == 0 or (self.shift_x, self.shift_pre) == (other.shift_x, other.shift_pre):
+            if merged is self or merged is other:
+                return merged
+            return replace(merged, sum_x3=self.sum_x3 + other.sum_x3)
+        big, small = (self, other) if self.n >= other.n else (other, self)
+        nb, ns, n = big.n, small.n, merged.n
+        m2b, m2s = big.centred()[3], small.centred()[3]
+        delta = (small.shift_x - big.shift_x) + (small.sum_x / ns - big.sum_x / nb)  # small mean - big mean
+        m3 = (big.m3 + small.m3 + delta**3 * nb * ns * (nb - ns) / (n * n)
+              + 3.0 * delta * (nb * m2s - ns * m2b) / n)
+        d = merged.sum_x / n  # the merged mean's offset from the kept shift
+        m2 = merged.centred()[3]
+        return replace(merged, sum_x3=m3 + 3.0 * d * m2 + n * d**3)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> MomentStats:
+        """A document stored before the third moment existed reads as a symmetric metric
+        (Σ(x - x̄)³ = 0, whatever its shift), so its analysis replays with the verdict it had."""
+        stats = super().from_dict(raw)
+        if "sum_x3" in raw or stats.n <= 0:
+            return stats
+        d = stats.sum_x / stats.n
+        return replace(stats, sum_x3=3.0 * d * stats.sum_x2 - 2.0 * stats.n * d**3)
+
+    def reshift(self, ku: float = 0.0, kv: float = 0.0) -> MomentStats:
+        c = self.shift_x - ku
+        moved = super().reshift(ku, kv)
+        return replace(moved, sum_x3=self.sum_x3 + 3 * c * self.sum_x2 + 3 * c * c * self.sum_x + self.n * c**3)
 
     @property
     def mean(self) -> float:
@@ -165,7 +219,7 @@ class MomentStats(_Shifted):
 
     def pre_only(self) -> MomentStats:
         """The covariate's own moments as a metric (for the pre-period balance test)."""
-        return MomentStats(self.n, self.sum_pre, self.sum_pre2, shift_x=self.shift_pre)
+        return MomentStats(self.n, self.sum_pre, self.sum_pre2, shift_x=self.shift_pre)  # third moment not kept
 
     @classmethod
     def from_arrays(cls, x: Iterable[float], pre: Iterable[float] | None = None) -> MomentStats:
@@ -174,12 +228,15 @@ class MomentStats(_Shifted):
         if pa.shape != xa.shape:
             raise Unprocessable("covariate and values differ in length", code="COVARIATE_LENGTH_MISMATCH",
                                 details={"values": int(xa.size), "covariate": int(pa.size)})
-        return cls._from_pair(xa, pa)
+        stats = cls._from_pair(xa, pa)
+        du = xa - stats.shift_x
+        with np.errstate(over="ignore", invalid="ignore"):
+            return replace(stats, sum_x3=float(np.einsum("i,i,i", du, du, du)))
 
     @classmethod
     def of_values(cls, x: float, pre: float = 0.0) -> MomentStats:
         """The contribution of one unit."""
-        return cls(1.0, x, x * x, pre, pre * pre, x * pre)
+        return cls(1.0, x, x * x, pre, pre * pre, x * pre, sum_x3=x * x * x)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.core.stats.inference import Estimate, finite
+from functions.core.stats.inference import SKEWED_INSUFFICIENT_DATA, Estimate, finite
 from functions.core.stats.power import PowerReport
 from functions.core.stats.quality import INVALID_INPUT, CheckResult
 
@@ -61,7 +61,11 @@ def recommend(primary: Estimate, direction: str, checks: list[CheckResult], powe
         reasons.append({"code": "HIGH_EXCLUSION_SHARE", "severity": CAUTION, "share": excluded_share})
     if power is not None and power.underpowered:
         reasons.append({"code": "UNDERPOWERED", "severity": CAUTION, "message": power.message})
-    if not primary.ok:
+    if primary.status == SKEWED_INSUFFICIENT_DATA:
+        # not a defect of the data: too few units for a normal-theory interval yet; keep running
+        reasons.append({"code": SKEWED_INSUFFICIENT_DATA, "severity": CAUTION,
+                        "skewness": primary.extra.get("skewness"), "neededUnits": primary.extra.get("neededUnits")})
+    elif not primary.ok:
         reasons.append({"code": f"PRIMARY_{primary.status}", "severity": UNTRUSTWORTHY})
     elif not _usable(primary):
         reasons.append({"code": "PRIMARY_NON_FINITE_RESULT", "severity": UNTRUSTWORTHY})
@@ -69,6 +73,8 @@ def recommend(primary: Estimate, direction: str, checks: list[CheckResult], powe
     trust = UNTRUSTWORTHY if UNTRUSTWORTHY in severities else CAUTION if CAUTION in severities else TRUSTWORTHY
     if trust == UNTRUSTWORTHY:
         return Recommendation(trust, INVESTIGATE, reasons, rule)
+    if primary.status == SKEWED_INSUFFICIENT_DATA:
+        return Recommendation(trust, KEEP_RUNNING, reasons, rule)
     significant = primary.p_value is not None and primary.p_value < alpha
     good = primary.diff is not None and ((primary.diff > 0) == (direction == "INCREASE"))
     underpowered = power is not None and power.underpowered

@@ -73,8 +73,9 @@ class Scope:
 
 
 def _stats(row: Mapping[str, Any], ratio: bool) -> Stats:
-    raw = [float(row[c] or 0.0) for c in ("n", "sx", "sxx", "sp", "spp", "sxp", "kx", "kp")]
-    return RatioStats(*raw) if ratio else MomentStats(*raw)
+    if ratio:
+        return RatioStats(*(float(row[c] or 0.0) for c in ("n", "sx", "sxx", "sp", "spp", "sxp", "kx", "kp")))
+    return MomentStats(*(float(row[c] or 0.0) for c in ("n", "sx", "sxx", "sp", "spp", "sxp", "kx", "kp", "sxxx")))
 
 
 def aggregated(doc: Mapping[str, Any], kpi: Mapping[str, Any], scope: Scope, ex: ExclusionConfig,

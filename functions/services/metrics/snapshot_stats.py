@@ -58,7 +58,7 @@ def read(docs: Iterable[Mapping[str, Any]]) -> dict[str, ExperimentStats]:
     params = {"experiments": [d["id"] for d in docs], "metrics": sorted({m for d in docs for m in tracked_metrics(d)}),
               "since": min(_started(d) for d in docs), "spec": spec}
     for row in store().query(queries.snapshot(), params):
-        stats = MomentStats(*(float(row[c] or 0.0) for c in ("n", "sx", "sxx", "sp", "spp", "sxp", "kx", "kp")))
+        stats = MomentStats(*(float(row[c] or 0.0) for c in ("n", "sx", "sxx", "sp", "spp", "sxp", "kx", "kp", "sxxx")))
         found = out[row["experiment_id"]]
         found.stats.setdefault(row["arm"], {})[row["metric"]] = stats
         found.with_data[row["arm"]] = max(found.with_data.get(row["arm"], 0.0), float(row["with_data"] or 0))

@@ -30,5 +30,7 @@ def test_sums_about_the_reference_level_keep_the_variance_in_any_order():
         assert stats.mean - LEVEL == pytest.approx(np.mean(deltas), rel=1e-12)
         assert stats.var == pytest.approx(np.var(deltas, ddof=1), rel=1e-12)  # raw Σx² would give 0 or junk
         assert stats.cov_x_pre == pytest.approx(np.var(deltas, ddof=1) / 2, rel=1e-12)
+        centred = np.asarray(deltas) - np.mean(deltas)
+        assert stats.m3 == pytest.approx(float((centred**3).sum()), rel=1e-9)  # the skewness gate's input
         docs.append(stats)
     assert docs[0] == docs[1]  # the same sums whatever the delivery order (all exact in binary here)

@@ -9,6 +9,7 @@ import pytest
 
 from functions.core.stats.corrections import ExclusionConfig
 from functions.core.stats.pipeline import MEAN, PROPORTION, RATIO
+from functions.core.stats.sufficient import MomentStats
 from functions.services.metrics import analysis_inputs, snapshot_stats
 from tests.support.warehouse import close, traffic
 
@@ -36,15 +37,20 @@ def _results(engine, monkeypatch, landed) -> dict:
         agg = analysis_inputs.aggregated(DOC, kpi, scope, ex)
         out[kpi["metric"]] = {"assigned": agg.assigned, "cap": agg.cap,
                               "filters": {f: [r.removed, r.removed_by_region] for f, r in agg.filters.items()},
-                              "stats": {a: list(s.centred()) for a, s in agg.stats.items()},
-                              "clean": {a: list(s.centred()) for a, s in (agg.clean or {}).items()},
-                              "capped": {a: list(s.centred()) for a, s in (agg.capped or {}).items()}}
+                              "stats": {a: _moments(s) for a, s in agg.stats.items()},
+                              "clean": {a: _moments(s) for a, s in (agg.clean or {}).items()},
+                              "capped": {a: _moments(s) for a, s in (agg.capped or {}).items()}}
     swept = snapshot_stats.read([DOC])["exp-agree"]
-    out["sweep"] = {arm: {m: list(s.centred()) for m, s in metrics.items()} for arm, metrics in swept.stats.items()}
+    out["sweep"] = {arm: {m: _moments(s) for m, s in metrics.items()} for arm, metrics in swept.stats.items()}
     out["with_data"] = swept.with_data
     out["population"] = {arm: vars(f) for arm, f in analysis_inputs.population(
         analysis_inputs.Scope("exp-agree", (*ARMS, "holdout"), ("revenue", "sessions"))).items()}
     return out
+
+
+def _moments(s):
+    """Centred moments, and the third of a mean metric (the skewness gate's input)."""
+    return [*s.centred(), *([s.m3] if isinstance(s, MomentStats) else [])]
 
 
 @pytest.mark.emulator
@@ -55,3 +61,4 @@ def test_the_analysis_and_sweep_sql_agree_on_both_engines(duckdb_store, bigquery
     assert close(embedded, emulated, rel=1e-9) == []
     assert sum(embedded["revenue"]["filters"]["bot"][0].values()) > 0  # the data exercises the filters
     assert embedded["revenue"]["cap"] is not None
+    assert all(len(v) == 7 and v[6] != 0 for v in embedded["revenue"]["stats"].values())  # third moments read

@@ -106,10 +106,32 @@ def test_primary_analysis_is_calibrated_when_the_treatment_keeps_the_variance(pr
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open: lognormal sigma=2 revenue whose treatment also changes the variance, "
-                   "in the 2% arm of a 98/2 split, rejects a true null ~12% of the time (Welch alone does too); "
-                   "a skewness-aware rule needs third moments in the sufficient statistics")
 def test_primary_analysis_is_calibrated_at_every_split_and_variance_ratio(primary_cells):
+    """Heavy-tailed revenue in the small arm of a 98/2 split used to reject a true null 12-32% of
+    the time; the skewness gate withholds the p-value there until the data can carry one."""
     aa = [c for c in primary_cells if c["effect"] == "null"]
+    assert {c["varianceRatio"] for c in aa} == {"1/4", "1", "4"} and {c["allocation"] for c in aa} == {"50/50", "98/2"}
     worst = max(aa, key=lambda c: _lower(c, 0.999))
     assert _lower(worst, 0.999) <= 0.05, worst
+    # the gate does not simply refuse everything: dense data keep every test
+    dense = [c for c in primary_cells if c["family"] in ("normal", "ratio")]
+    assert dense and all(c["noEstimate"] == 0 for c in dense)
+
+
+@pytest.mark.slow
+def test_the_skewness_gate_refuses_the_cells_that_broke(primary_cells):
+    sparse_small_arm = [c for c in primary_cells if c["allocation"] == "98/2"
+                        and c["family"] in ("lognormal s=2 payers=100%", "lognormal s=1 payers=20%")]
+    assert sparse_small_arm and all(c["noEstimate"] >= 0.99 for c in sparse_small_arm)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="open: where the gate lets a heavy-tailed comparison through, it does so "
+                   "when both arms' samples miss their largest values (their skewness, variance and mean are all "
+                   "low together), so the few intervals published there cover 38-75% (lognormal and Pareto "
+                   "revenue at 50/50 with a variance change, 4-252 intervals per 4000 data sets in bench "
+                   "calibration); a shape read independent of the sample is not built")
+def test_every_published_interval_covers_at_the_claimed_rate(primary_cells):
+    published = [(cov["rate"], c["cell"]) for c in primary_cells for cov in c["coverage"].values()
+                 if cov is not None and cov["n"] >= 20]
+    assert min(published)[0] >= 0.94, min(published)

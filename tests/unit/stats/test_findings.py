@@ -106,8 +106,13 @@ def test_sparse_revenue_is_not_erased_by_the_cap():
     assert cap == pytest.approx(np.quantile(payers, 0.99), rel=1e-12)
     assert cap > np.median(payers) * 3  # never inside typical payer amounts
     arm = result["arms"]["treatment"]
-    assert arm["primary"]["status"] == "OK" and arm["primary"]["estimand"] == "mean"
-    assert arm["capped"]["primary"]["status"] == "OK" and arm["capped"]["primary"]["estimand"] == "capped_mean"
+    # 100 payers per arm are far too few for a t interval on such skewed data: the point estimate
+    # is published, the interval refused with the units it needs (never a ZERO_VARIANCE)
+    for est, estimand in ((arm["primary"], "mean"), (arm["capped"]["primary"], "capped_mean")):
+        assert est["status"] in ("OK", "SKEWED_INSUFFICIENT_DATA") and est["estimand"] == estimand
+        assert est["diff"] is not None and est["se"] > 0
+    assert arm["primary"]["status"] == "SKEWED_INSUFFICIENT_DATA"
+    assert arm["primary"]["extra"]["neededUnits"]["treatment"] > 20000
 
 
 def test_capped_and_uncapped_effects_are_both_published_and_the_decision_uses_the_mean():
@@ -134,19 +139,23 @@ def test_capped_and_uncapped_effects_are_both_published_and_the_decision_uses_th
 def test_the_decision_is_calibrated_for_the_mean_when_only_the_spread_changes():
     """98/2, equal means, lognormal spread 1.2 in control and 0.6 in treatment: the capped means
     differ although the means do not. A decision on capped means rejected ~31% of such data sets;
-    the decision on the (uncapped) mean keeps about 5%, and the capped view says what it is."""
+    the decision on the (uncapped) mean keeps at most about 5% (a refused interval rejects
+    nothing), and the capped view says what it is."""
     r = np.random.default_rng(114)
     cfg = _cfg(split={"control": 0.98, "treatment": 0.02})
-    decided, capped, sims = 0, 0, 300
+    decided, capped_diffs, sims = 0, [], 300
     for _ in range(sims):
         a, b = r.lognormal(0, 1.2, 19600), r.lognormal(0.72 - 0.18, 0.6, 400)  # both means e^0.72
         arm = analyse_units({"control": UnitData(a), "treatment": UnitData(b)}, cfg)["arms"]["treatment"]
         assert arm["recommendation"]["rule"]["estimand"] == "mean"
-        decided += arm["primary"]["pValue"] < 0.05
-        capped += arm["capped"]["primary"]["pValue"] < 0.05
-    low, high = Rate(decided, sims).ci()
-    assert low < 0.05 < high
-    assert Rate(capped, sims).ci()[0] > 0.15
+        decided += (arm["primary"]["pValue"] or 1.0) < 0.05
+        if arm["primary"]["status"] == "SKEWED_INSUFFICIENT_DATA":
+            assert arm["recommendation"]["decision"] not in ("SHIP", "DONT_SHIP")
+        capped_diffs.append(arm["capped"]["primary"]["diff"])
+    assert Rate(decided, sims).ci()[0] < 0.05
+    # the capped means differ although the means do not: a different estimand
+    diffs = np.array(capped_diffs)
+    assert diffs.mean() > 5 * diffs.std(ddof=1) / math.sqrt(sims)
 
 
 def test_every_published_effect_names_its_estimand():
@@ -252,7 +261,9 @@ def test_shards_merge_to_the_whole_and_legacy_documents_read_unchanged():
     assert merged.n == 3000 and MomentStats.from_dict(merged.to_dict()) == merged
     legacy = {"n": 3.0, "sum_x": 6.0, "sum_x2": 14.0, "sum_pre": 3.0, "sum_pre2": 3.0, "sum_xpre": 6.0}
     old = MomentStats.from_dict(legacy)
-    assert (old.mean, old.var, old.total_x, old.shift_x) == (2.0, 1.0, 6.0, 0.0) and old.to_dict() == legacy
+    assert (old.mean, old.var, old.total_x, old.shift_x) == (2.0, 1.0, 6.0, 0.0)
+    # it gains only the third moment of a symmetric metric (Σ(x - x̄)³ = 0, here about shift 0)
+    assert {k: v for k, v in old.to_dict().items() if k != "sum_x3"} == legacy and old.m3 == 0.0
     ratio = RatioStats.from_arrays(1e12 + r.normal(0, 1, 500), 1e12 + r.normal(0, 1, 500))
     assert ratio.reshift().total_num == pytest.approx(ratio.total_num, rel=1e-15)
 
