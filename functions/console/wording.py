@@ -16,6 +16,8 @@ REASONS = {
     "HIGH_EXCLUSION_SHARE": "more than 10% of users were excluded (fraud, bots, consent, regions)",
     "MINIMUM_SAMPLE_FAILED": "an arm has fewer users than the minimum",
     "PRE_PERIOD_BALANCE_FAILED": "the arms already differed before the test (pre-period imbalance)",
+    "SKEWED_INSUFFICIENT_DATA": "the metric is too skewed for a reliable interval at this size (a few large "
+                                "values dominate); keep running until each arm has the users it needs",
 }
 METHODS = {"cuped": "CUPED (variance-reduced)", "welch": "raw (Welch)", "two_proportion_z": "raw (z-test)",
            "zTest": "raw (z-test)", "delta_ratio": "ratio (delta method)"}
