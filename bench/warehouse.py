@@ -144,7 +144,7 @@ def generate(path: str, units_per_arm: int, seed: int = 2) -> dict[str, int]:
 
 
 ANALYSIS_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from functions.core.stats.corrections import ExclusionConfig
 from functions.core.stats.pipeline import AnalysisConfig, analyse_aggregated
 from functions.services.metrics import analysis_inputs
@@ -158,7 +158,9 @@ facts = analysis_inputs.population(analysis_inputs.Scope("exp-wh", ("control", "
 result = analyse_aggregated(analysis_inputs.aggregated(doc, kpi, scope, ex), cfg)
 seconds = time.perf_counter() - started
 primary = result["arms"]["plus10"]["primary"]
-print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+# VmHWM: this process's own peak (ru_maxrss survives exec, so it would include the parent's)
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"seconds": seconds, "peak_rss_mb": hwm / 1024,
                   "lift": primary["lift"], "p": primary["pValue"], "cap": result["exclusions"]["winsorCap"],
                   "units": {a: facts[a].units for a in facts}, "result": result}))
 """
