@@ -11,7 +11,7 @@ HERE = Path(__file__).parent
 
 
 def available() -> list[str]:
-    skip = {"report", "peers", "harness"}
+    skip = {"report", "peers", "harness", "simulation"}  # helpers, not benchmarks
     return sorted(
         m.name for m in pkgutil.iter_modules([str(HERE)])
         if not m.name.startswith("_") and m.name not in skip and not m.name.startswith("load_")  # load's helpers

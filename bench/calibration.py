@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
+from bench.simulation import Rate
 from functions.core.stats import inference
 from functions.core.stats.inference import cuped, delta_ratio, skew_gate, two_proportion_z, welch
 from functions.core.stats.sequential import DECREASE, INCREASE, absolute_check, relative_check
-from functions.core.stats.simulation import Rate
 from functions.core.stats.sufficient import MomentStats, RatioStats
 
 ALLOCATIONS = {"50/50": 0.5, "75/25": 0.25, "90/10": 0.10, "98/2": 0.02, "1:50": 1 / 51}

@@ -1,5 +1,5 @@
 """Operating characteristics of the statistical engine, by seeded Monte-Carlo simulation: the
-larger version of tests/unit/stats (same functions, functions/core/stats/simulation.py, many
+larger version of tests/unit/stats (same functions, bench/simulation.py, many
 more replications), each rate printed with its 95% Monte-Carlo (Wilson) interval.
 
 - A/A false-positive rate of the fixed-horizon Welch test (nominal 5%)
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from bench.report import emit
-from functions.core.stats.simulation import (
+from bench.simulation import (
     Mean,
     Rate,
     aa_false_positives,

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from bench import calibration as cal
+from bench.simulation import Rate
 from functions.core.stats.pipeline import MEAN, PROPORTION, RATIO, AnalysisConfig, analyse_stats
-from functions.core.stats.simulation import Rate
 
 SIMS = 1000
 

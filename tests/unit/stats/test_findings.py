@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from bench.simulation import Rate
 from functions.core.stats import multiple
 from functions.core.stats.corrections import ExclusionConfig, UnitData
 from functions.core.stats.inference import cuped, two_proportion_z, welch
 from functions.core.stats.pipeline import AnalysisConfig, analyse_stats, analyse_units, replay_stats
 from functions.core.stats.power import power_report
 from functions.core.stats.quality import srm
-from functions.core.stats.simulation import Rate
 from functions.core.stats.sufficient import MomentStats, RatioStats
 from functions.core.stats.trust import INVESTIGATE, UNTRUSTWORTHY
 

@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from bench import peers
+from bench.simulation import Rate, cumulative_sums, peeking_false_kills
 from functions.core.stats.sequential import (
     GuardrailVerdict,
     absolute_guardrail,
@@ -19,7 +20,6 @@ from functions.core.stats.sequential import (
     relative_check,
     relative_guardrail,
 )
-from functions.core.stats.simulation import Rate, cumulative_sums, peeking_false_kills
 from functions.core.stats.sufficient import MomentStats
 from functions.models.experiments import Guardrail
 from functions.services.experiments.guardrails import evaluate

@@ -1,5 +1,5 @@
 """Seeded simulations: A/A false positives, power at the planned sample, and bias correction.
-The simulation functions live in functions/core/stats/simulation.py; `python -m bench
+The simulation functions live in bench/simulation.py; `python -m bench
 simulations` runs them with more replications."""
 
 from __future__ import annotations
@@ -9,10 +9,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
-from functions.core.stats.corrections import ExclusionConfig
-from functions.core.stats.inference import welch
-from functions.core.stats.pipeline import AnalysisConfig, analyse_units, replay_stats
-from functions.core.stats.simulation import (
+from bench.simulation import (
     Rate,
     aa_false_positives,
     fraud_whales,
@@ -20,6 +17,9 @@ from functions.core.stats.simulation import (
     power_at_planned_sample,
     whale_arm,
 )
+from functions.core.stats.corrections import ExclusionConfig
+from functions.core.stats.inference import welch
+from functions.core.stats.pipeline import AnalysisConfig, analyse_units, replay_stats
 from functions.core.stats.sufficient import MomentStats
 
 
