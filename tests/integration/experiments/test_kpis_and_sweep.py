@@ -62,8 +62,8 @@ def test_concurrent_sweeps_make_one_snapshot_per_window():
         except Exception as exc:
             # the loser finds the window's snapshot, or, when the emulator is slow enough that its
             # transaction retries run out first, gives up (the scheduler's redelivery then skips)
-            cause = exc.__cause__ or exc
-            results.append(True if type(cause).__name__ == "Aborted" else repr(exc))
+            aborted = any(type(e).__name__ == "Aborted" for e in (exc, exc.__cause__))
+            results.append(True if aborted else repr(exc))
 
     threads = [threading.Thread(target=one) for _ in range(2)]
     for t in threads:

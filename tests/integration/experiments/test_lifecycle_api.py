@@ -93,8 +93,7 @@ def test_two_concurrent_kills_make_one_ledger_visible_transition(function_client
         except Exception as exc:
             # the loser sees an illegal transition (already KILLED) or, when the emulator is slow
             # enough that its transaction retries run out first, Aborted: both answer 409 over HTTP
-            cause = exc.__cause__ or exc
-            lost = type(exc).__name__ == "Conflict" or type(cause).__name__ == "Aborted"
+            lost = any(type(e).__name__ in ("Conflict", "Aborted") for e in (exc, exc.__cause__))
             outcomes.append("Conflict" if lost else type(exc).__name__)
 
     threads = [threading.Thread(target=kill, args=(f"op-{i}",)) for i in range(2)]

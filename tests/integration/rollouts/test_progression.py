@@ -165,8 +165,8 @@ def test_two_concurrent_sweeps_advance_once():
         except Exception as exc:
             # the loser holds, or, when the emulator is slow enough that its transaction retries run
             # out first, gives up with Aborted (the sweep records the step as failed and retries)
-            cause = exc.__cause__ or exc
-            results.append("HOLD" if type(cause).__name__ == "Aborted" else repr(exc))
+            aborted = any(type(e).__name__ == "Aborted" for e in (exc, exc.__cause__))
+            results.append("HOLD" if aborted else repr(exc))
 
     threads = [threading.Thread(target=progress) for _ in range(2)]
     for t in threads:
