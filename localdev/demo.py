@@ -37,13 +37,13 @@ def _call(method: str, url: str, headers: dict[str, str], body: Any = None) -> d
     return resp.json()
 
 
-def _wait(predicate, timeout: float, what: str) -> Any:
+def _wait(predicate, timeout: float, what: str, every: float = 0.5) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.5)
+        time.sleep(every)
     raise RuntimeError(f"demo timed out waiting for {what}")
 
 
@@ -161,13 +161,7 @@ def _sweep_until(base: str, done: Any, timeout: float, what: str) -> Any:
         _call("POST", f"{base}/experiments/sweep", OPERATOR, {})
         return done()
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = swept()
-        if value:
-            return value
-        time.sleep(2.0)
-    raise RuntimeError(f"demo timed out waiting for {what}")
+    return _wait(swept, timeout, what, every=2.0)
 
 
 def _ga4_export(arms: dict[str, str] | None = None, rng: random.Random | None = None) -> int:
