@@ -1,6 +1,7 @@
 """Metrics at warehouse scale, on the embedded engine (DuckDB), side by side with the in-memory path.
 
     python -m bench warehouse [--units-per-arm 1000000] [--experiments 500] [--events 300000]
+                              [--threads 1] [--memory-limit 450MB]
 
 1. KPI ingestion end to end, exactly once: JSON batches of 1,000 events (the API's maximum)
    validated by the API's model and landed by the service, 10% of batches delivered twice; the
@@ -141,7 +142,7 @@ def generate(path: str, units_per_arm: int, seed: int = 2) -> dict[str, int]:
 
 
 ANALYSIS_CHILD = """
-import json, sys, time
+import json, resource, sys, time
 from functions.core.stats.corrections import ExclusionConfig
 from functions.core.stats.pipeline import AnalysisConfig, analyse_aggregated
 from functions.services.metrics import analysis_inputs
@@ -157,18 +158,22 @@ seconds = time.perf_counter() - started
 primary = result["arms"]["plus10"]["primary"]
 # VmHWM: this process's own peak (ru_maxrss survives exec, so it would include the parent's)
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"seconds": seconds, "peak_rss_mb": hwm / 1024,
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": seconds, "peak_rss_mb": hwm / 1024, "cpu_seconds": usage.ru_utime + usage.ru_stime,
                   "lift": primary["lift"], "p": primary["pValue"], "cap": result["exclusions"]["winsorCap"],
                   "units": {a: facts[a].units for a in facts}, "result": result}))
 """
 
 
-def analysis(path: str, units_per_arm: int, in_memory: bool) -> dict[str, Any]:
-    env = {**os.environ, "METRIC_STORE": "embedded", "METRIC_STORE_PATH": path, "PYTHONPATH": str(ROOT)}
+def analysis(path: str, units_per_arm: int, in_memory: bool, threads: int = 1,
+             memory_limit: str = "") -> dict[str, Any]:
+    env = {**os.environ, "METRIC_STORE": "embedded", "METRIC_STORE_PATH": path, "PYTHONPATH": str(ROOT),
+           "METRIC_STORE_THREADS": str(threads), "METRIC_STORE_MEMORY": memory_limit}
     done = subprocess.run([sys.executable, "-c", ANALYSIS_CHILD], env=env, capture_output=True, text=True,
                           check=True, cwd=ROOT)
     sql = json.loads(done.stdout.strip().splitlines()[-1])
-    out = {"sql_seconds": sql["seconds"], "sql_peak_rss_mb": sql["peak_rss_mb"], "lift": sql["lift"],
+    out = {"sql_seconds": sql["seconds"], "sql_peak_rss_mb": sql["peak_rss_mb"], "sql_cpu_seconds": sql["cpu_seconds"],
+           "lift": sql["lift"],
            "p": sql["p"], "cap": sql["cap"], "units": sql["units"]}
     if in_memory:
         started = time.perf_counter()
@@ -298,6 +303,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--units-per-experiment", type=int, default=2_000)
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--no-in-memory", action="store_true", help="skip the in-memory comparison")
+    parser.add_argument("--threads", type=int, default=1, help="the analysis's METRIC_STORE_THREADS")
+    parser.add_argument("--memory-limit", default="", help='the analysis\'s METRIC_STORE_MEMORY, e.g. "450MB"')
     args = parser.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="bench-warehouse-"))
     wall = time.perf_counter()
@@ -314,14 +321,16 @@ def main(argv: list[str]) -> int:
     sizes = generate(path, args.units_per_arm)
     print(f"analysis data: {sizes['exposures']:,} exposures, {sizes['kpi_events']:,} KPI event rows, "
           f"{sizes['fraud_flags']:,} fraud flags", flush=True)
-    an = analysis(path, args.units_per_arm, not args.no_in_memory)
+    an = analysis(path, args.units_per_arm, not args.no_in_memory, args.threads, args.memory_limit)
     scanned = _bytes(sizes["exposures"], {"event_id": 10, "experiment_id": 8, "unit_id": 10, "status": 10,
                                           "variant": 9, "analytics_consent": 1, "exposed_at": 8, "received_at": 8}) \
         + 2 * _bytes(sizes["kpi_events"], {"event_id": 10, "unit_id": 10, "metric": 9, "value": 8, "pre_value": 8,
                                            "region": 4, "event_time": 8, "received_at": 8})
     reads_today = 3 * sizes["exposures"]
-    print(f"analysis of {args.units_per_arm:,} units per arm in SQL: {an['sql_seconds']:.2f} s, function peak RSS "
-          f"{an['sql_peak_rss_mb']:.0f} MB (lift {an['lift']:+.4f}, p {an['p']:.2g}, cap {an['cap']:.2f})", flush=True)
+    print(f"analysis of {args.units_per_arm:,} units per arm in SQL: {an['sql_seconds']:.2f} s "
+          f"({an['sql_cpu_seconds']:.1f} CPU s, {args.threads} thread(s), memory limit {args.memory_limit or 'none'}), "
+          f"function peak RSS {an['sql_peak_rss_mb']:.0f} MB "
+          f"(lift {an['lift']:+.4f}, p {an['p']:.2g}, cap {an['cap']:.2f})", flush=True)
     if "in_memory_seconds" in an:
         print(f"  in-memory pipeline on the same units: {an['in_memory_seconds']:.2f} s; results equal to 1e-9: "
               f"{an['equal_to_1e-9']}", flush=True)
@@ -338,6 +347,8 @@ def main(argv: list[str]) -> int:
         "ingest_events_per_s": round(ing["events_per_s"], 1),
         "analysis_seconds_1m_per_arm": round(an["sql_seconds"], 3),
         "analysis_peak_rss_mb": round(an["sql_peak_rss_mb"], 1),
+        "analysis_cpu_seconds": round(an["sql_cpu_seconds"], 2), "analysis_threads": args.threads,
+        "analysis_memory_limit": args.memory_limit or None,
         "sweep_seconds_500": round(sw["seconds"], 3),
         "units_per_arm": args.units_per_arm, "experiments": args.experiments,
         "analysis_in_memory_seconds": round(an.get("in_memory_seconds", float("nan")), 3)

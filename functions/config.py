@@ -55,6 +55,7 @@ class Settings:
     metric_store_path: str = ":memory:"  # the embedded store's file (":memory:": this process only)
     metric_dataset: str = "offers_metrics"  # BigQuery dataset of the landing tables
     metric_store_threads: int = 1  # the embedded store's threads (1: bit-for-bit reproducible sums)
+    metric_store_memory: str = ""  # the embedded store's memory limit, e.g. "450MB" ("": DuckDB's default)
     ga4_dataset: str = "analytics_demo"  # the Firebase / GA4 export's dataset (catalog metrics ga4.*)
     metric_location: str = ""  # BigQuery location of that dataset ("": the client's default, US)
 
@@ -96,6 +97,7 @@ def settings() -> Settings:
         metric_store_path=_env("METRIC_STORE_PATH", ":memory:"),
         metric_dataset=_env("METRIC_DATASET", "offers_metrics"),
         metric_store_threads=int(_env("METRIC_STORE_THREADS", "1")),
+        metric_store_memory=_env("METRIC_STORE_MEMORY", ""),
         ga4_dataset=_env("GA4_DATASET", "analytics_demo"),
         metric_location=_env("METRIC_LOCATION", ""),
     )

@@ -42,7 +42,7 @@ def _build() -> MetricStore:
         return BigQueryStore(cfg.project_id, cfg.metric_dataset, location=cfg.metric_location or None)
     from functions.adapters.metric_store.duckdb_store import DuckDBStore
 
-    return DuckDBStore(cfg.metric_store_path, cfg.metric_store_threads)
+    return DuckDBStore(cfg.metric_store_path, cfg.metric_store_threads, cfg.metric_store_memory)
 
 
 def reset_store() -> None:

@@ -9,8 +9,11 @@ analysis the same fingerprint). `METRIC_STORE_THREADS` trades that for speed on 
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import threading
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -31,14 +34,18 @@ _ARROW = {"STRING": pa.string(), "FLOAT64": pa.float64(), "INT64": pa.int64(), "
 
 @lru_cache(maxsize=512)
 def transpile(sql: str) -> str:
-    """BigQuery SQL -> DuckDB SQL (`@p` becomes `$p`). Every CTE is materialised: the analysis
-    refers to its per-unit rows from several places, and DuckDB would otherwise compute them again
-    for each (BigQuery's planner decides for itself)."""
+    """BigQuery SQL -> DuckDB SQL (`@p` becomes `$p`). A CTE read from more than one place is
+    materialised: the analysis refers to its per-unit rows from several places, and DuckDB would
+    otherwise compute them again for each (BigQuery's planner decides for itself). One read once
+    streams into its reader, so its rows are never held."""
     try:
         statements = sqlglot.parse(sql, read="bigquery")
         for tree in statements:
-            for cte in tree.find_all(exp.CTE) if tree is not None else ():
-                cte.set("materialized", True)
+            if tree is None:
+                continue
+            reads = Counter(table.name for table in tree.find_all(exp.Table) if not table.db)
+            for cte in tree.find_all(exp.CTE):
+                cte.set("materialized", reads[cte.alias] > 1)
         return ";\n".join(tree.sql(dialect="duckdb") for tree in statements if tree is not None)
     except sqlglot.errors.SqlglotError as exc:
         raise QueryRejected(str(exc).splitlines()[0]) from None
@@ -59,12 +66,19 @@ def _param(name: str, value: Param) -> Any:
 class DuckDBStore:
     engine = "duckdb"
 
-    def __init__(self, path: str = ":memory:", threads: int = 1) -> None:
+    def __init__(self, path: str = ":memory:", threads: int = 1, memory_limit: str = "") -> None:
+        """`memory_limit` (e.g. "450MB"; "" keeps DuckDB's default of most of the machine's memory)
+        bounds the engine's buffers: past it, joins, aggregates and sorts spill to a temporary
+        directory beside the store's file (the system's temporary directory for `:memory:`)."""
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(path)
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute(f"SET threads = {max(1, int(threads))}")
+        if memory_limit:
+            spill = f"{path}.tmp" if path != ":memory:" else str(Path(tempfile.gettempdir()) / f"duckdb-{os.getpid()}")
+            self._con.execute("SET memory_limit = $limit", {"limit": memory_limit})
+            self._con.execute("SET temp_directory = $dir", {"dir": spill})
         self._write = threading.Lock()
 
     def ensure_schema(self) -> None:

@@ -12,6 +12,7 @@ facts query (`MetricPart.facts`), built from a validated definition or the landi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from functions.adapters.metric_store.schema import EXPOSURES, FRAUD_FLAGS, KPI_EVENTS, deduped
@@ -54,7 +55,7 @@ def _exposed(arms_param: str = "arms") -> str:
     return f"""
 exposed AS (
   SELECT unit_id, MIN(exposed_at) AS exposed_at, LOGICAL_AND(analytics_consent) AS consent,
-         MIN(CONCAT(status, ':', IFNULL(variant, ''))) = MAX(CONCAT(status, ':', IFNULL(variant, ''))) AS one_arm,
+         MIN(status) = MAX(status) AND MIN(IFNULL(variant, '')) = MAX(IFNULL(variant, '')) AS one_arm,
          MAX(IF(status = 'HOLDOUT', 'holdout', variant)) AS arm, MAX(status) AS status
   FROM {deduped(EXPOSURES, 'experiment_id = @experiment_id')}
   GROUP BY unit_id
@@ -66,39 +67,84 @@ units AS (
 )"""
 
 
-def _activity() -> str:
+def order_key(time: str, event_id: str) -> str:
+    """A string that sorts as (time, event id): an earliest- or latest-row pick becomes one
+    MIN_BY/MAX_BY, which streams, where an ordered ARRAY_AGG buffers and sorts every group.
+    Microseconds since 0001-01-01 (BigQuery's earliest timestamp) are never negative, and 18
+    digits hold them up to 9999-12-31."""
+    return f"CONCAT(LPAD(CAST(UNIX_MICROS({time}) + {_MICROS_BEFORE_1970} AS STRING), 18, '0'), IFNULL({event_id}, ''))"
+
+
+_MICROS_BEFORE_1970 = 62135596800000000
+
+
+def _pick(value: str, key: str, last: bool = False, when: str = "TRUE") -> str:
+    """The non-NULL `value` at the smallest (or largest) `key` among the rows where `when`. A row
+    that does not qualify has neither value nor key, so no engine can return its value."""
+    fits = f"({when}) AND {value} IS NOT NULL"
+    return f"{'MAX_BY' if last else 'MIN_BY'}(IF({fits}, {value}, NULL), IF({fits}, {key}, NULL))"
+
+
+def _activity(landed: Sequence[tuple[int, MetricPart]] = (), signals: bool = True) -> str:
     """The experiment's landed events after each unit's first exposure (each event once), and the
     bot and data-quality signals per unit they give: event count, events sharing a timestamp,
     late events, first and last event, and the region of the latest event that names one (by
-    time, then event id)."""
-    return f"""
+    time, then event id). A landed metric's per-unit totals (`landed` parts, by index) come out
+    of the same pass, as columns `x{i}`, `pre{i}` and `facts{i}`. Without `signals`, only the
+    counts, late events and the last event (what the population facts need).
+
+    With signals, events are first summed per unit and instant, then per unit: the instants
+    counted give the shared timestamps without a DISTINCT, and within one instant the event id
+    alone orders the earliest/latest picks, so both stages stream."""
+    late = f"a.received_at > TIMESTAMP_ADD(a.event_time, INTERVAL {LATE_AFTER_SECONDS} SECOND)"
+    attributed = f"""
 attributed AS (
   SELECT u.unit_id, k.event_id, k.metric, k.value, k.pre_value, k.region, k.event_time, k.received_at
   FROM units u JOIN {deduped(KPI_EVENTS, 'metric IN UNNEST(@activity_metrics)')} k
     ON k.unit_id = u.unit_id AND k.event_time >= u.exposed_at
-),
-instants AS (
-  SELECT unit_id, COUNT(*) AS times FROM (SELECT DISTINCT unit_id, event_time FROM attributed) GROUP BY unit_id
-),
+),"""
+    if not signals:
+        return attributed + f"""
 activity AS (
-  SELECT a.unit_id, COUNT(*) AS events, COUNT(*) - ANY_VALUE(i.times) AS same_ts,
-         COUNTIF(a.received_at > TIMESTAMP_ADD(a.event_time, INTERVAL {LATE_AFTER_SECONDS} SECOND)) AS late,
-         MIN(a.event_time) AS first_seen, MAX(a.event_time) AS last_seen,
-         ARRAY_AGG(a.region IGNORE NULLS ORDER BY a.event_time DESC, a.event_id DESC)[SAFE_OFFSET(0)] AS region
-  FROM attributed a JOIN instants i ON i.unit_id = a.unit_id
+  SELECT a.unit_id, COUNT(*) AS events, COUNTIF({late}) AS late, MAX(a.event_time) AS last_seen
+  FROM attributed a
   GROUP BY a.unit_id
 )"""
+    inner = "".join(f""",
+         {_IN_INSTANT[p.aggregation].format(m=p.landed)} AS x{i},
+         {_pick("a.pre_value", "a.event_id", when=f"a.metric = @{p.landed}")} AS pre{i},
+         COUNTIF(a.metric = @{p.landed}) AS facts{i}""" for i, p in landed)
+    outer = "".join(f""",
+         CAST({_PER_UNIT[p.aggregation].format(i=i)} AS FLOAT64) AS x{i},
+         {_pick(f"pre{i}", "event_time")} AS pre{i}, SUM(facts{i}) AS facts{i}""" for i, p in landed)
+    return attributed + f"""
+instants AS (
+  SELECT a.unit_id, a.event_time, COUNT(*) AS events, COUNTIF({late}) AS late,
+         {_pick("a.region", "a.event_id", last=True)} AS region{inner}
+  FROM attributed a
+  GROUP BY a.unit_id, a.event_time
+),
+activity AS (
+  SELECT unit_id, SUM(events) AS events, SUM(events) - COUNT(*) AS same_ts, SUM(late) AS late,
+         MIN(event_time) AS first_seen, MAX(event_time) AS last_seen,
+         {_pick("region", "event_time", last=True)} AS region{outer}
+  FROM instants
+  GROUP BY unit_id
+)"""
+
+
+# a landed metric's total: per instant, then per unit ({m}: its parameter, {i}: its part)
+_IN_INSTANT = {SUM: "SUM(IF(a.metric = @{m}, a.value, 0))", COUNT: "COUNTIF(a.metric = @{m} AND a.value IS NOT NULL)",
+               ANY: "COUNTIF(a.metric = @{m})"}
+_PER_UNIT = {SUM: "SUM(x{i})", COUNT: "SUM(x{i})", ANY: "IF(SUM(x{i}) > 0, 1, 0)"}
+
+
+def _folded(part: MetricPart) -> bool:
+    """A landed metric without its own attribution window is summed in the activity pass."""
+    return part.landed is not None and part.delay_hours == 0 and part.window_hours is None and part.pre_days is None
 
 
 def _part(i: int, part: MetricPart) -> str:
-    if part.landed is not None and part.delay_hours == 0 and part.window_hours is None and part.pre_days is None:
-        return f"""
-part{i} AS (
-  SELECT unit_id, CAST({ {SUM: "SUM(value)", COUNT: "COUNT(value)", ANY: "1"}[part.aggregation]} AS FLOAT64) AS x,
-         ARRAY_AGG(pre_value IGNORE NULLS ORDER BY event_time, event_id)[SAFE_OFFSET(0)] AS pre, COUNT(*) AS facts
-  FROM attributed WHERE metric = @{part.landed}
-  GROUP BY unit_id
-)"""
     start = f"TIMESTAMP_ADD(u.exposed_at, INTERVAL {int(part.delay_hours * 3600)} SECOND)"
     inside = f"f.event_time >= {start}"
     if part.window_hours is not None:
@@ -106,8 +152,7 @@ part{i} AS (
     value = {SUM: f"SUM(IF({inside}, f.value, 0))", COUNT: f"COUNTIF({inside} AND f.value IS NOT NULL)",
              ANY: f"IF(COUNTIF({inside}) > 0, 1, 0)"}[part.aggregation]
     if part.pre_days is None:
-        pre = (f"ARRAY_AGG(IF({inside}, f.pre_value, NULL) IGNORE NULLS "
-               f"ORDER BY f.event_time, f.event_id)[SAFE_OFFSET(0)]")
+        pre = _pick("f.pre_value", order_key("f.event_time", "f.event_id"), when=inside)
         since = "u.exposed_at"
     else:
         before = "f.event_time < u.exposed_at"
@@ -122,9 +167,14 @@ part{i} AS (
 )"""
 
 
+def _column(i: int, part: MetricPart, name: str) -> str:
+    """Part `i`'s per-unit column `name` (x, pre or facts): from the activity pass or its own CTE."""
+    return f"a.{name}{i}" if _folded(part) else f"p{i}.{name}"
+
+
 def _shaped(i: int, part: MetricPart) -> str:
     """The per-unit value after the metric's own shaping: 0/1 for a conversion, then its cap."""
-    x = f"COALESCE(p{i}.x, 0)"
+    x = f"COALESCE({_column(i, part, 'x')}, 0)"
     if part.binary:
         x = f"IF({x} > 0, 1.0, 0.0)"
     if part.cap is not None:
@@ -161,9 +211,8 @@ def _sums(subset: str, value: str, covariate: str, where: str) -> str:
          COUNT(*) AS n, SUM(v - kx) AS sx, SUM((v - kx) * (v - kx)) AS sxx, SUM(c - kp) AS sp,
          SUM((c - kp) * (c - kp)) AS spp, SUM((v - kx) * (c - kp)) AS sxp, ANY_VALUE(kx) AS kx, ANY_VALUE(kp) AS kp,
          SUM((v - kx) * (v - kx) * (v - kx)) AS sxxx
-  FROM (SELECT arm, {value} AS v, {covariate} AS c, AVG({value}) OVER (PARTITION BY arm) AS kx,
-               AVG({covariate}) OVER (PARTITION BY arm) AS kp
-        FROM unit_rows WHERE {where})
+  FROM (SELECT arm, {value} AS v, {covariate} AS c FROM unit_rows WHERE {where})
+  JOIN (SELECT arm, AVG({value}) AS kx, AVG({covariate}) AS kp FROM unit_rows WHERE {where} GROUP BY arm) USING (arm)
   GROUP BY arm"""
 
 
@@ -189,16 +238,17 @@ def analysis(value: MetricPart, second: MetricPart | None = None, *, ratio: bool
     'cap' (the cap in kx), 'capped' (arm, region, kept units above the cap), 'kept' (arm, region,
     kept units), and sufficient statistics of kind 'stats', 'capped_stats', 'clean_stats'."""
     parts = [value] + ([second] if second is not None else [])
-    ctes = [_exposed(), _activity(), *(_part(i, p) for i, p in enumerate(parts))]
-    joins = " ".join(f"LEFT JOIN part{i} p{i} ON p{i}.unit_id = u.unit_id" for i in range(len(parts)))
+    folded = [(i, p) for i, p in enumerate(parts) if _folded(p)]
+    ctes = [_exposed(), _activity(folded), *(_part(i, p) for i, p in enumerate(parts) if not _folded(p))]
+    joins = " ".join(f"LEFT JOIN part{i} p{i} ON p{i}.unit_id = u.unit_id"
+                     for i, p in enumerate(parts) if not _folded(p))
     x = _shaped(0, value)
-    covariate = _shaped(1, second) if ratio and second is not None else "COALESCE(p0.pre, 0)"
-    has_data = " OR ".join(["a.events IS NOT NULL", *(f"p{i}.facts > 0" for i in range(len(parts)))])
+    covariate = _shaped(1, second) if ratio and second is not None else f"COALESCE({_column(0, value, 'pre')}, 0)"
     ctes.append(f"""
 flags AS (SELECT DISTINCT unit_id FROM {deduped(FRAUD_FLAGS)}),
 base AS (
-  SELECT u.unit_id, u.arm, u.consent, COALESCE(a.region, 'unknown') AS region, COALESCE(a.events, 0) AS events,
-         COALESCE(a.same_ts, 0) AS same_ts, ({has_data}) AS has_data, fl.unit_id IS NOT NULL AS fraud,
+  SELECT u.arm, u.consent, COALESCE(a.region, 'unknown') AS region, COALESCE(a.events, 0) AS events,
+         COALESCE(a.same_ts, 0) AS same_ts, fl.unit_id IS NOT NULL AS fraud,
          GREATEST(CAST(CEIL(IFNULL(UNIX_MICROS(a.last_seen) - UNIX_MICROS(a.first_seen), 0) / 86400e6) AS FLOAT64),
                   1.0) AS active_days,
          {x} AS x, {covariate} AS pre, u.unit_id IN UNNEST(@crossing_units) AS crosses
@@ -211,7 +261,7 @@ spread AS (
   FROM baseline
 ),
 unit_rows AS (
-  SELECT b.*, CASE
+  SELECT b.arm, b.region, b.x, b.pre, b.crosses, CASE
       WHEN NOT b.consent THEN 'consent'
       WHEN b.region IN UNNEST(@restricted_regions) THEN 'region'
       WHEN b.fraud THEN 'fraud'
@@ -249,7 +299,7 @@ def population() -> str:
     """Per arm (variants and holdout): units, consenting units without any data, events, late
     events, the newest event and the first exposure; and the units flagged as fraud. Parameters:
     experiment_id, arms, left_out, activity_metrics."""
-    return "WITH " + ",".join([_exposed(), _activity()]) + f"""
+    return "WITH " + ",".join([_exposed(), _activity(signals=False)]) + f"""
 SELECT u.arm, COUNT(*) AS units, COUNTIF(u.consent) AS consenting,
        COUNTIF(u.consent AND a.unit_id IS NULL) AS missing,
        SUM(IF(u.consent, IFNULL(a.events, 0), 0)) AS events, SUM(IF(u.consent, IFNULL(a.late, 0), 0)) AS late,
@@ -294,7 +344,7 @@ exposed AS (
 units AS (SELECT experiment_id, unit_id, arm, exposed_at FROM exposed WHERE arms_seen = 1 AND arm IS NOT NULL),
 totals AS (
   SELECT u.experiment_id, u.unit_id, k.metric, SUM(k.value) AS x,
-         ARRAY_AGG(k.pre_value IGNORE NULLS ORDER BY k.event_time, k.event_id)[SAFE_OFFSET(0)] AS pre
+         {_pick("k.pre_value", order_key("k.event_time", "k.event_id"))} AS pre
   FROM units u JOIN {deduped(KPI_EVENTS, 'metric IN UNNEST(@metrics) AND event_time >= @since')} k
     ON k.unit_id = u.unit_id AND k.event_time >= u.exposed_at
   GROUP BY u.experiment_id, u.unit_id, k.metric
