@@ -152,8 +152,9 @@ ex = ExclusionConfig(restricted_regions=("GB",))
 cfg = AnalysisConfig(control="control", exclusions=ex, expected_split={"control": 0.5, "plus10": 0.5})
 started = time.perf_counter()
 scope = analysis_inputs.Scope("exp-wh", ("control", "plus10"), ("revenue",))
-facts = analysis_inputs.population(analysis_inputs.Scope("exp-wh", ("control", "plus10", "holdout"), ("revenue",)))
-result = analyse_aggregated(analysis_inputs.aggregated(doc, kpi, scope, ex), cfg)
+everyone = analysis_inputs.Scope("exp-wh", ("control", "plus10", "holdout"), ("revenue",))
+agg, facts = analysis_inputs.aggregated_with_population(doc, kpi, scope, ex, everyone)
+result = analyse_aggregated(agg, cfg)
 seconds = time.perf_counter() - started
 primary = result["arms"]["plus10"]["primary"]
 # VmHWM: this process's own peak (ru_maxrss survives exec, so it would include the parent's)

@@ -49,9 +49,24 @@ def kpi_facts(param: str) -> str:
             f"FROM {deduped(KPI_EVENTS, f'metric = @{param}')}")
 
 
-def _exposed(arms_param: str = "arms") -> str:
+def _exposed(population: bool = False) -> str:
     """Units exposed to the experiment with exactly one arm (a unit decided into two arms is left
-    out, as the exposure log flags it), their first exposure and analytics consent."""
+    out, as the exposure log flags it), their first exposure and analytics consent: `units` in the
+    analysed arms without the units left out; with `population`, also `everyone` in the arms whose
+    population facts are wanted (parameter population_arms, nobody left out)."""
+    one_arm = "one_arm AND arm IS NOT NULL AND status IN ('ASSIGNED', 'HOLDOUT')"
+    units = (f"""
+everyone AS (
+  SELECT unit_id, arm, exposed_at, consent FROM exposed WHERE {one_arm} AND arm IN UNNEST(@population_arms)
+),
+units AS (
+  SELECT unit_id, arm, exposed_at, consent FROM everyone
+  WHERE arm IN UNNEST(@arms) AND unit_id NOT IN UNNEST(@left_out)
+)""" if population else f"""
+units AS (
+  SELECT unit_id, arm, exposed_at, consent FROM exposed
+  WHERE {one_arm} AND arm IN UNNEST(@arms) AND unit_id NOT IN UNNEST(@left_out)
+)""")
     return f"""
 exposed AS (
   SELECT unit_id, MIN(exposed_at) AS exposed_at, LOGICAL_AND(analytics_consent) AS consent,
@@ -59,12 +74,7 @@ exposed AS (
          MAX(IF(status = 'HOLDOUT', 'holdout', variant)) AS arm, MAX(status) AS status
   FROM {deduped(EXPOSURES, 'experiment_id = @experiment_id')}
   GROUP BY unit_id
-),
-units AS (
-  SELECT unit_id, arm, exposed_at, consent FROM exposed
-  WHERE one_arm AND arm IS NOT NULL AND status IN ('ASSIGNED', 'HOLDOUT')
-    AND arm IN UNNEST(@{arms_param}) AND unit_id NOT IN UNNEST(@left_out)
-)"""
+),{units}"""
 
 
 def order_key(time: str, event_id: str) -> str:
@@ -85,13 +95,14 @@ def _pick(value: str, key: str, last: bool = False, when: str = "TRUE") -> str:
     return f"{'MAX_BY' if last else 'MIN_BY'}(IF({fits}, {value}, NULL), IF({fits}, {key}, NULL))"
 
 
-def _activity(landed: Sequence[tuple[int, MetricPart]] = (), signals: bool = True) -> str:
+def _activity(landed: Sequence[tuple[int, MetricPart]] = (), signals: bool = True, source: str = "units") -> str:
     """The experiment's landed events after each unit's first exposure (each event once), and the
     bot and data-quality signals per unit they give: event count, events sharing a timestamp,
     late events, first and last event, and the region of the latest event that names one (by
     time, then event id). A landed metric's per-unit totals (`landed` parts, by index) come out
     of the same pass, as columns `x{i}`, `pre{i}` and `facts{i}`. Without `signals`, only the
-    counts, late events and the last event (what the population facts need).
+    counts, late events and the last event (what the population facts need). `source`: the CTE
+    of the units whose events are read.
 
     With signals, events are first summed per unit and instant, then per unit: the instants
     counted give the shared timestamps without a DISTINCT, and within one instant the event id
@@ -100,7 +111,7 @@ def _activity(landed: Sequence[tuple[int, MetricPart]] = (), signals: bool = Tru
     attributed = f"""
 attributed AS (
   SELECT u.unit_id, k.event_id, k.metric, k.value, k.pre_value, k.region, k.event_time, k.received_at
-  FROM units u JOIN {deduped(KPI_EVENTS, 'metric IN UNNEST(@activity_metrics)')} k
+  FROM {source} u JOIN {deduped(KPI_EVENTS, 'metric IN UNNEST(@activity_metrics)')} k
     ON k.unit_id = u.unit_id AND k.event_time >= u.exposed_at
 ),"""
     if not signals:
@@ -226,7 +237,7 @@ _NULLS = ", ".join(f"CAST(NULL AS FLOAT64) AS {c}" for c in STATS_COLUMNS.split(
 
 
 def analysis(value: MetricPart, second: MetricPart | None = None, *, ratio: bool = False,
-             percentile_cap: bool = False, crossing: bool = False) -> str:
+             percentile_cap: bool = False, crossing: bool = False, population: bool = False) -> str:
     """One KPI's analysis inputs. Parameters: experiment_id, arms, left_out (units not analysed,
     e.g. contaminated holdout members), activity_metrics, restricted_regions, max_events_per_day,
     mad_threshold, max_identical_share, has_max_value and max_value, percentile, has_fixed_cap and
@@ -236,16 +247,19 @@ def analysis(value: MetricPart, second: MetricPart | None = None, *, ratio: bool
 
     Rows: kind 'filter' (arm, filter name, region, units removed), 'scope' (arm, region, units),
     'cap' (the cap in kx), 'capped' (arm, region, kept units above the cap), 'kept' (arm, region,
-    kept units), and sufficient statistics of kind 'stats', 'capped_stats', 'clean_stats'."""
+    kept units), and sufficient statistics of kind 'stats', 'capped_stats', 'clean_stats'. With
+    `population`, the same scan also gives the population facts (rows of kind 'population', as
+    `population()` returns them) of every unit in population_arms: one pass over the raw rows
+    serves both."""
     parts = [value] + ([second] if second is not None else [])
     folded = [(i, p) for i, p in enumerate(parts) if _folded(p)]
-    ctes = [_exposed(), _activity(folded), *(_part(i, p) for i, p in enumerate(parts) if not _folded(p))]
+    ctes = [_exposed(population), _activity(folded, source="everyone" if population else "units"),
+            *(_part(i, p) for i, p in enumerate(parts) if not _folded(p))]
     joins = " ".join(f"LEFT JOIN part{i} p{i} ON p{i}.unit_id = u.unit_id"
                      for i, p in enumerate(parts) if not _folded(p))
     x = _shaped(0, value)
     covariate = _shaped(1, second) if ratio and second is not None else f"COALESCE({_column(0, value, 'pre')}, 0)"
-    ctes.append(f"""
-flags AS (SELECT DISTINCT unit_id FROM {deduped(FRAUD_FLAGS)}),
+    ctes.append(f"""{_FLAGS},
 base AS (
   SELECT u.arm, u.consent, COALESCE(a.region, 'unknown') AS region, COALESCE(a.events, 0) AS events,
          COALESCE(a.same_ts, 0) AS same_ts, fl.unit_id IS NOT NULL AS fraud,
@@ -292,21 +306,45 @@ cap AS (
     ]
     if crossing:
         selects.append(_sums("clean_stats", "x", "pre", "removed_by IS NULL AND NOT crosses"))
+    if population:
+        ctes.append(_population("everyone"))
+        selects += _population_rows()
     return "WITH " + ",".join(ctes) + "\n" + "\nUNION ALL".join(selects)
+
+
+_FLAGS = f"""
+flags AS (SELECT DISTINCT unit_id FROM {deduped(FRAUD_FLAGS)})"""
+
+# per arm; timestamps as microseconds since 1970 (NULL: none)
+POPULATION_FACTS = ("units", "consenting", "missing", "events", "late", "newest", "first_exposed", "flagged")
+
+
+def _population(source: str) -> str:
+    return f"""
+population AS (
+  SELECT u.arm, COUNT(*) AS units, COUNTIF(u.consent) AS consenting,
+         COUNTIF(u.consent AND a.unit_id IS NULL) AS missing,
+         SUM(IF(u.consent, IFNULL(a.events, 0), 0)) AS events, SUM(IF(u.consent, IFNULL(a.late, 0), 0)) AS late,
+         UNIX_MICROS(MAX(IF(u.consent, a.last_seen, NULL))) AS newest, UNIX_MICROS(MIN(u.exposed_at)) AS first_exposed,
+         COUNTIF(fl.unit_id IS NOT NULL) AS flagged
+  FROM {source} u LEFT JOIN activity a ON a.unit_id = u.unit_id LEFT JOIN flags fl ON fl.unit_id = u.unit_id
+  GROUP BY u.arm
+)"""
+
+
+def _population_rows() -> list[str]:
+    return [f"""
+  SELECT 'population' AS kind, arm, '{fact}' AS name, CAST(NULL AS STRING) AS region, {fact} AS n, {_NULLS}
+  FROM population""" for fact in POPULATION_FACTS]
 
 
 def population() -> str:
     """Per arm (variants and holdout): units, consenting units without any data, events, late
-    events, the newest event and the first exposure; and the units flagged as fraud. Parameters:
-    experiment_id, arms, left_out, activity_metrics."""
-    return "WITH " + ",".join([_exposed(), _activity(signals=False)]) + f"""
-SELECT u.arm, COUNT(*) AS units, COUNTIF(u.consent) AS consenting,
-       COUNTIF(u.consent AND a.unit_id IS NULL) AS missing,
-       SUM(IF(u.consent, IFNULL(a.events, 0), 0)) AS events, SUM(IF(u.consent, IFNULL(a.late, 0), 0)) AS late,
-       MAX(IF(u.consent, a.last_seen, NULL)) AS newest, MIN(u.exposed_at) AS first_exposed,
-       COUNTIF(u.unit_id IN (SELECT unit_id FROM {deduped(FRAUD_FLAGS)})) AS flagged
-FROM units u LEFT JOIN activity a ON a.unit_id = u.unit_id
-GROUP BY u.arm"""
+    events, the newest event and the first exposure; and the units flagged as fraud, as rows of
+    kind 'population' (arm, fact name, value in n). Parameters: experiment_id, arms, left_out,
+    activity_metrics."""
+    ctes = [_exposed(), _activity(signals=False), _FLAGS, _population("units")]
+    return "WITH " + ",".join(ctes) + "\n" + "\nUNION ALL".join(_population_rows())
 
 
 def arms_of() -> str:

@@ -46,9 +46,8 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
     cohort_id = doc.get("holdoutCohortId")
     metrics = tuple(analysis_inputs.tracked_metrics(doc))
     everyone = analysis_inputs.Scope(experiment_id, (*keys, HOLDOUT_ARM), metrics)
-    facts = analysis_inputs.population(everyone)
     crossing = inputs.crossing_units(experiment_id, cohort_id, everyone.arms) if cohort_id else None
-    contaminated = inputs.contaminated_units(cohort_id) if HOLDOUT_ARM in facts else set()
+    contaminated = inputs.contaminated_units(cohort_id) if cohort_id else set()
     variants_scope = analysis_inputs.Scope(experiment_id, tuple(keys), metrics,
                                            crossing=tuple(sorted(crossing)) if crossing is not None else None)
     holdout_scope = analysis_inputs.Scope(experiment_id, (HOLDOUT_ARM, *keys), metrics,
@@ -59,17 +58,22 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
                                  mad_threshold=request.madThreshold,
                                  max_identical_timestamp_share=request.maxIdenticalTimestampShare,
                                  base_currency=settings().base_currency, currency_rates=settings().currency_rates)
+    kpis = list(doc.get("kpis") or [])
+    if kpis:  # the first KPI's query also gives the population facts: one scan of the raw rows for both
+        first, facts = analysis_inputs.aggregated_with_population(doc, kpis[0], variants_scope, exclusions, everyone)
+        per_kpi = [first, *(analysis_inputs.aggregated(doc, k, variants_scope, exclusions) for k in kpis[1:])]
+    else:
+        per_kpi, facts = [], analysis_inputs.population(everyone)
     split = expected_split(variants, (doc.get("rollout") or {}).get("stage"))
     daily = request.dailyUnitsPerArm or inputs.daily_units_per_arm(facts, keys, now)
     checks = inputs.quality_checks(experiment_id, facts, keys, now)
     held = facts.get(HOLDOUT_ARM)
     results: dict[str, Any] = {}
-    for kpi in doc.get("kpis") or []:
+    for kpi, agg in zip(kpis, per_kpi, strict=True):
         cfg = AnalysisConfig(control=keys[0], direction=kpi.get("direction", "INCREASE"),
                              expected_split=split, planned_mde_relative=float(doc.get("minimumDetectableEffect", 0.05)),
                              daily_units_per_arm=daily, exclusions=exclusions,
                              metric_type=str(kpi.get("type") or MEAN))
-        agg = analysis_inputs.aggregated(doc, kpi, variants_scope, exclusions)
         results[kpi["metric"]] = {"role": kpi["role"], "type": cfg.metric_type, **analyse_aggregated(agg, cfg, checks)}
         if held is not None and held.units and cfg.metric_type != RATIO:
             # every arm against the holdout, without the members reached by treatment (contaminated):

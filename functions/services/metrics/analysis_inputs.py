@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions.adapters.metric_store import queries, store
@@ -83,6 +83,26 @@ def aggregated(doc: Mapping[str, Any], kpi: Mapping[str, Any], scope: Scope, ex:
     """One KPI's `Aggregated` for the arms in `scope`, computed in the metric store. `defined`:
     the definitions its facts come from (by role, as `metrics.kpi_facts` gives them), when not the
     KPI's own."""
+    rows = _kpi_rows(doc, kpi, scope, ex, defined, None)
+    return _assemble(rows, scope, kpi.get("type") == RATIO, tuple(ex.restricted_regions))
+
+
+def aggregated_with_population(doc: Mapping[str, Any], kpi: Mapping[str, Any], scope: Scope, ex: ExclusionConfig,
+                               everyone: Scope) -> tuple[Aggregated, dict[str, ArmFacts]]:
+    """`aggregated()` and `population(everyone)` from one query: both read the same raw rows, so
+    an analysis scans them once for its first KPI and its population facts. `everyone` must be
+    the same experiment with the same activity metrics, and nobody left out."""
+    if (everyone.experiment_id, everyone.activity_metrics, everyone.left_out) != (
+            scope.experiment_id, scope.activity_metrics, ()):
+        raise ValueError("the population scope must be the analysis's experiment and metrics, nobody left out")
+    rows = _kpi_rows(doc, kpi, scope, ex, None, everyone)
+    facts = _population_facts(r for r in rows if r["kind"] == "population")
+    rest = [r for r in rows if r["kind"] != "population"]
+    return _assemble(rest, scope, kpi.get("type") == RATIO, tuple(ex.restricted_regions)), facts
+
+
+def _kpi_rows(doc: Mapping[str, Any], kpi: Mapping[str, Any], scope: Scope, ex: ExclusionConfig,
+              defined: Mapping[str, MetricDefinition] | None, everyone: Scope | None) -> list[dict[str, Any]]:
     ratio = kpi.get("type") == RATIO
     if defined is None:
         defined = metrics.kpi_facts(kpi) if kpi.get("definition") is not None else {}
@@ -95,7 +115,7 @@ def aggregated(doc: Mapping[str, Any], kpi: Mapping[str, Any], scope: Scope, ex:
         metric_params = {"m0": kpi["metric"]}
     capping = kpi.get("type", MEAN) == MEAN
     sql = queries.analysis(first, second, ratio=ratio, percentile_cap=capping and ex.winsor_percentile is not None,
-                           crossing=scope.crossing is not None)
+                           crossing=scope.crossing is not None, population=everyone is not None)
     params = {**scope.params(), **metric_params,
               "restricted_regions": list(ex.restricted_regions), "max_events_per_day": float(ex.max_events_per_day),
               "mad_threshold": float(ex.mad_threshold), "max_identical_share": float(ex.max_identical_timestamp_share),
@@ -103,8 +123,9 @@ def aggregated(doc: Mapping[str, Any], kpi: Mapping[str, Any], scope: Scope, ex:
               "percentile": float(ex.winsor_percentile or 0.0),
               "has_fixed_cap": capping and ex.winsor_cap is not None, "fixed_cap": float(ex.winsor_cap or 0.0),
               "crossing_units": list(scope.crossing or ())}
-    rows = store().query(sql, params)
-    return _assemble(rows, scope, ratio, tuple(ex.restricted_regions))
+    if everyone is not None:
+        params["population_arms"] = list(everyone.arms)
+    return store().query(sql, params)
 
 
 def _assemble(rows: Iterable[Mapping[str, Any]], scope: Scope, ratio: bool, restricted: tuple[str, ...]) -> Aggregated:
@@ -153,20 +174,28 @@ class ArmFacts:
     flagged: int
 
 
-def _aware(value: Any) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+def _micros(value: int | None) -> datetime | None:
+    """Microseconds since 1970 (exact: no float division) -> an aware UTC datetime."""
+    return None if value is None else EPOCH + timedelta(microseconds=value)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def population(scope: Scope) -> dict[str, ArmFacts]:
     """arm -> what the data-quality checks and the run-rate need, for every arm in scope."""
-    out = {}
-    for row in store().query(queries.population(), scope.params()):
-        out[row["arm"]] = ArmFacts(int(row["units"]), int(row["consenting"]), int(row["missing"]),
-                                   int(row["events"] or 0), int(row["late"] or 0), _aware(row["newest"]),
-                                   _aware(row["first_exposed"]), int(row["flagged"]))
-    return out
+    return _population_facts(store().query(queries.population(), scope.params()))
+
+
+def _population_facts(rows: Iterable[Mapping[str, Any]]) -> dict[str, ArmFacts]:
+    """Rows of kind 'population' (arm, fact, value) -> arm -> ArmFacts."""
+    by_arm: dict[str, dict[str, int | None]] = defaultdict(dict)
+    for row in rows:
+        by_arm[row["arm"]][row["name"]] = None if row["n"] is None else int(row["n"])
+    return {arm: ArmFacts(int(f.get("units") or 0), int(f.get("consenting") or 0), int(f.get("missing") or 0),
+                          int(f.get("events") or 0), int(f.get("late") or 0), _micros(f.get("newest")),
+                          _micros(f.get("first_exposed")), int(f.get("flagged") or 0))
+            for arm, f in by_arm.items()}
 
 
 def arms_of(experiment_id: str, units: Iterable[str], arms: Iterable[str]) -> dict[str, str]:

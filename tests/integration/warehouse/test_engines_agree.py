@@ -45,6 +45,10 @@ def _results(engine, monkeypatch, landed) -> dict:
     out["with_data"] = swept.with_data
     out["population"] = {arm: vars(f) for arm, f in analysis_inputs.population(
         analysis_inputs.Scope("exp-agree", (*ARMS, "holdout"), ("revenue", "sessions"))).items()}
+    agg, facts = analysis_inputs.aggregated_with_population(
+        DOC, DOC["kpis"][0], scope, ex, analysis_inputs.Scope("exp-agree", (*ARMS, "holdout"), scope.activity_metrics))
+    out["with_population"] = {"stats": {a: _moments(s) for a, s in agg.stats.items()},
+                              "facts": {arm: vars(f) for arm, f in facts.items()}}
     return out
 
 

@@ -102,3 +102,35 @@ def test_a_redelivered_batch_changes_nothing(embedded):
         twice.assigned, twice.filters, twice.cap, twice.cap_removal)
     for arm in ARMS:  # the same sums, up to the order the engine adds them in
         assert close(once.stats[arm].to_dict(), twice.stats[arm].to_dict()) == []
+
+
+@pytest.mark.parametrize("kpi", [{"metric": "revenue", "type": MEAN},
+                                 {"metric": "rps", "type": RATIO, "numerator": "revenue", "denominator": "sessions"}])
+def test_one_scan_for_the_first_kpi_and_the_population_gives_what_two_queries_give(embedded, kpi):
+    landed = traffic("exp-one", 2500, seed=17, metrics=("revenue", "sessions"), holdout=0.2)
+    _land(embedded, landed)
+    metrics = ("revenue", "sessions")
+    scope = analysis_inputs.Scope("exp-one", ARMS, metrics, crossing=("exp-one-u3", "exp-one-u40"))
+    everyone = analysis_inputs.Scope("exp-one", (*ARMS, "holdout"), metrics)
+    ex = ExclusionConfig(restricted_regions=("US",))
+    doc = {"kpis": [kpi]}
+    agg, facts = analysis_inputs.aggregated_with_population(doc, kpi, scope, ex, everyone)
+    alone = analysis_inputs.aggregated(doc, kpi, scope, ex)
+    assert facts == analysis_inputs.population(everyone)
+    assert set(facts) == {*ARMS, "holdout"} and facts["holdout"].units > 0 and facts["control"].newest is not None
+    assert (agg.assigned, agg.filters, agg.cap, agg.cap_removal, agg.restricted_regions) == (
+        alone.assigned, alone.filters, alone.cap, alone.cap_removal, alone.restricted_regions)
+    for part in ("stats", "capped", "clean"):
+        mine, theirs = getattr(agg, part) or {}, getattr(alone, part) or {}
+        assert mine.keys() == theirs.keys()
+        assert all(close(mine[a].to_dict(), theirs[a].to_dict()) == [] for a in mine)
+
+
+def test_the_population_scope_must_match_the_analysis(embedded):
+    kpi = {"metric": "revenue", "type": MEAN}
+    scope = analysis_inputs.Scope("exp-one", ARMS, ("revenue",))
+    for wrong in (analysis_inputs.Scope("exp-two", ARMS, ("revenue",)),
+                  analysis_inputs.Scope("exp-one", ARMS, ("revenue", "sessions")),
+                  analysis_inputs.Scope("exp-one", ARMS, ("revenue",), left_out=("u1",))):
+        with pytest.raises(ValueError, match="population scope"):
+            analysis_inputs.aggregated_with_population({"kpis": [kpi]}, kpi, scope, ExclusionConfig(), wrong)

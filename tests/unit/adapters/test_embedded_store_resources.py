@@ -36,7 +36,7 @@ def test_an_unbounded_store_keeps_the_engine_default(tmp_path):
 
 @pytest.mark.parametrize("bad", ["lots", "5 elephants"])
 def test_a_memory_limit_the_engine_cannot_read_fails_at_start(bad):
-    with pytest.raises(Exception, match="(?i)memory|limit|parse|convert"):
+    with pytest.raises(Exception, match=r"(?i)memory|limit|parse|convert"):
         DuckDBStore(":memory:", memory_limit=bad)
 
 
