@@ -126,7 +126,8 @@ def program(who: Principal) -> dict[str, Any]:
         {"name": "Average time to first results", "target": "under 30 days",
          "value": f"{mean(to_results):.1f} days" if to_results else "no results yet",
          "ok": bool(to_results) and mean(to_results) < 30},
-        {"name": "Net monthly impact of winners (primary KPI, at current traffic)", "target": "positive",
+        {"name": f"Net monthly impact of winners (primary KPI, at current traffic, in the base currency {currency})",
+         "target": "positive",
          "value": wording.money(winners_value, currency) + " per month", "ok": winners_value > 0},
     ]
     return {"metrics": metrics, "experiments": len(rows), "started": len(started)}
@@ -143,18 +144,17 @@ def ledger(who: Principal) -> dict[str, Any]:
 
 
 def board_report(who: Principal, experiment_id: str) -> dict[str, Any]:
+    """The audit report's content is the ledger's (`GET /ledger/reports/{id}`, one source for this
+    page and the ledger's own HTML); the console adds the charts: the guardrails' bounds over the
+    sweeps, the rollout path as a step chart, and the forest plot of each KPI."""
+    pending = pages.in_background(lambda: call(L, "GET", f"/reports/{experiment_id}", who))
     detail = pages.experiment_detail(who, experiment_id)
-    report = call(L, "GET", f"/reports/{experiment_id}", who)
-    approvals = [{"at": e.get("at"), "action": e.get("action"), "uid": (e.get("actor") or {}).get("uid"),
-                  "comment": (e.get("details") or {}).get("comment") or (
-                      e.get("reason", "") if e.get("action") == "REJECT" else ""),
-                  "hash": (e.get("details") or {}).get("contentHash")}
-                 for e in detail["events"] if e.get("action") in ("APPROVE", "APPROVAL_RECORDED", "REJECT")]
-    guardrail_actions = [{"at": e.get("at"), "action": e.get("action"),
-                          "uid": (e.get("actor") or {}).get("uid"), "reason": e.get("reason", "")}
-                         for e in detail["events"] if e.get("action") in ("KILL", "PAUSE", "GUARDRAIL_ALERT", "RESUME")]
-    return {**detail, "report": report, "boardApprovals": approvals, "guardrailActions": guardrail_actions,
-            "generatedAt": wording.when(datetime.now(UTC))}
+    report = pending.result()
+    results = detail["results"] or {}
+    forests = {k["metric"]: k for k in results.get("kpis") or []}
+    path = [{**r, "fromStage": r.get("from"), "toStage": r.get("to")} for r in report.get("rolloutPath") or []]
+    return {**detail, "report": report, "forests": forests, "money": results.get("currency"),
+            "stageChart": pages.stage_chart(path), "generatedAt": wording.when(datetime.now(UTC))}
 
 
 @route("GET", "/holdouts")

@@ -139,17 +139,24 @@ def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]
     return sorted(rows, key=lambda r: (r["createdAt"] or ""), reverse=True)
 
 
+def snapshot_docs(experiment_id: str, limit: int, fields: list[str]) -> list[dict[str, Any]]:
+    """The newest `limit` snapshots, newest first, projected to `fields`, with `snapshotId`."""
+    query = (db().collection(EXPERIMENT_SNAPSHOTS)
+             .where(filter=FieldFilter("experimentId", "==", experiment_id))
+             .order_by("takenAt", direction=firestore.Query.DESCENDING).limit(limit).select(fields))
+    return [{**(snap.to_dict() or {}), "snapshotId": snap.id} for snap in query.stream()]
+
+
+SERIES_FIELDS = ["takenAt", "state", "rollout", "units", "guardrails", "acted"]
+
+
+def series_point(d: dict[str, Any]) -> dict[str, Any]:
+    return {"snapshotId": d["snapshotId"], "takenAt": iso_text(d.get("takenAt")), "state": d.get("state"),
+            "stage": (d.get("rollout") or {}).get("stage"), "units": d.get("units") or {},
+            "guardrails": d.get("guardrails") or [], "acted": d.get("acted")}
+
+
 def snapshot_series(experiment_id: str, limit: int = SERIES_LIMIT) -> list[dict[str, Any]]:
     """Snapshots oldest first: time, state, stage, units per arm and guardrail verdicts (the
     statistics the sweep stored are left out; charts need the verdicts, not the moments)."""
-    query = (db().collection(EXPERIMENT_SNAPSHOTS)
-             .where(filter=FieldFilter("experimentId", "==", experiment_id))
-             .order_by("takenAt", direction=firestore.Query.DESCENDING).limit(limit)
-             .select(["takenAt", "state", "rollout", "units", "guardrails", "acted"]))
-    rows = []
-    for snap in query.stream():
-        d = snap.to_dict() or {}
-        rows.append({"snapshotId": snap.id, "takenAt": iso_text(d.get("takenAt")), "state": d.get("state"),
-                     "stage": (d.get("rollout") or {}).get("stage"), "units": d.get("units") or {},
-                     "guardrails": d.get("guardrails") or [], "acted": d.get("acted")})
-    return rows[::-1]
+    return [series_point(d) for d in reversed(snapshot_docs(experiment_id, limit, SERIES_FIELDS))]
