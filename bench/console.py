@@ -2,8 +2,9 @@
 JSON `GET /experiments/{id}/health` on the same data (its peer: the cheapest read a person could
 make instead), each served by its own functions-framework process on the emulators.
 
-50 running experiments (3 arms, 5 KPIs and guardrails each) with 100 sweep snapshots each. Requests are interleaved round-robin (page, list, health, page, ...) so
-the three see the same machine load. Goal: p95 <= 300 ms for the page and the list.
+50 running experiments (3 arms, 5 KPIs and guardrails each) with 100 sweep snapshots each.
+Requests are interleaved round-robin (page, list, health, page, ...) so the three see the same
+machine load. Goal: p95 <= 300 ms for the page and the list.
 
     python -m bench console [--experiments 50] [--snapshots 100] [--requests 60] [--quick]
 """

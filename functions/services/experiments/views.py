@@ -122,13 +122,13 @@ def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]
     query: firestore.CollectionReference | firestore.Query = db().collection(OFFER_EXPERIMENTS)
     if state:
         query = query.where(filter=FieldFilter("state", "==", state))
-    docs = [s.to_dict() or {} for s in query.limit(limit).stream()]
     now = datetime.now(UTC)
-    started = [d["id"] for d in docs if d.get("startedAt") is not None]
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the recent snapshots do not wait for the documents
         recent_f = pool.submit(recent_snapshots, now - timedelta(seconds=3 * settings().sweep_window_seconds))
-        analyses_f = pool.submit(latest_analyses, started)
-        snapshots, analyses = recent_f.result(), analyses_f.result()
+        docs = [s.to_dict() or {} for s in query.limit(limit).stream()]
+        started = [d["id"] for d in docs if d.get("startedAt") is not None]
+        analyses = latest_analyses(started)
+        snapshots = recent_f.result()
     missing = [eid for eid in started if eid not in snapshots]
     if missing:
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
