@@ -7,6 +7,8 @@ read; independent reads of one page run side by side (they are network round tri
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -282,9 +284,32 @@ def _results(analysis: dict[str, Any] | None, doc: dict[str, Any], guardrails_he
             "crossingUnits": analysis.get("crossingUnits"), "currency": money.currency}
 
 
+_analyses: OrderedDict[str, dict[str, Any]] = OrderedDict()  # published analyses never change
+_ANALYSES_KEPT = 64
+_analyses_lock = threading.Lock()
+
+
+def analysis(who: Principal, analysis_id: str) -> dict[str, Any]:
+    """A published analysis (immutable: a new one gets a new id), kept after its first read; the
+    route's role check still applies to every reader."""
+    path = f"/analyses/{analysis_id}"
+    with _analyses_lock:
+        kept = _analyses.get(analysis_id)
+        if kept is not None:
+            _analyses.move_to_end(analysis_id)
+    if kept is not None and allowed(A, "GET", path, who):
+        return kept
+    got = call(A, "GET", path, who)
+    with _analyses_lock:
+        _analyses[analysis_id] = got
+        while len(_analyses) > _ANALYSES_KEPT:
+            _analyses.popitem(last=False)
+    return got
+
+
 def _latest_analysis(who: Principal, experiment_id: str) -> dict[str, Any] | None:
     listed = call(A, "GET", f"/experiments/{experiment_id}/analyses", who)["analyses"]
-    return call(A, "GET", f"/analyses/{listed[-1]['id']}", who) if listed else None
+    return analysis(who, listed[-1]["id"]) if listed else None
 
 
 def experiment_detail(who: Principal, experiment_id: str) -> dict[str, Any]:

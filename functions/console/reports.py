@@ -13,7 +13,7 @@ from functions.adapters.auth import Principal
 from functions.config import settings
 from functions.console import charts, pages, wording
 from functions.console.apicall import call
-from functions.console.pages import A, E, H, L, parallel
+from functions.console.pages import E, H, L, parallel
 from functions.console.web import Page, route
 from functions.models.common import parse_time
 
@@ -78,7 +78,7 @@ def program(who: Principal) -> dict[str, Any]:
     rows = call(E, "GET", "/summaries", who, query={"limit": "500"})["experiments"]
     started = [r for r in rows if r.get("startedAt")]
     per_quarter = Counter(q for r in started for q in [_quarter(r["startedAt"])] if q)
-    got = parallel(**{r["id"]: (lambda r=r: call(A, "GET", f"/analyses/{r['analysisId']}", who))
+    got = parallel(**{r["id"]: (lambda r=r: pages.analysis(who, r["analysisId"]))
                       for r in started if r.get("analysisId")},
                    **{f"ev:{r['id']}": (lambda r=r: call(E, "GET", f"/{r['id']}/events", who)["events"])
                       for r in started},
