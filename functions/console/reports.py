@@ -13,9 +13,10 @@ from functions.adapters.auth import Principal
 from functions.config import settings
 from functions.console import charts, pages, wording
 from functions.console.apicall import call
-from functions.console.pages import E, H, L, parallel
+from functions.console.pages import A, E, H, L, parallel
 from functions.console.web import Page, route
-from functions.models.common import parse_time
+from functions.core.errors import AppError, BadRequest
+from functions.models.common import is_document_id, parse_time
 
 CONTAMINATION_TARGET = 0.01
 SYSTEM_ACTORS = ("system:sweep",)
@@ -23,7 +24,8 @@ SYSTEM_ACTORS = ("system:sweep",)
 
 # -- holdouts ----------------------------------------------------------------------------------
 
-def holdouts(who: Principal) -> dict[str, Any]:
+def holdouts(who: Principal, metric: str = "revenue") -> dict[str, Any]:
+    effect = pages.in_background(lambda: call(A, "GET", "/programme/holdout-effect", who, query={"metric": metric}))
     cohorts = call(H, "GET", "/cohorts", who)["cohorts"]
     got = parallel(**{f"h{i}": (lambda c=c: call(H, "GET", f"/cohorts/{c['id']}/health", who))
                       for i, c in enumerate(cohorts)},
@@ -38,7 +40,22 @@ def holdouts(who: Principal) -> dict[str, Any]:
         rows.append({"cohort": c, "health": health, "rate": rate,
                      "gauge": charts.gauge(f"Contamination of {c['name']}", rate, CONTAMINATION_TARGET),
                      "components": [x for x in components if x.get("holdoutMembers") and x.get("treatedMembers")]})
-    return {"rows": rows, "target": CONTAMINATION_TARGET}
+    return {"rows": rows, "target": CONTAMINATION_TARGET, **programme_effect(effect, metric)}
+
+
+def programme_effect(pending: Any, metric: str) -> dict[str, Any]:
+    """The programme's long-term effect against the global holdout, or the API's reason why not."""
+    try:
+        effect = pending.result()
+    except AppError as err:
+        return {"effect": None, "effectError": err.to_dict()["error"], "metric": metric}
+    est = effect["estimate"]
+    chart = charts.forest(f"Lift of {metric} per unit: shipped variants against the global holdout",
+                          "the square is the estimate, the bar its 95% confidence interval",
+                          [charts.ForestRow("everything shipped vs holdout", est.get("lift"),
+                                            *(est.get("liftCi") or [None, None]), emphasis=True)])
+    return {"effect": effect, "est": est, "effectChart": chart, "metric": metric,
+            "currency": settings().base_currency}
 
 
 # -- program -----------------------------------------------------------------------------------
@@ -159,7 +176,10 @@ def board_report(who: Principal, experiment_id: str) -> dict[str, Any]:
 
 @route("GET", "/holdouts")
 def holdouts_page(page: Page) -> flask.Response:
-    return page.render("holdouts.html", **holdouts(page.who))
+    metric = page.request.args.get("metric", "revenue")
+    if not is_document_id(metric):
+        raise BadRequest("metric: letters, digits, dot, dash or underscore", code="BAD_METRIC")
+    return page.render("holdouts.html", **holdouts(page.who, metric))
 
 
 @route("GET", "/program")

@@ -16,6 +16,7 @@ from functions.adapters.firestore import EXPERIMENT_ANALYSES, ROLLOUT_EVENTS, db
 from functions.core.ledger.entry import timestamp_text
 from functions.core.ledger.preregistration import analysis_plan, plan_hash
 from functions.core.wording import reason_text, verdict_sentence
+from functions.services.analytics import analyses as analyses_service
 from functions.services.experiments import repository
 from functions.services.ledger.verification import verify_experiment
 
@@ -92,7 +93,8 @@ def build(experiment_id: str) -> dict[str, Any]:
         "rolloutPath": sorted(({"at": _time(r.get("at")), "from": r.get("fromStage"), "to": r.get("toStage"),
                                 "kind": r.get("kind"), "actor": r.get("actor"), "reason": r.get("reason")}
                                for r in rollout), key=lambda r: str(r["at"])),
-        "finalAnalysis": final_analysis(final, doc.get("kpis") or [], guardrails_held=not guardrail_actions),
+        "finalAnalysis": final_analysis(analyses_service.to_view(final) if final else None, doc.get("kpis") or [],
+                                        guardrails_held=not guardrail_actions),
         "preRegistration": {"planHash": registered[-1] if registered else None, "deviations": deviations},
         "integrity": integrity,
     }
