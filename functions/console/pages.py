@@ -139,6 +139,12 @@ def definition_diff(approved: dict[str, Any] | None, current: dict[str, Any]) ->
             if a.get(k) != b.get(k)]
 
 
+# experiment -> (its version when read, the approved definition from the ledger): every approval,
+# edit or state change bumps the version; the current definition is always read fresh, so a
+# document changed behind the API's back still shows in the diff.
+_approved: dict[str, tuple[int, dict[str, Any] | None]] = {}
+
+
 def approved_definition(who: Principal, experiment_id: str) -> dict[str, Any] | None:
     """The definition as approved, from the hashed ledger (the API's export): the one created,
     if no edit came before the approval (an edit's entry names the changed fields, not values).
@@ -314,12 +320,13 @@ def _latest_analysis(who: Principal, experiment_id: str) -> dict[str, Any] | Non
 
 def experiment_detail(who: Principal, experiment_id: str) -> dict[str, Any]:
     eid = experiment_id
+    kept = _approved.get(eid) if allowed(L, "GET", "/exports", who) else None
     got = parallel(
         overview=lambda: call(E, "GET", f"/{eid}/overview", who),
         events=lambda: call(E, "GET", f"/{eid}/events", who)["events"],
         rollout=lambda: call(R, "GET", f"/{eid}/events", who)["events"],
         analysis=lambda: _latest_analysis(who, eid),
-        approved=lambda: approved_definition(who, eid),
+        **({} if kept else {"approved": lambda: approved_definition(who, eid)}),
     )
     if got["overview"] is None:  # unknown id or not allowed: the API's own refusal
         raise got["_raised"]["overview"]
@@ -327,7 +334,15 @@ def experiment_detail(who: Principal, experiment_id: str) -> dict[str, Any]:
     events = got["events"] or []
     analysis = got["analysis"]
     recorded, approved_hash = _approved_copy(events)
-    approved = recorded or got["approved"]
+    if kept and kept[0] == doc["version"]:
+        from_ledger = kept[1]
+    else:
+        from_ledger = got["approved"] if "approved" in got else approved_definition(who, eid)
+        if "approved" not in got.get("_errors", {}):
+            if len(_approved) > 5000:
+                _approved.clear()
+            _approved[eid] = (doc["version"], from_ledger)
+    approved = recorded or from_ledger
     definition = doc["definition"]
     arms = [v["key"] for v in definition.get("variants") or []]
     verdicts = health.get("guardrails") or []
