@@ -2,8 +2,8 @@
 
 Each function returns an `<svg>` string with a <title> and <desc> (screen readers), one mark
 per data point (class names say what a mark is, which the browser tests count), and axis text.
-Hand-rolled because a page with four charts renders in well under a millisecond this way; a
-plotting library costs tens of milliseconds per chart (see docs/console.md).
+Hand-rolled because a chart costs about a millisecond of CPU this way (six charts with 1,101
+points: 6 ms); a plotting library costs tens of milliseconds per chart (see docs/console.md).
 """
 
 from __future__ import annotations

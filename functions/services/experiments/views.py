@@ -45,6 +45,9 @@ def guardrail_status(verdicts: list[dict[str, Any]] | None) -> str:
 
 
 SNAPSHOT_FIELDS = ["experimentId", "takenAt", "guardrails"]
+# what a summary line reads of an experiment (never its variants, guardrails, targeting or hypothesis)
+SUMMARY_FIELDS = ["id", "name", "state", "author", "offerType", "createdAt", "startedAt", "endedAt", "rollout",
+                  "kpis", "requiredApprovers", "approvals", "version"]
 ANALYSIS_FIELDS = ["id", "experimentId", "createdAt", "recommendation", "primaryMetric"]
 IN_LIMIT = 30
 
@@ -125,7 +128,7 @@ def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]
     now = datetime.now(UTC)
     with ThreadPoolExecutor(max_workers=1) as pool:  # the recent snapshots do not wait for the documents
         recent_f = pool.submit(recent_snapshots, now - timedelta(seconds=3 * settings().sweep_window_seconds))
-        docs = [s.to_dict() or {} for s in query.limit(limit).stream()]
+        docs = [s.to_dict() or {} for s in query.select(SUMMARY_FIELDS).limit(limit).stream()]
         started = [d["id"] for d in docs if d.get("startedAt") is not None]
         analyses = latest_analyses(started)
         snapshots = recent_f.result()
