@@ -2,9 +2,9 @@
 JSON `GET /experiments/{id}/health` on the same data (its peer: the cheapest read a person could
 make instead), each served by its own functions-framework process on the emulators.
 
-50 running experiments (3 arms, 5 KPIs and guardrails each, aggregates of 10k units) with 100
-sweep snapshots each. Requests are interleaved round-robin (page, list, health, page, ...) so
-the three see the same machine load. Goal: p95 <= 300 ms for the page and the list.
+50 running experiments (3 arms, 5 KPIs and guardrails each) with 100 sweep snapshots each.
+Requests are interleaved round-robin (page, list, health, page, ...) so the three see the same
+machine load. Goal: p95 <= 300 ms for the page and the list.
 
     python -m bench console [--experiments 50] [--snapshots 100] [--requests 60] [--quick]
 """
@@ -21,7 +21,7 @@ from typing import Any
 import requests
 
 from bench.harness import ROOT, served
-from bench.sweep import _env_defaults, make_experiments, seed_aggregates, use_project
+from bench.sweep import _env_defaults, make_experiments, use_project
 
 GOAL_MS = 300.0
 
@@ -109,7 +109,6 @@ def main(argv: list[str]) -> int:
         use_project("demo-bench-console")
         started = time.perf_counter()
         ids = make_experiments(args.experiments, "console")
-        seed_aggregates(ids, units=10_000, shards=10)
         snaps = seed_snapshots(ids, args.snapshots)
         print(f"seeded {len(ids)} experiments and {snaps} snapshots in {time.perf_counter() - started:.1f} s")
         env = {**emulators.env(), "LOG_LEVEL": "WARNING"}

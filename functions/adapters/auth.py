@@ -10,9 +10,12 @@ gets a coded 503 to retry, never a 500: the token may be fine, we just cannot ch
 
 from __future__ import annotations
 
+import base64
 import datetime
+import json
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +78,22 @@ def _app() -> firebase_admin.App:
             return firebase_admin.initialize_app(options={"projectId": settings().project_id}, name=name)
 
 
+def _require_signed(token: str, what: str = "ID token") -> None:
+    """Outside emulator mode a Firebase token is an RS256 JWT naming its key (`kid`); anything else
+    (an unsigned emulator token, another algorithm, garbage) is refused here, before the Admin SDK
+    needs credentials or Google's keys, so the refusal is a 401 wherever the service runs."""
+    if unsigned_tokens_accepted():
+        return
+    _app()  # a deployment left pointing at the auth emulator says so (503) before a token is judged
+    try:
+        header = json.loads(base64.urlsafe_b64decode(token.split(".", 1)[0] + "==="))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Unauthenticated(f"invalid {what}", code="INVALID_TOKEN", details={"reason": "not a JWT"}) from exc
+    if not isinstance(header, dict) or header.get("alg") != "RS256" or not header.get("kid"):
+        raise Unauthenticated(f"invalid {what}", code="INVALID_TOKEN",
+                              details={"reason": "not signed (RS256 with a key id expected)"})
+
+
 def roles_from_claims(claims: Mapping[str, Any]) -> frozenset[str]:
     raw = claims.get("roles", claims.get("role", []))
     if isinstance(raw, str):
@@ -89,6 +108,7 @@ def authenticate(authorization: str | None) -> Principal:
     if not authorization or not authorization.startswith("Bearer "):
         raise Unauthenticated("missing bearer token", code="MISSING_TOKEN")
     token = authorization[len("Bearer ") :].strip()
+    _require_signed(token)
     try:
         claims = fb_auth.verify_id_token(token, app=_app())
     except (fb_auth.InvalidIdTokenError, fb_auth.ExpiredIdTokenError, ValueError) as exc:
@@ -108,12 +128,23 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     return Principal(uid=uid, roles=roles, email=claims.get("email"), claims=dict(claims))
 
 
+SESSION_SIGNIN_MAX_AGE_SECONDS = 300
+
+
 def create_session_cookie(id_token: str, max_age_seconds: int) -> str:
-    """Exchange a verified ID token for a Firebase session cookie (the console's cloud sign-in)."""
+    """Exchange a verified ID token for a Firebase session cookie (the console's cloud sign-in).
+
+    The token is verified here first (signature, audience, expiry; an unsigned or forged token is
+    refused without a network call), and only a sign-in of the last five minutes is exchanged,
+    as Firebase advises, so a stolen older ID token cannot mint an 8-hour session."""
+    _require_signed(id_token)
     try:
+        claims = fb_auth.verify_id_token(id_token, app=_app())
+        if time.time() - float(claims.get("auth_time") or 0) > SESSION_SIGNIN_MAX_AGE_SECONDS:
+            raise Unauthenticated("sign in again: the sign-in is older than five minutes", code="STALE_SIGNIN")
         expires = datetime.timedelta(seconds=max_age_seconds)
         return fb_auth.create_session_cookie(id_token, expires_in=expires, app=_app())
-    except (fb_auth.InvalidIdTokenError, ValueError) as exc:
+    except (fb_auth.InvalidIdTokenError, fb_auth.ExpiredIdTokenError, ValueError) as exc:
         raise Unauthenticated("invalid ID token", code="INVALID_TOKEN", details={"reason": str(exc)[:200]}) from exc
     except (fb_exceptions.FirebaseError, google.auth.exceptions.GoogleAuthError) as exc:
         raise Unavailable("cannot create a session right now; retry", code="AUTH_UNAVAILABLE",
@@ -122,6 +153,7 @@ def create_session_cookie(id_token: str, max_age_seconds: int) -> str:
 
 def authenticate_session(cookie: str) -> Principal:
     """Verify a Firebase session cookie (revocation checked) and return who holds it."""
+    _require_signed(cookie, "session")
     try:
         claims = fb_auth.verify_session_cookie(cookie, check_revoked=True, app=_app())
     except (fb_auth.InvalidSessionCookieError, fb_auth.ExpiredSessionCookieError, fb_auth.RevokedSessionCookieError,

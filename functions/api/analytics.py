@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+from pydantic import Field
 from scipy import stats
 
 from functions.api.router import ANY_STAFF, RequestContext, Router
 from functions.core.stats import power
 from functions.models.analytics import AnalysisRequest, FraudBatch, PowerRequest
-from functions.services.analytics import analyses, fraud
+from functions.models.common import Id, StrictModel
+from functions.services.analytics import analyses, fraud, programme
 
 router = Router("analytics", "Bias-corrected analytics", "Exclusions, corrections, tests, data quality, trust.")
 RUNNERS = frozenset({"pm", "operator"})
@@ -29,6 +32,28 @@ def list_analyses(ctx: RequestContext, experiment_id: str):
 @router.get("/analyses/{analysis_id}", roles=ANY_STAFF, summary="One stored analysis")
 def get_analysis(ctx: RequestContext, analysis_id: str):
     return analyses.to_view(analyses.get(analysis_id))
+
+
+class ProgrammeQuery(StrictModel):
+    metric: Id = "revenue"
+    cohortId: Id | None = None
+
+
+class ProgrammeEffect(StrictModel):
+    metric: str
+    cohortId: str
+    cohortName: str
+    shippedVariants: list[str] = Field(description="experimentId/variant of every shipped variant")
+    holdoutExperiments: list[str] = Field(description="experiments drawing their holdout from the cohort")
+    contaminatedExcluded: int = Field(description="units both held out and exposed to a shipped variant")
+    estimate: dict[str, Any] = Field(description="Welch estimate: control = holdout, treatment = shipped; "
+                                                 "diff, diffCi, lift, liftCi, pValue, estimand")
+
+
+@router.get("/programme/holdout-effect", roles=ANY_STAFF, query=ProgrammeQuery, response=ProgrammeEffect,
+            summary="Long-term effect of every shipped variant against the global holdout")
+def programme_effect(ctx: RequestContext, query: ProgrammeQuery):
+    return ProgrammeEffect.model_validate(programme.holdout_effect(query.metric, query.cohortId))
 
 
 @router.post("/analyses/{analysis_id}/replay", roles=ANY_STAFF, summary="Recompute a stored verdict offline")

@@ -20,7 +20,17 @@ from functions.models.experiments import (
     UpdateExperiment,
 )
 from functions.services import sweep
-from functions.services.experiments import approvals, definitions, health, kpi, repository, start, transitions, views
+from functions.services.experiments import (
+    approvals,
+    definitions,
+    health,
+    kpi,
+    overview,
+    repository,
+    start,
+    transitions,
+    views,
+)
 from functions.services.experiments.lifecycle_helper import intended_hash, run_full_lifecycle
 
 router = Router("experiments", "Offer experiments", "Lifecycle, approvals, KPI ingestion, guardrails.")
@@ -80,6 +90,12 @@ class SnapshotPoint(StrictModel):
 class SnapshotSeries(StrictModel):
     experimentId: str
     snapshots: list[SnapshotPoint]
+
+
+class ExperimentOverview(StrictModel):
+    experiment: ExperimentOut
+    health: dict[str, Any] = Field(description="as GET /{id}/health")
+    snapshots: list[SnapshotPoint] = Field(description="as GET /{id}/snapshots, oldest first")
 
 
 def _out(doc: dict[str, Any]) -> ExperimentOut:
@@ -190,6 +206,13 @@ def get_health(ctx: RequestContext, experiment_id: str):
 def snapshots(ctx: RequestContext, experiment_id: str, query: SeriesQuery):
     repository.load(None, experiment_id)
     return SnapshotSeries(experimentId=experiment_id, snapshots=views.snapshot_series(experiment_id, query.limit))
+
+
+@router.get("/{experiment_id}/overview", roles=ANY_STAFF, query=SeriesQuery, response=ExperimentOverview,
+            summary="The experiment, its health and its snapshot series in one read (one document read, "
+                    "one snapshot query)")
+def get_overview(ctx: RequestContext, experiment_id: str, query: SeriesQuery):
+    return ExperimentOverview.model_validate(overview.overview(experiment_id, query.limit))
 
 
 @router.get("/{experiment_id}/events", roles=ANY_STAFF, summary="The experiment's event history")

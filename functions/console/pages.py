@@ -7,8 +7,10 @@ read; independent reads of one page run side by side (they are network round tri
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,15 +20,20 @@ from functions.api import experiments as experiments_api
 from functions.api import holdouts as holdouts_api
 from functions.api import ledger as ledger_api
 from functions.api import rollouts as rollouts_api
-from functions.config import settings
 from functions.console import charts, wording
 from functions.console.apicall import allowed, call
 from functions.core.errors import AppError
+from functions.core.wording import reason_text, verdict_sentence
 from functions.models.common import parse_time
 
 E, A, R, H, L = (experiments_api.router, analytics_api.router, rollouts_api.router, holdouts_api.router,
                  ledger_api.router)
 _pool = ThreadPoolExecutor(max_workers=12, thread_name_prefix="console")
+
+
+def in_background(job: Callable[[], Any]) -> Future[Any]:
+    """One read started now, its result taken later (beside a `parallel` batch run meanwhile)."""
+    return _pool.submit(job)
 
 
 def parallel(**jobs: Callable[[], Any]) -> dict[str, Any]:
@@ -132,6 +139,12 @@ def definition_diff(approved: dict[str, Any] | None, current: dict[str, Any]) ->
             if a.get(k) != b.get(k)]
 
 
+# experiment -> (its version when read, the approved definition from the ledger): every approval,
+# edit or state change bumps the version; the current definition is always read fresh, so a
+# document changed behind the API's back still shows in the diff.
+_approved: dict[str, tuple[int, dict[str, Any] | None]] = {}
+
+
 def approved_definition(who: Principal, experiment_id: str) -> dict[str, Any] | None:
     """The definition as approved, from the hashed ledger (the API's export): the one created,
     if no edit came before the approval (an edit's entry names the changed fields, not values).
@@ -203,7 +216,7 @@ def _exposure_chart(series: list[dict[str, Any]], arms: list[str]) -> Any:
                                           y_format="{:,.0f}"))
 
 
-def _stage_chart(rollout_events: list[dict[str, Any]]) -> Any:
+def stage_chart(rollout_events: list[dict[str, Any]]) -> Any:
     pts = [(t, float(e.get("toStage") or 0.0)) for e in rollout_events
            for t in [parse_time(e.get("at"))] if t is not None]
     return charts.time_chart(charts.Chart("Rollout stage over time", "share of eligible users exposed to "
@@ -220,6 +233,7 @@ def _results(analysis: dict[str, Any] | None, doc: dict[str, Any], guardrails_he
     if not analysis:
         return None
     kpis = {k["metric"]: k for k in doc["definition"].get("kpis") or []}
+    money = wording.Money.of(doc["definition"])
     out_kpis = []
     for metric, result in (analysis.get("results") or {}).items():
         kpi = kpis.get(metric, {})
@@ -253,12 +267,13 @@ def _results(analysis: dict[str, Any] | None, doc: dict[str, Any], guardrails_he
                 rows.append(charts.ForestRow(f"{arm}: against the holdout (long-term)", held_out.get("lift"),
                                              *(held_out.get("liftCi") or [None, None])))
             rec = data.get("recommendation") or {}
-            impact = wording.monthly_impact(primary, units_per_day) if kpi.get("type", "MEAN") == "MEAN" else None
+            impact = wording.monthly_impact(primary, units_per_day, money.rate) \
+                if kpi.get("type", "MEAN") == "MEAN" else None
             verdicts.append({
-                "arm": arm, "sentence": wording.verdict_sentence(arm, metric, kpi.get("type"), primary, rec,
+                "arm": arm, "sentence": verdict_sentence(arm, metric, kpi.get("type"), primary, rec,
                                                                  guardrails_held),
                 "trust": rec.get("trust"), "decision": rec.get("decision"),
-                "reasons": [wording.reason_text(r) for r in rec.get("reasons") or []],
+                "reasons": [reason_text(r) for r in rec.get("reasons") or []],
                 "impact": impact, "power": (data.get("power") or {}).get("message"),
             })
         out_kpis.append({
@@ -272,32 +287,62 @@ def _results(analysis: dict[str, Any] | None, doc: dict[str, Any], guardrails_he
     out_kpis.sort(key=lambda k: k["role"] != "PRIMARY")
     return {"id": analysis.get("id"), "createdAt": wording.when(analysis.get("createdAt")), "kpis": out_kpis,
             "unitsAnalysed": analysis.get("unitsAnalysed"), "fraudFlagged": analysis.get("fraudFlagged"),
-            "crossingUnits": analysis.get("crossingUnits"), "currency": settings().base_currency}
+            "crossingUnits": analysis.get("crossingUnits"), "currency": money.currency}
+
+
+_analyses: OrderedDict[str, dict[str, Any]] = OrderedDict()  # published analyses never change
+_ANALYSES_KEPT = 64
+_analyses_lock = threading.Lock()
+
+
+def analysis(who: Principal, analysis_id: str) -> dict[str, Any]:
+    """A published analysis (immutable: a new one gets a new id), kept after its first read; the
+    route's role check still applies to every reader."""
+    path = f"/analyses/{analysis_id}"
+    with _analyses_lock:
+        kept = _analyses.get(analysis_id)
+        if kept is not None:
+            _analyses.move_to_end(analysis_id)
+    if kept is not None and allowed(A, "GET", path, who):
+        return kept
+    got = call(A, "GET", path, who)
+    with _analyses_lock:
+        _analyses[analysis_id] = got
+        while len(_analyses) > _ANALYSES_KEPT:
+            _analyses.popitem(last=False)
+    return got
 
 
 def _latest_analysis(who: Principal, experiment_id: str) -> dict[str, Any] | None:
     listed = call(A, "GET", f"/experiments/{experiment_id}/analyses", who)["analyses"]
-    return call(A, "GET", f"/analyses/{listed[-1]['id']}", who) if listed else None
+    return analysis(who, listed[-1]["id"]) if listed else None
 
 
 def experiment_detail(who: Principal, experiment_id: str) -> dict[str, Any]:
     eid = experiment_id
+    kept = _approved.get(eid) if allowed(L, "GET", "/exports", who) else None
     got = parallel(
-        doc=lambda: call(E, "GET", f"/{eid}", who),
-        health=lambda: call(E, "GET", f"/{eid}/health", who),
-        series=lambda: call(E, "GET", f"/{eid}/snapshots", who)["snapshots"],
+        overview=lambda: call(E, "GET", f"/{eid}/overview", who),
         events=lambda: call(E, "GET", f"/{eid}/events", who)["events"],
         rollout=lambda: call(R, "GET", f"/{eid}/events", who)["events"],
         analysis=lambda: _latest_analysis(who, eid),
-        approved=lambda: approved_definition(who, eid),
+        **({} if kept else {"approved": lambda: approved_definition(who, eid)}),
     )
-    doc = got["doc"]
-    if doc is None:  # unknown id or not allowed: the API's own refusal
-        raise got["_raised"]["doc"]
-    events, series, health = got["events"] or [], got["series"] or [], got["health"] or {}
+    if got["overview"] is None:  # unknown id or not allowed: the API's own refusal
+        raise got["_raised"]["overview"]
+    doc, health, series = got["overview"]["experiment"], got["overview"]["health"], got["overview"]["snapshots"]
+    events = got["events"] or []
     analysis = got["analysis"]
     recorded, approved_hash = _approved_copy(events)
-    approved = recorded or got["approved"]
+    if kept and kept[0] == doc["version"]:
+        from_ledger = kept[1]
+    else:
+        from_ledger = got["approved"] if "approved" in got else approved_definition(who, eid)
+        if "approved" not in got.get("_errors", {}):
+            if len(_approved) > 5000:
+                _approved.clear()
+            _approved[eid] = (doc["version"], from_ledger)
+    approved = recorded or from_ledger
     definition = doc["definition"]
     arms = [v["key"] for v in definition.get("variants") or []]
     verdicts = health.get("guardrails") or []
@@ -315,10 +360,10 @@ def experiment_detail(who: Principal, experiment_id: str) -> dict[str, Any]:
         "rollout": got["rollout"] or [], "analysis": analysis, "approvals": approvals,
         "diff": definition_diff(approved, definition), "approvedHash": approved_hash,
         "guardrailCharts": _guardrail_charts(series, events),
-        "exposureChart": _exposure_chart(series, arms), "stageChart": _stage_chart(got["rollout"] or []),
+        "exposureChart": _exposure_chart(series, arms), "stageChart": stage_chart(got["rollout"] or []),
         "results": _results(analysis, doc, held, units_per_day), "guardrailsHeld": held,
         "actions": available_actions(who, eid, doc["state"]), "author": (events[0].get("actor") or {}).get("uid")
         if events else None, "unitsPerDay": units_per_day,
-        "errors": {k: v for k, v in got.get("_errors", {}).items() if k != "doc"},
+        "errors": {k: v for k, v in got.get("_errors", {}).items() if k != "overview"},
         "transitions": [e for e in events if e.get("action")],
     }

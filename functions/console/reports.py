@@ -15,7 +15,8 @@ from functions.console import charts, pages, wording
 from functions.console.apicall import call
 from functions.console.pages import A, E, H, L, parallel
 from functions.console.web import Page, route
-from functions.models.common import parse_time
+from functions.core.errors import AppError, BadRequest
+from functions.models.common import is_document_id, parse_time
 
 CONTAMINATION_TARGET = 0.01
 SYSTEM_ACTORS = ("system:sweep",)
@@ -23,7 +24,8 @@ SYSTEM_ACTORS = ("system:sweep",)
 
 # -- holdouts ----------------------------------------------------------------------------------
 
-def holdouts(who: Principal) -> dict[str, Any]:
+def holdouts(who: Principal, metric: str = "revenue") -> dict[str, Any]:
+    effect = pages.in_background(lambda: call(A, "GET", "/programme/holdout-effect", who, query={"metric": metric}))
     cohorts = call(H, "GET", "/cohorts", who)["cohorts"]
     got = parallel(**{f"h{i}": (lambda c=c: call(H, "GET", f"/cohorts/{c['id']}/health", who))
                       for i, c in enumerate(cohorts)},
@@ -38,7 +40,22 @@ def holdouts(who: Principal) -> dict[str, Any]:
         rows.append({"cohort": c, "health": health, "rate": rate,
                      "gauge": charts.gauge(f"Contamination of {c['name']}", rate, CONTAMINATION_TARGET),
                      "components": [x for x in components if x.get("holdoutMembers") and x.get("treatedMembers")]})
-    return {"rows": rows, "target": CONTAMINATION_TARGET}
+    return {"rows": rows, "target": CONTAMINATION_TARGET, **programme_effect(effect, metric)}
+
+
+def programme_effect(pending: Any, metric: str) -> dict[str, Any]:
+    """The programme's long-term effect against the global holdout, or the API's reason why not."""
+    try:
+        effect = pending.result()
+    except AppError as err:
+        return {"effect": None, "effectError": err.to_dict()["error"], "metric": metric}
+    est = effect["estimate"]
+    chart = charts.forest(f"Lift of {metric} per unit: shipped variants against the global holdout",
+                          "the square is the estimate, the bar its 95% confidence interval",
+                          [charts.ForestRow("everything shipped vs holdout", est.get("lift"),
+                                            *(est.get("liftCi") or [None, None]), emphasis=True)])
+    return {"effect": effect, "est": est, "effectChart": chart, "metric": metric,
+            "currency": settings().base_currency}
 
 
 # -- program -----------------------------------------------------------------------------------
@@ -78,7 +95,7 @@ def program(who: Principal) -> dict[str, Any]:
     rows = call(E, "GET", "/summaries", who, query={"limit": "500"})["experiments"]
     started = [r for r in rows if r.get("startedAt")]
     per_quarter = Counter(q for r in started for q in [_quarter(r["startedAt"])] if q)
-    got = parallel(**{r["id"]: (lambda r=r: call(A, "GET", f"/analyses/{r['analysisId']}", who))
+    got = parallel(**{r["id"]: (lambda r=r: pages.analysis(who, r["analysisId"]))
                       for r in started if r.get("analysisId")},
                    **{f"ev:{r['id']}": (lambda r=r: call(E, "GET", f"/{r['id']}/events", who)["events"])
                       for r in started},
@@ -126,7 +143,8 @@ def program(who: Principal) -> dict[str, Any]:
         {"name": "Average time to first results", "target": "under 30 days",
          "value": f"{mean(to_results):.1f} days" if to_results else "no results yet",
          "ok": bool(to_results) and mean(to_results) < 30},
-        {"name": "Net monthly impact of winners (primary KPI, at current traffic)", "target": "positive",
+        {"name": f"Net monthly impact of winners (primary KPI, at current traffic, in the base currency {currency})",
+         "target": "positive",
          "value": wording.money(winners_value, currency) + " per month", "ok": winners_value > 0},
     ]
     return {"metrics": metrics, "experiments": len(rows), "started": len(started)}
@@ -143,23 +161,25 @@ def ledger(who: Principal) -> dict[str, Any]:
 
 
 def board_report(who: Principal, experiment_id: str) -> dict[str, Any]:
+    """The audit report's content is the ledger's (`GET /ledger/reports/{id}`, one source for this
+    page and the ledger's own HTML); the console adds the charts: the guardrails' bounds over the
+    sweeps, the rollout path as a step chart, and the forest plot of each KPI."""
+    pending = pages.in_background(lambda: call(L, "GET", f"/reports/{experiment_id}", who))
     detail = pages.experiment_detail(who, experiment_id)
-    report = call(L, "GET", f"/reports/{experiment_id}", who)
-    approvals = [{"at": e.get("at"), "action": e.get("action"), "uid": (e.get("actor") or {}).get("uid"),
-                  "comment": (e.get("details") or {}).get("comment") or (
-                      e.get("reason", "") if e.get("action") == "REJECT" else ""),
-                  "hash": (e.get("details") or {}).get("contentHash")}
-                 for e in detail["events"] if e.get("action") in ("APPROVE", "APPROVAL_RECORDED", "REJECT")]
-    guardrail_actions = [{"at": e.get("at"), "action": e.get("action"),
-                          "uid": (e.get("actor") or {}).get("uid"), "reason": e.get("reason", "")}
-                         for e in detail["events"] if e.get("action") in ("KILL", "PAUSE", "GUARDRAIL_ALERT", "RESUME")]
-    return {**detail, "report": report, "boardApprovals": approvals, "guardrailActions": guardrail_actions,
-            "generatedAt": wording.when(datetime.now(UTC))}
+    report = pending.result()
+    results = detail["results"] or {}
+    forests = {k["metric"]: k for k in results.get("kpis") or []}
+    path = [{**r, "fromStage": r.get("from"), "toStage": r.get("to")} for r in report.get("rolloutPath") or []]
+    return {**detail, "report": report, "forests": forests, "money": results.get("currency"),
+            "stageChart": pages.stage_chart(path), "generatedAt": wording.when(datetime.now(UTC))}
 
 
 @route("GET", "/holdouts")
 def holdouts_page(page: Page) -> flask.Response:
-    return page.render("holdouts.html", **holdouts(page.who))
+    metric = page.request.args.get("metric", "revenue")
+    if not is_document_id(metric):
+        raise BadRequest("metric: letters, digits, dot, dash or underscore", code="BAD_METRIC")
+    return page.render("holdouts.html", **holdouts(page.who, metric))
 
 
 @route("GET", "/program")

@@ -16,12 +16,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from functions.adapters.auth import Principal, unsigned_tokens_accepted
 from functions.config import settings
 from functions.console import session, wording
+from functions.core.wording import p_text, pct
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                   trim_blocks=True, lstrip_blocks=True)
-ENV.filters.update(when=wording.when, pct=wording.pct, p_text=wording.p_text, money=wording.money)
+ENV.filters.update(when=wording.when, pct=pct, p_text=p_text, money=wording.money)
 STATIC_NAME = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
 
 Handler = Callable[..., flask.Response]

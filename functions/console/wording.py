@@ -1,26 +1,15 @@
-"""Numbers in words for people who do not read JSON: verdict sentences, reasons, timestamps and
-money, one format each (UTC ISO 8601 with a trailing Z everywhere)."""
+"""Timestamps and money for people who do not read JSON, one format each (UTC ISO 8601 with a
+trailing Z everywhere); verdict sentences and reasons come from `functions.core.wording`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
+from functions.config import settings
 from functions.models.common import parse_time
-
-DECISIONS = {"SHIP": "ship", "DONT_SHIP": "do not ship", "KEEP_RUNNING": "keep running",
-             "INVESTIGATE": "investigate before deciding"}
-REASONS = {
-    "SRM_FAILED": "the arms did not receive the planned split of users (sample ratio mismatch)",
-    "UNDERPOWERED": "too few users yet to detect the planned effect",
-    "HIGH_EXCLUSION_SHARE": "more than 10% of users were excluded (fraud, bots, consent, regions)",
-    "MINIMUM_SAMPLE_FAILED": "an arm has fewer users than the minimum",
-    "PRE_PERIOD_BALANCE_FAILED": "the arms already differed before the test (pre-period imbalance)",
-    "SKEWED_INSUFFICIENT_DATA": "the metric is too skewed for a reliable interval at this size (a few large "
-                                "values dominate); keep running until each arm has the users it needs",
-}
-METHODS = {"cuped": "CUPED (variance-reduced)", "welch": "raw (Welch)", "two_proportion_z": "raw (z-test)",
-           "zTest": "raw (z-test)", "delta_ratio": "ratio (delta method)"}
 
 
 def when(value: Any) -> str:
@@ -31,16 +20,6 @@ def when(value: Any) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def pct(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{value:+.{digits}%}"
-
-
-def p_text(p: float | None) -> str:
-    if p is None:
-        return "p n/a"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
 def money(value: float | None, currency: str) -> str:
     if value is None:
         return "n/a"
@@ -48,45 +27,40 @@ def money(value: float | None, currency: str) -> str:
     return f"{sign}{abs(value):,.0f} {currency}"
 
 
-def reason_text(reason: dict[str, Any]) -> str:
-    code = str(reason.get("code", ""))
-    text = REASONS.get(code) or reason.get("message") or code.replace("_", " ").lower()
-    return f"{text} ({str(reason.get('severity', '')).lower()})" if reason.get("severity") else text
-
-
-def metric_label(metric: str, kpi_type: str | None) -> str:
-    if kpi_type == "PROPORTION":
-        return f"{metric} rate"
-    if kpi_type == "RATIO":
-        return f"{metric} (ratio)"
-    return f"{metric} per user"
-
-
-def verdict_sentence(arm: str, metric: str, kpi_type: str | None, estimate: dict[str, Any] | None,
-                     recommendation: dict[str, Any] | None, guardrails_held: bool | None, alpha: float = 0.05) -> str:
-    """e.g. "plus10: revenue per user +6.7% (95% CI +4.5% to +8.8%), p < 0.001; guardrails held; ship"."""
-    parts = [f"{arm}: {metric_label(metric, kpi_type)}"]
-    if estimate and estimate.get("lift") is not None:
-        ci = estimate.get("liftCi") or [None, None]
-        parts[0] += (f" {pct(estimate['lift'])} ({1 - alpha:.0%} CI {pct(ci[0])} to {pct(ci[1])}), "
-                     f"{p_text(estimate.get('pValue'))}")
-    else:
-        parts[0] += " no estimate yet"
-    if guardrails_held is not None:
-        parts.append("guardrails held" if guardrails_held else "a guardrail was breached")
-    rec = recommendation or {}
-    decision = DECISIONS.get(str(rec.get("decision")), "no decision yet")
-    if guardrails_held is False and rec.get("decision") == "SHIP":
-        decision = "do not ship (guardrail breached)"
-    parts.append(decision)
-    return "; ".join(parts)
-
-
-def monthly_impact(estimate: dict[str, Any] | None, units_per_day: float | None) -> dict[str, float] | None:
-    """Per-user difference times the users the experiment sees per month at current traffic."""
+def monthly_impact(estimate: dict[str, Any] | None, units_per_day: float | None,
+                   rate: float = 1.0) -> dict[str, float] | None:
+    """Per-user difference times the users the experiment sees per month at current traffic,
+    times `rate` (landed values are in the deployment's base currency; see `Money.rate`)."""
     if not estimate or estimate.get("diff") is None or not units_per_day:
         return None
-    monthly = units_per_day * 30
+    scale = units_per_day * 30 * rate
     ci = estimate.get("diffCi") or [None, None]
-    return {"value": estimate["diff"] * monthly, "low": ci[0] * monthly if ci[0] is not None else None,
-            "high": ci[1] * monthly if ci[1] is not None else None, "unitsPerMonth": monthly}
+    return {"value": estimate["diff"] * scale, "low": ci[0] * scale if ci[0] is not None else None,
+            "high": ci[1] * scale if ci[1] is not None else None, "unitsPerMonth": units_per_day * 30}
+
+
+@dataclass(frozen=True)
+class Money:
+    """The currency a page shows an experiment's money in, and the rate from the base currency.
+
+    KPI values land in the deployment's base currency (`BASE_CURRENCY`, converted with
+    `CURRENCY_RATES` on the way in); an experiment priced in another currency (its offer config's
+    or its variants' `currency`) is shown in that one, converted back with the same rates."""
+
+    currency: str
+    rate: float = 1.0
+
+    @classmethod
+    def base(cls) -> Money:
+        return cls(settings().base_currency)
+
+    @classmethod
+    def of(cls, definition: Mapping[str, Any]) -> Money:
+        conf = settings()
+        offers = [definition.get("offerConfig") or {}] + [v.get("offer") or {} for v in
+                                                           definition.get("variants") or []]
+        wanted = next((str(o["currency"]) for o in offers if isinstance(o, Mapping) and o.get("currency")), None)
+        rates = conf.currency_rates
+        if not wanted or wanted == conf.base_currency or not rates.get(wanted) or not rates.get(conf.base_currency):
+            return cls(conf.base_currency)
+        return cls(wanted, rates[conf.base_currency] / rates[wanted])

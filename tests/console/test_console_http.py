@@ -152,3 +152,63 @@ def test_a_definition_changed_behind_the_apis_back_shows_in_the_diff_against_the
     repository.ref(eid).update({"guardrails": guardrails})  # an insider's direct write
     page = client.get(f"/experiments/{eid}").get_data(as_text=True)
     assert 'id="diff-same"' not in page and "guardrails[0].absoluteMax" in page and "0.08" in page
+
+
+def _analysed_experiment() -> tuple[str, dict]:
+    """A running EUR-priced experiment with exposures, revenue (landed in the base currency) and a
+    published analysis."""
+    import random
+
+    from functions.models.analytics import AnalysisRequest
+    from functions.models.experiments import KpiEvent
+    from functions.services.analytics import analyses
+    from functions.services.experiments.kpi import ingest
+    from tests.support.factories import expose, kpi
+
+    eid = running_experiment()
+    rng = random.Random(3)
+    arms = {f"u{i}": ("control" if i % 2 else "treatment") for i in range(200)}
+    expose(eid, arms)
+    ingest([KpiEvent.model_validate(kpi(u, "revenue", rng.uniform(40, 60) + (6 if a == "treatment" else 0)))
+            for u, a in arms.items()])
+    return eid, analyses.run(eid, AnalysisRequest(), OPERATOR.to_dict())
+
+
+def test_money_is_shown_in_the_experiments_own_currency(console):
+    import re
+
+    eid, analysis = _analysed_experiment()
+    assert repository.load(None, eid)["offerConfig"]["currency"] == "EUR"
+    diff = analysis["results"]["revenue"]["arms"]["treatment"]["primary"]["diff"]  # base currency (USD) per user
+    for path in (f"/experiments/{eid}", f"/ledger/reports/{eid}"):
+        page = console("vera", "viewer").get(path).get_data(as_text=True)
+        found = re.search(r"\(([\d,]+) users/month\): <b>([+-])([\d,]+) (\w{3})</b>", page)
+        assert found, path
+        per_month, sign, shown, currency = found.groups()
+        assert currency == "EUR" and sign == "+", path
+        expected = diff * float(per_month.replace(",", "")) / 1.08  # CURRENCY_RATES: 1 EUR = 1.08 USD
+        assert abs(float(shown.replace(",", "")) - expected) <= 1 + abs(diff), (path, shown, expected)
+
+
+def test_the_board_report_prints_the_ledgers_content(console, function_client):
+    from html import escape
+
+    from localdev.tokens import bearer
+
+    eid, _ = _analysed_experiment()
+    transition(eid, "KILL", OPERATOR.to_dict(), "refund spike, stopping now")
+    report = function_client("ledger").get(f"/reports/{eid}", headers=bearer("v", ["viewer"])).get_json()
+    page = console("vera", "viewer").get(f"/ledger/reports/{eid}").get_data(as_text=True)
+    for approval in report["approvals"]:
+        assert approval["contentHash"] and f"<code>{approval['contentHash']}</code>" in page
+    sentences = [a["sentence"] for k in report["finalAnalysis"]["kpis"] for a in k["arms"]]
+    assert sentences and all(escape(s) in page for s in sentences)
+    assert "refund spike, stopping now" in page and report["preRegistration"]["planHash"] in page
+    html = function_client("ledger").get(f"/reports/{eid}/html", headers=bearer("v", ["viewer"])).get_data(as_text=True)
+    assert all(escape(s) in html for s in sentences)  # the ledger's own HTML prints the same words
+
+
+def test_the_holdouts_page_says_why_there_is_no_programme_effect_without_a_global_holdout(console):
+    page = console("vera", "viewer").get("/holdouts")
+    assert page.status_code == 200 and "NO_GLOBAL_HOLDOUT" in page.get_data(as_text=True)
+    assert console("vera", "viewer").get("/holdouts?metric=a%20b").status_code == 400

@@ -58,12 +58,17 @@ def latest_snapshot(experiment_id: str) -> dict[str, Any] | None:
 
 def health(experiment_id: str) -> dict[str, Any]:
     doc = repository.load(None, experiment_id)
-    variants = [v["key"] for v in doc["variants"]]
-    exposures = exposure_counts(experiment_id, variants)
+    exposures = exposure_counts(experiment_id, [v["key"] for v in doc["variants"]])
+    return assess(experiment_id, doc, exposures, latest_snapshot(experiment_id), sweep_status())
+
+
+def assess(experiment_id: str, doc: dict[str, Any], exposures: dict[str, int], snapshot: dict[str, Any] | None,
+           sweep: dict[str, Any] | None) -> dict[str, Any]:
+    """Health from what was read: exposures per arm, the newest snapshot (with `snapshotId`) and
+    the latest sweep's step outcomes."""
     rollout = doc.get("rollout") or {}
     split = expected_split([(v["key"], float(v["weight"])) for v in doc["variants"]], rollout.get("stage"))
     srm_check = srm(exposures, split)
-    snapshot = latest_snapshot(experiment_id)
     now = datetime.now(UTC)
     age = (now - snapshot["takenAt"]).total_seconds() if snapshot else None
     verdicts = snapshot.get("guardrails", []) if snapshot else []
@@ -80,7 +85,6 @@ def health(experiment_id: str) -> dict[str, Any]:
             overall, reasons = "AT_RISK", [*reasons, "no recent snapshot"]
         if doc["state"] == "PAUSED":
             overall, reasons = "AT_RISK", [*reasons, "paused"]
-    sweep = sweep_status()
     failed_steps = sorted(step for step, outcome in ((sweep or {}).get("steps") or {}).items() if outcome != "OK")
     if failed_steps:
         reasons = [*reasons, *(f"sweep step {step} failed" for step in failed_steps)]

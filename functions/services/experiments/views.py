@@ -45,6 +45,9 @@ def guardrail_status(verdicts: list[dict[str, Any]] | None) -> str:
 
 
 SNAPSHOT_FIELDS = ["experimentId", "takenAt", "guardrails"]
+# what a summary line reads of an experiment (never its variants, guardrails, targeting or hypothesis)
+SUMMARY_FIELDS = ["id", "name", "state", "author", "offerType", "createdAt", "startedAt", "endedAt", "rollout",
+                  "kpis", "requiredApprovers", "approvals", "version"]
 ANALYSIS_FIELDS = ["id", "experimentId", "createdAt", "recommendation", "primaryMetric"]
 IN_LIMIT = 30
 
@@ -122,13 +125,13 @@ def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]
     query: firestore.CollectionReference | firestore.Query = db().collection(OFFER_EXPERIMENTS)
     if state:
         query = query.where(filter=FieldFilter("state", "==", state))
-    docs = [s.to_dict() or {} for s in query.limit(limit).stream()]
     now = datetime.now(UTC)
-    started = [d["id"] for d in docs if d.get("startedAt") is not None]
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the recent snapshots do not wait for the documents
         recent_f = pool.submit(recent_snapshots, now - timedelta(seconds=3 * settings().sweep_window_seconds))
-        analyses_f = pool.submit(latest_analyses, started)
-        snapshots, analyses = recent_f.result(), analyses_f.result()
+        docs = [s.to_dict() or {} for s in query.select(SUMMARY_FIELDS).limit(limit).stream()]
+        started = [d["id"] for d in docs if d.get("startedAt") is not None]
+        analyses = latest_analyses(started)
+        snapshots = recent_f.result()
     missing = [eid for eid in started if eid not in snapshots]
     if missing:
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
@@ -139,17 +142,24 @@ def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]
     return sorted(rows, key=lambda r: (r["createdAt"] or ""), reverse=True)
 
 
+def snapshot_docs(experiment_id: str, limit: int, fields: list[str]) -> list[dict[str, Any]]:
+    """The newest `limit` snapshots, newest first, projected to `fields`, with `snapshotId`."""
+    query = (db().collection(EXPERIMENT_SNAPSHOTS)
+             .where(filter=FieldFilter("experimentId", "==", experiment_id))
+             .order_by("takenAt", direction=firestore.Query.DESCENDING).limit(limit).select(fields))
+    return [{**(snap.to_dict() or {}), "snapshotId": snap.id} for snap in query.stream()]
+
+
+SERIES_FIELDS = ["takenAt", "state", "rollout", "units", "guardrails", "acted"]
+
+
+def series_point(d: dict[str, Any]) -> dict[str, Any]:
+    return {"snapshotId": d["snapshotId"], "takenAt": iso_text(d.get("takenAt")), "state": d.get("state"),
+            "stage": (d.get("rollout") or {}).get("stage"), "units": d.get("units") or {},
+            "guardrails": d.get("guardrails") or [], "acted": d.get("acted")}
+
+
 def snapshot_series(experiment_id: str, limit: int = SERIES_LIMIT) -> list[dict[str, Any]]:
     """Snapshots oldest first: time, state, stage, units per arm and guardrail verdicts (the
     statistics the sweep stored are left out; charts need the verdicts, not the moments)."""
-    query = (db().collection(EXPERIMENT_SNAPSHOTS)
-             .where(filter=FieldFilter("experimentId", "==", experiment_id))
-             .order_by("takenAt", direction=firestore.Query.DESCENDING).limit(limit)
-             .select(["takenAt", "state", "rollout", "units", "guardrails", "acted"]))
-    rows = []
-    for snap in query.stream():
-        d = snap.to_dict() or {}
-        rows.append({"snapshotId": snap.id, "takenAt": iso_text(d.get("takenAt")), "state": d.get("state"),
-                     "stage": (d.get("rollout") or {}).get("stage"), "units": d.get("units") or {},
-                     "guardrails": d.get("guardrails") or [], "acted": d.get("acted")})
-    return rows[::-1]
+    return [series_point(d) for d in reversed(snapshot_docs(experiment_id, limit, SERIES_FIELDS))]

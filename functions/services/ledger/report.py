@@ -15,6 +15,8 @@ from functions.adapters import ledger_store
 from functions.adapters.firestore import EXPERIMENT_ANALYSES, ROLLOUT_EVENTS, db
 from functions.core.ledger.entry import timestamp_text
 from functions.core.ledger.preregistration import analysis_plan, plan_hash
+from functions.core.wording import reason_text, verdict_sentence
+from functions.services.analytics import analyses as analyses_service
 from functions.services.experiments import repository
 from functions.services.ledger.verification import verify_experiment
 
@@ -32,14 +34,39 @@ def _details(entry: Mapping[str, Any]) -> dict[str, Any]:
     return dict((entry.get("payload") or {}).get("details") or {})
 
 
+def final_analysis(final: Mapping[str, Any] | None, kpis: list[Mapping[str, Any]],
+                   guardrails_held: bool) -> dict[str, Any] | None:
+    """The final analysis in words and numbers: per KPI and arm, the primary estimate (lift and
+    difference with their CIs, p-value, method), the decision and trust with their reasons, and
+    the sentence a board reads. The console's report and this module's HTML both print this."""
+    if not final:
+        return None
+    types = {k.get("metric"): k.get("type") for k in kpis}
+    out = []
+    for metric, result in (final.get("results") or {}).items():
+        arms = []
+        for arm, data in (result.get("arms") or {}).items():
+            est, rec = data.get("primary") or {}, data.get("recommendation") or {}
+            arms.append({"arm": arm, "method": est.get("method"), "lift": est.get("lift"),
+                         "liftCi": est.get("liftCi"), "diff": est.get("diff"), "diffCi": est.get("diffCi"),
+                         "pValue": est.get("pValue"), "decision": rec.get("decision"), "trust": rec.get("trust"),
+                         "reasons": [reason_text(r) for r in rec.get("reasons") or [] if isinstance(r, Mapping)],
+                         "sentence": verdict_sentence(arm, metric, types.get(metric), est, rec, guardrails_held)})
+        out.append({"metric": metric, "role": result.get("role"), "type": result.get("type"), "arms": arms})
+    out.sort(key=lambda k: k["role"] != "PRIMARY")
+    return {"id": final.get("id"), "createdAt": _time(final.get("createdAt")),
+            "recommendation": final.get("recommendation"), "guardrailsHeld": guardrails_held, "kpis": out}
+
+
 def build(experiment_id: str) -> dict[str, Any]:
     doc = repository.load(None, experiment_id)
     entries = _bodies(experiment_id)
     timeline = [{"seq": e["seq"], "at": e["timestamp"], "action": e["action"], "actor": e["actor"],
                  "reason": (e.get("payload") or {}).get("reason", "")} for e in entries]
     started = [_details(e).get("contentHash") for e in entries if e["action"] == "EXPERIMENT_START"]
-    guardrail_actions = [{"at": e["timestamp"], "action": e["action"], **(e["payload"].get("details") or {})}
-                         for e in entries if e["payload"].get("details", {}).get("guardrail")]
+    guardrail_actions = [{"at": e["timestamp"], "action": e["action"], "actor": e["actor"],
+                          "reason": (e.get("payload") or {}).get("reason", ""), **_details(e)}
+                         for e in entries if _details(e).get("guardrail")]
     registered = [e["payload"]["planHash"] for e in entries if e["action"] == "PLAN_PREREGISTERED"]
     current_hash = plan_hash(analysis_plan(doc))
     deviations = [] if not registered or registered[-1] == current_hash else [
@@ -66,7 +93,8 @@ def build(experiment_id: str) -> dict[str, Any]:
         "rolloutPath": sorted(({"at": _time(r.get("at")), "from": r.get("fromStage"), "to": r.get("toStage"),
                                 "kind": r.get("kind"), "actor": r.get("actor"), "reason": r.get("reason")}
                                for r in rollout), key=lambda r: str(r["at"])),
-        "finalAnalysis": {"id": final.get("id"), "recommendation": final.get("recommendation")} if final else None,
+        "finalAnalysis": final_analysis(analyses_service.to_view(final) if final else None, doc.get("kpis") or [],
+                                        guardrails_held=not guardrail_actions),
         "preRegistration": {"planHash": registered[-1] if registered else None, "deviations": deviations},
         "integrity": integrity,
     }
@@ -98,16 +126,18 @@ def _hypothesis(hypothesis: Any) -> str:
 
 
 def _analysis(final: Mapping[str, Any]) -> str:
-    """The final analysis in words: per arm, the decision, the trust level and the reasons."""
+    """The final analysis in words and numbers (`final_analysis`): per KPI and arm, the sentence,
+    then the trust level and its reasons."""
     if not final:
         return "<p>No analysis was published.</p>"
     items = []
-    for arm, rec in sorted((final.get("recommendation") or {}).items()):
-        reasons = ", ".join(str(r.get("code", r)) if isinstance(r, Mapping) else str(r)
-                            for r in rec.get("reasons") or []) or "none"
-        items.append(f"<li><b>{html.escape(arm)}</b>: {html.escape(str(rec.get('decision')))} "
-                     f"(trust {html.escape(str(rec.get('trust')))}; reasons: {html.escape(reasons)})</li>")
-    return f"<p>Analysis {html.escape(str(final.get('id')))}</p><ul>{''.join(items)}</ul>"
+    for kpi in final.get("kpis") or []:
+        for arm in kpi["arms"]:
+            reasons = "; ".join(arm["reasons"]) or "no data-quality concerns"
+            items.append(f"<li><b>{html.escape(arm['sentence'])}</b> (trust {html.escape(str(arm['trust']))}: "
+                         f"{html.escape(reasons)})</li>")
+    return (f"<p>Analysis {html.escape(str(final.get('id')))}, published {html.escape(str(final.get('createdAt')))}"
+            f"</p><ul>{''.join(items)}</ul>")
 
 
 def render_html(report: dict[str, Any]) -> str:

@@ -7,19 +7,20 @@ from datetime import UTC, datetime, timedelta
 
 from functions.console import charts, wording
 from functions.console.reports import _harm_refuted
+from functions.core.wording import verdict_sentence
 
 
 def test_verdict_sentence_reads_like_the_issue_asks():
     est = {"lift": 0.067, "liftCi": [0.045, 0.088], "pValue": 0.0004}
-    text = wording.verdict_sentence("plus10", "revenue", "MEAN", est, {"decision": "SHIP"}, True)
+    text = verdict_sentence("plus10", "revenue", "MEAN", est, {"decision": "SHIP"}, True)
     assert text == "plus10: revenue per user +6.7% (95% CI +4.5% to +8.8%), p < 0.001; guardrails held; ship"
 
 
 def test_a_breached_guardrail_overrides_ship_and_missing_estimates_say_so():
     est = {"lift": 0.02, "liftCi": [-0.01, 0.05], "pValue": 0.2}
-    assert wording.verdict_sentence("b", "conv", "PROPORTION", est, {"decision": "SHIP"}, False).endswith(
+    assert verdict_sentence("b", "conv", "PROPORTION", est, {"decision": "SHIP"}, False).endswith(
         "a guardrail was breached; do not ship (guardrail breached)")
-    assert "no estimate yet" in wording.verdict_sentence("b", "x", "MEAN", None, None, None)
+    assert "no estimate yet" in verdict_sentence("b", "x", "MEAN", None, None, None)
 
 
 def test_one_timestamp_format_whatever_the_input():
