@@ -28,7 +28,7 @@ def create_widget(ctx, body: Widget):
 @router.get("/widgets/{widget_id}", roles={"pm"})
 def get_widget(ctx, widget_id: str):
     if widget_id == "taken":
-        raise Conflict("widget taken", code="TAKEN", details={"id": widget_id})
+        raise Conflict("widget taken", code="ALREADY_EXISTS", details={"id": widget_id})
     if widget_id == "boom":
         raise RuntimeError("bug")
     return {"id": widget_id}
