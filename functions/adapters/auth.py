@@ -23,7 +23,7 @@ from firebase_admin import auth as fb_auth
 from firebase_admin import exceptions as fb_exceptions
 
 from functions.config import settings
-from functions.core.errors import Unauthenticated, Unavailable
+from functions.core.errors import ErrorCode, Unauthenticated, Unavailable
 
 ROLES = ("viewer", "pm", "approver", "operator", "admin", "service", "user")
 STAFF = frozenset({"viewer", "pm", "approver", "operator", "admin"})
@@ -66,7 +66,7 @@ def unsigned_tokens_accepted() -> bool:
 def _app() -> firebase_admin.App:
     if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") and not unsigned_tokens_accepted():
         raise Unavailable("token verification is misconfigured: FIREBASE_AUTH_EMULATOR_HOST is set in a "
-                          "deployed service, so unsigned tokens are refused", code="AUTH_MISCONFIGURED")
+                          "deployed service, so unsigned tokens are refused", code=ErrorCode.AUTH_MISCONFIGURED)
     name = f"offers-{settings().project_id}"
     with _lock:
         try:
@@ -87,15 +87,16 @@ def roles_from_claims(claims: Mapping[str, Any]) -> frozenset[str]:
 def authenticate(authorization: str | None) -> Principal:
     """Verify a `Bearer <Firebase ID token>` header and return who is calling."""
     if not authorization or not authorization.startswith("Bearer "):
-        raise Unauthenticated("missing bearer token", code="MISSING_TOKEN")
+        raise Unauthenticated("missing bearer token", code=ErrorCode.MISSING_TOKEN)
     token = authorization[len("Bearer ") :].strip()
     try:
         claims = fb_auth.verify_id_token(token, app=_app())
     except (fb_auth.InvalidIdTokenError, fb_auth.ExpiredIdTokenError, ValueError) as exc:
-        raise Unauthenticated("invalid ID token", code="INVALID_TOKEN", details={"reason": str(exc)[:200]}) from exc
+        raise Unauthenticated("invalid ID token",
+                              code=ErrorCode.INVALID_TOKEN, details={"reason": str(exc)[:200]}) from exc
     except (fb_exceptions.FirebaseError, google.auth.exceptions.GoogleAuthError) as exc:
         # CertificateFetchError (Google's keys unreachable), missing or unusable credentials.
-        raise Unavailable("cannot verify ID tokens right now; retry", code="AUTH_UNAVAILABLE",
+        raise Unavailable("cannot verify ID tokens right now; retry", code=ErrorCode.AUTH_UNAVAILABLE,
                           details={"reason": f"{type(exc).__name__}: {str(exc)[:200]}"}) from exc
     return principal_from_claims(claims)
 
@@ -103,7 +104,7 @@ def authenticate(authorization: str | None) -> Principal:
 def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     uid = claims.get("uid") or claims.get("sub")
     if not isinstance(uid, str) or not uid:
-        raise Unauthenticated("token has no subject", code="INVALID_TOKEN")
+        raise Unauthenticated("token has no subject", code=ErrorCode.INVALID_TOKEN)
     roles = roles_from_claims(claims) or frozenset({"user"})
     return Principal(uid=uid, roles=roles, email=claims.get("email"), claims=dict(claims))
 
@@ -114,9 +115,10 @@ def create_session_cookie(id_token: str, max_age_seconds: int) -> str:
         expires = datetime.timedelta(seconds=max_age_seconds)
         return fb_auth.create_session_cookie(id_token, expires_in=expires, app=_app())
     except (fb_auth.InvalidIdTokenError, ValueError) as exc:
-        raise Unauthenticated("invalid ID token", code="INVALID_TOKEN", details={"reason": str(exc)[:200]}) from exc
+        raise Unauthenticated("invalid ID token",
+                              code=ErrorCode.INVALID_TOKEN, details={"reason": str(exc)[:200]}) from exc
     except (fb_exceptions.FirebaseError, google.auth.exceptions.GoogleAuthError) as exc:
-        raise Unavailable("cannot create a session right now; retry", code="AUTH_UNAVAILABLE",
+        raise Unavailable("cannot create a session right now; retry", code=ErrorCode.AUTH_UNAVAILABLE,
                           details={"reason": f"{type(exc).__name__}: {str(exc)[:200]}"}) from exc
 
 
@@ -126,8 +128,9 @@ def authenticate_session(cookie: str) -> Principal:
         claims = fb_auth.verify_session_cookie(cookie, check_revoked=True, app=_app())
     except (fb_auth.InvalidSessionCookieError, fb_auth.ExpiredSessionCookieError, fb_auth.RevokedSessionCookieError,
             fb_auth.UserDisabledError, ValueError) as exc:
-        raise Unauthenticated("invalid session", code="INVALID_SESSION", details={"reason": str(exc)[:200]}) from exc
+        raise Unauthenticated("invalid session",
+                              code=ErrorCode.INVALID_SESSION, details={"reason": str(exc)[:200]}) from exc
     except (fb_exceptions.FirebaseError, google.auth.exceptions.GoogleAuthError) as exc:
-        raise Unavailable("cannot verify the session right now; retry", code="AUTH_UNAVAILABLE",
+        raise Unavailable("cannot verify the session right now; retry", code=ErrorCode.AUTH_UNAVAILABLE,
                           details={"reason": f"{type(exc).__name__}: {str(exc)[:200]}"}) from exc
     return principal_from_claims(claims)

@@ -8,7 +8,7 @@ import flask
 from pydantic import Field
 
 from functions.api.router import ANY_STAFF, RequestContext, Router
-from functions.core.errors import Unprocessable
+from functions.core.errors import ErrorCode, Unprocessable
 from functions.core.ledger import signing
 from functions.core.ledger.entry import timestamp_text
 from functions.models.common import Id, StrictModel, Timestamp
@@ -105,7 +105,7 @@ def audit_report_html(ctx: RequestContext, experiment_id: str):
 def export_entries(ctx: RequestContext, query: ExportQuery):
     since, until = _ledger_time(query.since), _ledger_time(query.until)
     if since and until and since > until:
-        raise Unprocessable("since must not be after until", code="BAD_RANGE",
+        raise Unprocessable("since must not be after until", code=ErrorCode.BAD_RANGE,
                             details={"since": since, "until": until})
     if query.format == "csv":
         return flask.Response(export.csv_lines(query.experimentId, since, until), mimetype="text/csv",

@@ -28,6 +28,7 @@ from functions.config import settings
 from functions.core.errors import (
     AppError,
     BadRequest,
+    ErrorCode,
     Forbidden,
     MethodNotAllowed,
     NotFound,
@@ -143,19 +144,19 @@ def _has_lone_surrogate(value: Any) -> bool:
 def _scan(raw: bytes, value: Any, limit: int) -> None:
     """Refuse what no route can store: nesting past `limit`, lone surrogates."""
     if _max_depth(raw) > limit:
-        raise BadRequest(f"JSON nested deeper than {limit}", code="JSON_TOO_DEEP", details={"limit": limit})
+        raise BadRequest(f"JSON nested deeper than {limit}", code=ErrorCode.JSON_TOO_DEEP, details={"limit": limit})
     # Only a \uD800-\uDFFF escape in the text can produce a surrogate; walk only then.
     if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(value):
-        raise BadRequest("string holds a lone UTF-16 surrogate", code="INVALID_UNICODE")
+        raise BadRequest("string holds a lone UTF-16 surrogate", code=ErrorCode.INVALID_UNICODE)
 
 
 def _reject_constants(token: str) -> Any:
-    raise BadRequest(f"{token} is not valid JSON", code="MALFORMED_JSON")
+    raise BadRequest(f"{token} is not valid JSON", code=ErrorCode.MALFORMED_JSON)
 
 
 def _bounded_int(token: str) -> int:
     if len(token) > MAX_INT_DIGITS + 1:  # + sign
-        raise BadRequest(f"integer literal longer than {MAX_INT_DIGITS} digits", code="NUMBER_TOO_LONG",
+        raise BadRequest(f"integer literal longer than {MAX_INT_DIGITS} digits", code=ErrorCode.NUMBER_TOO_LONG,
                          details={"limit": MAX_INT_DIGITS, "digits": len(token.lstrip("-"))})
     return int(token)
 
@@ -168,13 +169,14 @@ def parse_json_body(request: flask.Request) -> Any:
     if len(raw) > limit:
         raise PayloadTooLarge(f"body exceeds {limit} bytes", details={"limit": limit})
     if not raw.strip():
-        raise BadRequest("request body is empty; JSON expected", code="EMPTY_BODY")
+        raise BadRequest("request body is empty; JSON expected", code=ErrorCode.EMPTY_BODY)
     try:
         value = json.loads(raw, parse_constant=_reject_constants, parse_int=_bounded_int)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest("malformed JSON", code="MALFORMED_JSON", details={"reason": str(exc)[:200]}) from exc
+        raise BadRequest("malformed JSON", code=ErrorCode.MALFORMED_JSON, details={"reason": str(exc)[:200]}) from exc
     except RecursionError as exc:
-        raise BadRequest("JSON nested too deeply", code="JSON_TOO_DEEP", details={"limit": MAX_JSON_DEPTH}) from exc
+        raise BadRequest("JSON nested too deeply",
+                         code=ErrorCode.JSON_TOO_DEEP, details={"limit": MAX_JSON_DEPTH}) from exc
     _scan(raw, value, MAX_JSON_DEPTH)
     return value
 
@@ -198,7 +200,7 @@ def validate(model: type[BaseModel], value: Any) -> BaseModel:
     except ValidationError as exc:
         raise validation_error(exc) from exc
     except RecursionError as exc:
-        raise BadRequest("input nested too deeply", code="JSON_TOO_DEEP") from exc
+        raise BadRequest("input nested too deeply", code=ErrorCode.JSON_TOO_DEEP) from exc
 
 
 class Router:
@@ -286,13 +288,13 @@ class Router:
                 # Every path parameter is a document id; anything else cannot name a stored object.
                 bad = sorted(k for k, v in params.items() if not is_document_id(v))
                 if bad:
-                    raise NotFound(f"no such {bad[0]}", code="UNKNOWN_ID",
+                    raise NotFound(f"no such {bad[0]}", code=ErrorCode.UNKNOWN_ID,
                                    details={"parameter": bad[0], "pattern": ID_PATTERN})
                 return route, params
             allowed.append(route.method)
         if allowed:
             raise MethodNotAllowed(f"{method} not allowed on {path}", details={"allowed": sorted(set(allowed))})
-        raise NotFound(f"no route {method} {path}", code="ROUTE_NOT_FOUND")
+        raise NotFound(f"no route {method} {path}", code=ErrorCode.ROUTE_NOT_FOUND)
 
     def handle(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
