@@ -103,7 +103,7 @@ class Router:
         public: bool = False,
         content_type: str = JSON,
     ) -> Callable[[Handler], Handler]:
-        if response is not None and content_type != JSON:
+        if (response is None) == (content_type == JSON):
             raise TypeError(f"{method} {path}: a JSON route names its response model; a route with another "
                             f"content type ({content_type}) answers a string and names none")
 
