@@ -26,7 +26,7 @@ from firebase_admin import auth as fb_auth
 from firebase_admin import exceptions as fb_exceptions
 
 from functions.config import settings
-from functions.core.errors import Unauthenticated, Unavailable
+from functions.core.errors import ErrorCode, Unauthenticated, Unavailable
 
 ROLES = ("viewer", "pm", "approver", "operator", "admin", "service", "user")
 STAFF = frozenset({"viewer", "pm", "approver", "operator", "admin"})
@@ -69,7 +69,7 @@ def unsigned_tokens_accepted() -> bool:
 def _app() -> firebase_admin.App:
     if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") and not unsigned_tokens_accepted():
         raise Unavailable("token verification is misconfigured: FIREBASE_AUTH_EMULATOR_HOST is set in a "
-                          "deployed service, so unsigned tokens are refused", code="AUTH_MISCONFIGURED")
+                          "deployed service, so unsigned tokens are refused", code=ErrorCode.AUTH_MISCONFIGURED)
     name = f"offers-{settings().project_id}"
     with _lock:
         try:
@@ -88,9 +88,9 @@ def _require_signed(token: str, what: str = "ID token") -> None:
     try:
         header = json.loads(base64.urlsafe_b64decode(token.split(".", 1)[0] + "==="))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Unauthenticated(f"invalid {what}", code="INVALID_TOKEN", details={"reason": "not a JWT"}) from exc
+        raise Unauthenticated(f"invalid {what}", code=ErrorCode.INVALID_TOKEN, details={"reason": "not a JWT"}) from exc
     if not isinstance(header, dict) or header.get("alg") != "RS256" or not header.get("kid"):
-        raise Unauthenticated(f"invalid {what}", code="INVALID_TOKEN",
+        raise Unauthenticated(f"invalid {what}", code=ErrorCode.INVALID_TOKEN,
                               details={"reason": "not signed (RS256 with a key id expected)"})
 
 
@@ -106,16 +106,17 @@ def roles_from_claims(claims: Mapping[str, Any]) -> frozenset[str]:
 def authenticate(authorization: str | None) -> Principal:
     """Verify a `Bearer <Firebase ID token>` header and return who is calling."""
     if not authorization or not authorization.startswith("Bearer "):
-        raise Unauthenticated("missing bearer token", code="MISSING_TOKEN")
+        raise Unauthenticated("missing bearer token", code=ErrorCode.MISSING_TOKEN)
     token = authorization[len("Bearer ") :].strip()
     _require_signed(token)
     try:
         claims = fb_auth.verify_id_token(token, app=_app())
     except (fb_auth.InvalidIdTokenError, fb_auth.ExpiredIdTokenError, ValueError) as exc:
-        raise Unauthenticated("invalid ID token", code="INVALID_TOKEN", details={"reason": str(exc)[:200]}) from exc
+        raise Unauthenticated("invalid ID token",
+                              code=ErrorCode.INVALID_TOKEN, details={"reason": str(exc)[:200]}) from exc
     except (fb_exceptions.FirebaseError, google.auth.exceptions.GoogleAuthError) as exc:
         # CertificateFetchError (Google's keys unreachable), missing or unusable credentials.
-        raise Unavailable("cannot verify ID tokens right now; retry", code="AUTH_UNAVAILABLE",
+        raise Unavailable("cannot verify ID tokens right now; retry", code=ErrorCode.AUTH_UNAVAILABLE,
                           details={"reason": f"{type(exc).__name__}: {str(exc)[:200]}"}) from exc
     return principal_from_claims(claims)
 
@@ -123,7 +124,7 @@ def authenticate(authorization: str | None) -> Principal:
 def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     uid = claims.get("uid") or claims.get("sub")
     if not isinstance(uid, str) or not uid:
-        raise Unauthenticated("token has no subject", code="INVALID_TOKEN")
+        raise Unauthenticated("token has no subject", code=ErrorCode.INVALID_TOKEN)
     roles = roles_from_claims(claims) or frozenset({"user"})
     return Principal(uid=uid, roles=roles, email=claims.get("email"), claims=dict(claims))
 
@@ -141,13 +142,14 @@ def create_session_cookie(id_token: str, max_age_seconds: int) -> str:
     try:
         claims = fb_auth.verify_id_token(id_token, app=_app())
         if time.time() - float(claims.get("auth_time") or 0) > SESSION_SIGNIN_MAX_AGE_SECONDS:
-            raise Unauthenticated("sign in again: the sign-in is older than five minutes", code="STALE_SIGNIN")
+            raise Unauthenticated("sign in again: the sign-in is older than five minutes", code=ErrorCode.STALE_SIGNIN)
         expires = datetime.timedelta(seconds=max_age_seconds)
         return fb_auth.create_session_cookie(id_token, expires_in=expires, app=_app())
     except (fb_auth.InvalidIdTokenError, fb_auth.ExpiredIdTokenError, ValueError) as exc:
-        raise Unauthenticated("invalid ID token", code="INVALID_TOKEN", details={"reason": str(exc)[:200]}) from exc
+        raise Unauthenticated("invalid ID token",
+                              code=ErrorCode.INVALID_TOKEN, details={"reason": str(exc)[:200]}) from exc
     except (fb_exceptions.FirebaseError, google.auth.exceptions.GoogleAuthError) as exc:
-        raise Unavailable("cannot create a session right now; retry", code="AUTH_UNAVAILABLE",
+        raise Unavailable("cannot create a session right now; retry", code=ErrorCode.AUTH_UNAVAILABLE,
                           details={"reason": f"{type(exc).__name__}: {str(exc)[:200]}"}) from exc
 
 
@@ -158,8 +160,9 @@ def authenticate_session(cookie: str) -> Principal:
         claims = fb_auth.verify_session_cookie(cookie, check_revoked=True, app=_app())
     except (fb_auth.InvalidSessionCookieError, fb_auth.ExpiredSessionCookieError, fb_auth.RevokedSessionCookieError,
             fb_auth.UserDisabledError, ValueError) as exc:
-        raise Unauthenticated("invalid session", code="INVALID_SESSION", details={"reason": str(exc)[:200]}) from exc
+        raise Unauthenticated("invalid session",
+                              code=ErrorCode.INVALID_SESSION, details={"reason": str(exc)[:200]}) from exc
     except (fb_exceptions.FirebaseError, google.auth.exceptions.GoogleAuthError) as exc:
-        raise Unavailable("cannot verify the session right now; retry", code="AUTH_UNAVAILABLE",
+        raise Unavailable("cannot verify the session right now; retry", code=ErrorCode.AUTH_UNAVAILABLE,
                           details={"reason": f"{type(exc).__name__}: {str(exc)[:200]}"}) from exc
     return principal_from_claims(claims)

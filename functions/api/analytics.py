@@ -10,27 +10,38 @@ from scipy import stats
 
 from functions.api.router import ANY_STAFF, RequestContext, Router
 from functions.core.stats import power
-from functions.models.analytics import AnalysisRequest, FraudBatch, PowerRequest
+from functions.models.analytics import (
+    AnalysisList,
+    AnalysisRequest,
+    AnalysisView,
+    FraudBatch,
+    FraudRecorded,
+    PowerRequest,
+    PowerResult,
+    ReplayResult,
+)
 from functions.models.common import Id, StrictModel
 from functions.services.analytics import analyses, fraud, programme
 
 router = Router("analytics", "Bias-corrected analytics", "Exclusions, corrections, tests, data quality, trust.")
+
 RUNNERS = frozenset({"pm", "operator"})
 
 
-@router.post("/experiments/{experiment_id}/analyses", roles=RUNNERS, body=AnalysisRequest, status=201,
-             summary="Run and publish a new immutable analysis")
-def run_analysis(ctx: RequestContext, experiment_id: str, body: AnalysisRequest):
+@router.post("/experiments/{experiment_id}/analyses", roles=RUNNERS, body=AnalysisRequest, response=AnalysisView,
+             status=201, summary="Run and publish a new immutable analysis")
+def run_analysis(ctx: RequestContext, experiment_id: str, body: AnalysisRequest) -> dict[str, Any]:
     return analyses.run(experiment_id, body, ctx.actor)
 
 
-@router.get("/experiments/{experiment_id}/analyses", roles=ANY_STAFF, summary="Analyses of an experiment")
-def list_analyses(ctx: RequestContext, experiment_id: str):
+@router.get("/experiments/{experiment_id}/analyses", roles=ANY_STAFF, response=AnalysisList,
+            summary="Analyses of an experiment")
+def list_analyses(ctx: RequestContext, experiment_id: str) -> dict[str, Any]:
     return {"analyses": analyses.list_for(experiment_id)}
 
 
-@router.get("/analyses/{analysis_id}", roles=ANY_STAFF, summary="One stored analysis")
-def get_analysis(ctx: RequestContext, analysis_id: str):
+@router.get("/analyses/{analysis_id}", roles=ANY_STAFF, response=AnalysisView, summary="One stored analysis")
+def get_analysis(ctx: RequestContext, analysis_id: str) -> dict[str, Any]:
     return analyses.to_view(analyses.get(analysis_id))
 
 
@@ -52,27 +63,30 @@ class ProgrammeEffect(StrictModel):
 
 @router.get("/programme/holdout-effect", roles=ANY_STAFF, query=ProgrammeQuery, response=ProgrammeEffect,
             summary="Long-term effect of every shipped variant against the global holdout")
-def programme_effect(ctx: RequestContext, query: ProgrammeQuery):
+def programme_effect(ctx: RequestContext, query: ProgrammeQuery) -> ProgrammeEffect:
     return ProgrammeEffect.model_validate(programme.holdout_effect(query.metric, query.cohortId))
 
 
-@router.post("/analyses/{analysis_id}/replay", roles=ANY_STAFF, summary="Recompute a stored verdict offline")
-def replay(ctx: RequestContext, analysis_id: str):
+@router.post("/analyses/{analysis_id}/replay", roles=ANY_STAFF, response=ReplayResult,
+             summary="Recompute a stored verdict offline")
+def replay(ctx: RequestContext, analysis_id: str) -> dict[str, Any]:
     return analyses.replay(analysis_id)
 
 
-@router.post("/fraud-flags", roles={"service"}, body=FraudBatch, summary="Flag units as fraudulent (batch)")
-def flag(ctx: RequestContext, body: FraudBatch):
-    return {"recorded": fraud.record(body.signals)}
+@router.post("/fraud-flags", roles={"service"}, body=FraudBatch, response=FraudRecorded,
+             summary="Flag units as fraudulent (batch)")
+def flag(ctx: RequestContext, body: FraudBatch) -> FraudRecorded:
+    return FraudRecorded(recorded=fraud.record(body.signals))
 
 
-@router.post("/power", roles=ANY_STAFF, body=PowerRequest, summary="Sample size for a planned MDE")
-def power_calculator(ctx: RequestContext, body: PowerRequest):
+@router.post("/power", roles=ANY_STAFF, body=PowerRequest, response=PowerResult,
+             summary="Sample size for a planned MDE")
+def power_calculator(ctx: RequestContext, body: PowerRequest) -> PowerResult:
     if body.baselineRate is not None:
         mean, sd = body.baselineRate, math.sqrt(body.baselineRate * (1 - body.baselineRate))
-    else:
-        mean, sd = float(body.baselineMean), float(body.standardDeviation)
+    else:  # PowerRequest refuses a body without baselineMean and standardDeviation here
+        mean, sd = float(body.baselineMean or 0), float(body.standardDeviation or 0)
     n = power.sample_size_per_arm(sd, body.mdeRelative * abs(mean), body.alpha, body.power)
-    return {"samplePerArm": math.ceil(n), "baselineMean": mean, "standardDeviation": sd,
-            "mdeAbsolute": body.mdeRelative * abs(mean), "alpha": body.alpha, "power": body.power,
-            "zAlpha": stats.norm.ppf(1 - body.alpha / 2)}
+    return PowerResult(samplePerArm=math.ceil(n), baselineMean=mean, standardDeviation=sd,
+                       mdeAbsolute=body.mdeRelative * abs(mean), alpha=body.alpha, power=body.power,
+                       zAlpha=float(stats.norm.ppf(1 - body.alpha / 2)))

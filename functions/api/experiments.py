@@ -12,11 +12,20 @@ from functions.models.experiments import (
     ApproveRequest,
     ContentHashOut,
     CreateExperiment,
+    ExperimentEventList,
+    ExperimentHealth,
+    ExperimentList,
     ExperimentOut,
+    ExperimentOverview,
     KpiBatch,
+    KpiIngestResult,
     LifecycleRequest,
+    LifecycleResult,
     OptionalReason,
     Reason,
+    SnapshotSeries,
+    SummaryList,
+    SweepResult,
     UpdateExperiment,
 )
 from functions.services import sweep
@@ -43,146 +52,97 @@ class ListQuery(StrictModel):
     limit: int = Field(default=100, ge=1, le=500)
 
 
-class ExperimentList(StrictModel):
-    experiments: list[ExperimentOut]
-
-
-class ExperimentSummary(StrictModel):
-    id: str
-    name: str
-    state: str | None
-    owner: str | None
-    offerType: str | None = None
-    createdAt: str | None = None
-    startedAt: str | None = None
-    endedAt: str | None = None
-    daysRunning: float | None = None
-    rolloutStage: float | None = None
-    primaryMetric: str | None = None
-    verdicts: dict[str, dict[str, str | None]] = Field(default_factory=dict,
-                                                        description="arm -> latest analysis decision and trust")
-    analysisId: str | None = None
-    guardrailStatus: str = Field(description="HELD, BREACHED, WAITING_FOR_DATA, NO_DATA or NONE_DEFINED")
-    requiredApprovers: list[str] = Field(default_factory=list)
-    approvedBy: list[str] = Field(default_factory=list)
-    pendingApprovers: list[str] = Field(default_factory=list)
-    version: int = 0
-
-
-class SummaryList(StrictModel):
-    experiments: list[ExperimentSummary]
-
-
 class SeriesQuery(StrictModel):
     limit: int = Field(default=views.SERIES_LIMIT, ge=1, le=views.SERIES_LIMIT)
-
-
-class SnapshotPoint(StrictModel):
-    snapshotId: str
-    takenAt: str | None
-    state: str | None = None
-    stage: float | None = None
-    units: dict[str, int] = Field(default_factory=dict)
-    guardrails: list[dict[str, Any]] = Field(default_factory=list)
-    acted: str | None = None
-
-
-class SnapshotSeries(StrictModel):
-    experimentId: str
-    snapshots: list[SnapshotPoint]
-
-
-class ExperimentOverview(StrictModel):
-    experiment: ExperimentOut
-    health: dict[str, Any] = Field(description="as GET /{id}/health")
-    snapshots: list[SnapshotPoint] = Field(description="as GET /{id}/snapshots, oldest first")
 
 
 def _out(doc: dict[str, Any]) -> ExperimentOut:
     return repository.to_out(doc)
 
 
-@router.post("/kpi-events", roles={"service"}, body=KpiBatch, summary="Ingest a batch of KPI observations")
-def ingest_kpis(ctx: RequestContext, body: KpiBatch):
+@router.post("/kpi-events", roles={"service"}, body=KpiBatch, response=KpiIngestResult,
+             summary="Ingest a batch of KPI observations")
+def ingest_kpis(ctx: RequestContext, body: KpiBatch) -> dict[str, Any]:
     return kpi.ingest(body.events).to_dict()
 
 
-@router.post("/lifecycle", roles=PM, body=LifecycleRequest, status=201,
+@router.post("/lifecycle", roles=PM, body=LifecycleRequest, response=LifecycleResult, status=201,
              summary="runFullExperimentLifecycle: create, submit, approve (bound approver tokens), start; "
                      "all or nothing")
-def lifecycle(ctx: RequestContext, body: LifecycleRequest):
+def lifecycle(ctx: RequestContext, body: LifecycleRequest) -> dict[str, Any]:
     return run_full_lifecycle(body, ctx.principal)
 
 
 @router.post("/lifecycle/content-hash", roles=ANY_STAFF, body=CreateExperiment, response=ContentHashOut,
              summary="The content hash a lifecycle call for this definition binds its approver tokens to")
-def lifecycle_content_hash(ctx: RequestContext, body: CreateExperiment):
+def lifecycle_content_hash(ctx: RequestContext, body: CreateExperiment) -> ContentHashOut:
     definitions.validate_definition(body)
     return ContentHashOut(experimentId=body.id or "", contentHash=intended_hash(body))
 
 
-@router.post("/sweep", roles={"operator"}, summary="Run the sweep now (normally Cloud Scheduler does)")
-def run_sweep_now(ctx: RequestContext):
+@router.post("/sweep", roles={"operator"}, response=SweepResult,
+              summary="Run the sweep now (normally Cloud Scheduler does)")
+def run_sweep_now(ctx: RequestContext) -> dict[str, Any]:
     # Its own snapshot, keyed on the request id: a retried request does not sweep twice.
     return sweep.run_sweep(run_key=f"manual-{ctx.request_id}")
 
 
 @router.post("/", roles=PM, body=CreateExperiment, response=ExperimentOut, status=201,
              summary="Create an experiment (needs a frozen holdout)")
-def create(ctx: RequestContext, body: CreateExperiment):
+def create(ctx: RequestContext, body: CreateExperiment) -> ExperimentOut:
     return _out(definitions.create(body, ctx.actor))
 
 
 @router.get("/", roles=ANY_STAFF, query=ListQuery, response=ExperimentList, summary="List experiments")
-def list_all(ctx: RequestContext, query: ListQuery):
+def list_all(ctx: RequestContext, query: ListQuery) -> ExperimentList:
     return ExperimentList(experiments=[_out(d) for d in repository.list_experiments(query.state, query.limit)])
 
 
 @router.get("/summaries", roles=ANY_STAFF, query=ListQuery, response=SummaryList,
             summary="One line per experiment: owner, start, days running, stage, verdict, guardrails, approvals")
-def list_summaries(ctx: RequestContext, query: ListQuery):
-    return SummaryList(experiments=views.summaries(query.state, query.limit))
+def list_summaries(ctx: RequestContext, query: ListQuery) -> SummaryList:
+    return SummaryList.model_validate({"experiments": views.summaries(query.state, query.limit)})
 
 
 @router.get("/{experiment_id}", roles=ANY_STAFF, response=ExperimentOut, summary="Get one experiment")
-def get(ctx: RequestContext, experiment_id: str):
+def get(ctx: RequestContext, experiment_id: str) -> ExperimentOut:
     return _out(repository.load(None, experiment_id))
 
 
 @router.put("/{experiment_id}", roles=PM, body=UpdateExperiment, response=ExperimentOut,
             summary="Replace the definition (before start; voids approvals)")
-def update(ctx: RequestContext, experiment_id: str, body: UpdateExperiment):
+def update(ctx: RequestContext, experiment_id: str, body: UpdateExperiment) -> ExperimentOut:
     return _out(definitions.update(experiment_id, body.definition, ctx.actor, body.expectedVersion))
 
 
 @router.post("/{experiment_id}/submit", roles=PM, body=OptionalReason, response=ExperimentOut)
-def submit(ctx: RequestContext, experiment_id: str, body: OptionalReason):
+def submit(ctx: RequestContext, experiment_id: str, body: OptionalReason) -> ExperimentOut:
     """Submit for approval."""
     return _out(approvals.submit(experiment_id, ctx.actor, body.expectedVersion))
 
 
 @router.post("/{experiment_id}/approve", roles={"approver"}, body=ApproveRequest, response=ExperimentOut)
-def approve(ctx: RequestContext, experiment_id: str, body: ApproveRequest):
+def approve(ctx: RequestContext, experiment_id: str, body: ApproveRequest) -> ExperimentOut:
     """Approve the current content (four eyes: never the author or an editor; see docs/approvals.md)."""
     return _out(approvals.approve(experiment_id, ctx.principal, body.comment, body.contentHash))
 
 
 @router.post("/{experiment_id}/reject", roles={"approver"}, body=Reason, response=ExperimentOut)
-def reject(ctx: RequestContext, experiment_id: str, body: Reason):
+def reject(ctx: RequestContext, experiment_id: str, body: Reason) -> ExperimentOut:
     """Reject with a reason (back to DRAFT)."""
     return _out(approvals.reject(experiment_id, ctx.principal, body.reason))
 
 
 @router.post("/{experiment_id}/start", roles=OPERATOR, body=OptionalReason, response=ExperimentOut)
-def start_experiment(ctx: RequestContext, experiment_id: str, body: OptionalReason):
+def start_experiment(ctx: RequestContext, experiment_id: str, body: OptionalReason) -> ExperimentOut:
     """Start an APPROVED experiment (allocates its layer slice, pre-registers the plan)."""
     return _out(start.start(experiment_id, ctx.actor, body.expectedVersion))
 
 
-def _transition_route(action: str, needs_reason: bool):
+def _transition_route(action: str, needs_reason: bool) -> None:
     model = Reason if needs_reason else OptionalReason
 
-    def handler(ctx: RequestContext, experiment_id: str, body):
+    def handler(ctx: RequestContext, experiment_id: str, body: Reason | OptionalReason) -> ExperimentOut:
         return _out(transitions.transition(experiment_id, action, ctx.actor, body.reason, {},
                                            body.expectedVersion))
 
@@ -196,26 +156,29 @@ for _action, _needs_reason in (("PAUSE", True), ("RESUME", False), ("KILL", True
     _transition_route(_action, _needs_reason)
 
 
-@router.get("/{experiment_id}/health", roles=ANY_STAFF, summary="Exposure, SRM, guardrails, snapshot age")
-def get_health(ctx: RequestContext, experiment_id: str):
+@router.get("/{experiment_id}/health", roles=ANY_STAFF, response=ExperimentHealth,
+             summary="Exposure, SRM, guardrails, snapshot age")
+def get_health(ctx: RequestContext, experiment_id: str) -> dict[str, Any]:
     return health.health(experiment_id)
 
 
 @router.get("/{experiment_id}/snapshots", roles=ANY_STAFF, query=SeriesQuery, response=SnapshotSeries,
             summary="Snapshot series oldest first: units per arm and guardrail verdicts over time")
-def snapshots(ctx: RequestContext, experiment_id: str, query: SeriesQuery):
+def snapshots(ctx: RequestContext, experiment_id: str, query: SeriesQuery) -> SnapshotSeries:
     repository.load(None, experiment_id)
-    return SnapshotSeries(experimentId=experiment_id, snapshots=views.snapshot_series(experiment_id, query.limit))
+    return SnapshotSeries.model_validate({"experimentId": experiment_id,
+                                          "snapshots": views.snapshot_series(experiment_id, query.limit)})
 
 
 @router.get("/{experiment_id}/overview", roles=ANY_STAFF, query=SeriesQuery, response=ExperimentOverview,
             summary="The experiment, its health and its snapshot series in one read (one document read, "
                     "one snapshot query)")
-def get_overview(ctx: RequestContext, experiment_id: str, query: SeriesQuery):
+def get_overview(ctx: RequestContext, experiment_id: str, query: SeriesQuery) -> ExperimentOverview:
     return ExperimentOverview.model_validate(overview.overview(experiment_id, query.limit))
 
 
-@router.get("/{experiment_id}/events", roles=ANY_STAFF, summary="The experiment's event history")
-def events(ctx: RequestContext, experiment_id: str):
+@router.get("/{experiment_id}/events", roles=ANY_STAFF, response=ExperimentEventList,
+             summary="The experiment's event history")
+def events(ctx: RequestContext, experiment_id: str) -> dict[str, Any]:
     repository.load(None, experiment_id)
     return {"events": repository.events(experiment_id)}

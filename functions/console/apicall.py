@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from functions.adapters.auth import Principal
 from functions.api.router import RequestContext, Router, json_response, validate
-from functions.core.errors import Forbidden, MethodNotAllowed, NotFound
+from functions.core.errors import ErrorCode, Forbidden, MethodNotAllowed, NotFound
 from functions.models.common import ID_PATTERN, is_document_id
 
 
@@ -37,10 +37,10 @@ def _match(router: Router, method: str, path: str):
             params = m.groupdict()
             bad = sorted(k for k, v in params.items() if not is_document_id(v))
             if bad:
-                raise NotFound(f"no such {bad[0]}", code="UNKNOWN_ID", details={"parameter": bad[0],
+                raise NotFound(f"no such {bad[0]}", code=ErrorCode.UNKNOWN_ID, details={"parameter": bad[0],
                                                                              "pattern": ID_PATTERN})
             return route, params
-    raise NotFound(f"no route {method} {path}", code="ROUTE_NOT_FOUND")
+    raise NotFound(f"no route {method} {path}", code=ErrorCode.ROUTE_NOT_FOUND)
 
 
 def _plain(value: Any) -> Any:

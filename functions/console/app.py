@@ -21,7 +21,7 @@ from functions.console import forms, pages, session
 from functions.console import reports as _reports  # noqa: F401  (its routes register on import)
 from functions.console.apicall import call
 from functions.console.web import ROUTES, STATIC, STATIC_NAME, Page, firebase_config, route
-from functions.core.errors import AppError, BadRequest, MethodNotAllowed, NotFound, Unauthenticated
+from functions.core.errors import AppError, BadRequest, ErrorCode, MethodNotAllowed, NotFound, Unauthenticated
 from functions.models.common import is_document_id
 
 log = logging.getLogger("functions.console")
@@ -47,13 +47,14 @@ def handle(request: flask.Request) -> flask.Response:
         response = _error(request, who, err)
     except (gexc.Aborted, gexc.Conflict):
         response = _error(request, who, AppError("someone changed this at the same time; try again",
-                                                 code="CONTENTION"), status=409)
+                                                 code=ErrorCode.CONTENTION), status=409)
     except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.TooManyRequests):
-        response = _error(request, who, AppError("backend temporarily unavailable", code="UNAVAILABLE"), status=503)
+        response = _error(request, who, AppError("backend temporarily unavailable",
+                                                 code=ErrorCode.UNAVAILABLE), status=503)
     except Exception:
         request_id = uuid.uuid4().hex
         log.exception("console error", extra={"json_fields": {"requestId": request_id, "path": request.path}})
-        response = _error(request, who, AppError("internal error", code="INTERNAL",
+        response = _error(request, who, AppError("internal error", code=ErrorCode.INTERNAL,
                                                  details={"requestId": request_id}), status=500)
     response.headers.setdefault("Content-Security-Policy", content_security_policy())
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -87,17 +88,17 @@ def _dispatch(request: flask.Request, page: Page, path: str) -> flask.Response:
             continue
         params = m.groupdict()
         if any(not is_document_id(v) for v in params.values()):
-            raise NotFound("no such page", code="UNKNOWN_ID")
+            raise NotFound("no such page", code=ErrorCode.UNKNOWN_ID)
         if signed_in and page.who is None:
             if request.method == "GET":
                 return page.redirect("/signin", next=request.full_path if request.query_string else request.path)
-            raise Unauthenticated("sign in first", code="NO_SESSION")
+            raise Unauthenticated("sign in first", code=ErrorCode.NO_SESSION)
         if request.method == "POST":
             session.check_csrf(request)
         return handler(page, **params)
     if methods:
         raise MethodNotAllowed(f"{request.method} not allowed here", details={"allowed": sorted(set(methods))})
-    raise NotFound("no such page", code="PAGE_NOT_FOUND")
+    raise NotFound("no such page", code=ErrorCode.PAGE_NOT_FOUND)
 
 
 def _error(request: flask.Request, who: Principal | None, err: AppError, status: int | None = None) -> flask.Response:
@@ -111,10 +112,10 @@ def _error(request: flask.Request, who: Principal | None, err: AppError, status:
 
 def _static(name: str) -> flask.Response:
     if not STATIC_NAME.match(name) or ".." in name:
-        raise NotFound("no such file", code="STATIC_NOT_FOUND")
+        raise NotFound("no such file", code=ErrorCode.STATIC_NOT_FOUND)
     file = (STATIC / name).resolve()
     if STATIC not in file.parents or not file.is_file():
-        raise NotFound("no such file", code="STATIC_NOT_FOUND")
+        raise NotFound("no such file", code=ErrorCode.STATIC_NOT_FOUND)
     mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
     response = flask.Response(file.read_bytes(), mimetype=mime)
     response.headers["Cache-Control"] = "public, max-age=3600"
@@ -154,7 +155,7 @@ def cloud_session(page: Page) -> flask.Response:
     """The browser's Firebase ID token, exchanged for an HttpOnly session cookie."""
     id_token = page.request.form.get("idToken", "")
     if not id_token or len(id_token) > 8192:
-        raise BadRequest("idToken missing", code="MISSING_TOKEN")
+        raise BadRequest("idToken missing", code=ErrorCode.MISSING_TOKEN)
     cookie = create_session_cookie(id_token, session.MAX_AGE)
     response = flask.Response('{"ok":true}', mimetype="application/json")
     session.set_cookie(response, page.request, session.COOKIE, cookie, session.MAX_AGE)
@@ -213,7 +214,7 @@ DONE = {"created": "Experiment created as a draft.", **{a: f"Done: {a}." for a i
 @route("POST", "/experiments/{experiment_id}/actions/{action}")
 def action(page: Page, experiment_id: str, action: str) -> flask.Response:
     if action not in pages.ACTIONS:
-        raise NotFound("no such action", code="UNKNOWN_ACTION", details={"actions": sorted(pages.ACTIONS)})
+        raise NotFound("no such action", code=ErrorCode.UNKNOWN_ACTION, details={"actions": sorted(pages.ACTIONS)})
     form = page.request.form
     text = form.get("text", "").strip()[:2000]
     _, _, field, says = pages.ACTIONS[action]

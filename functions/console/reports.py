@@ -15,7 +15,7 @@ from functions.console import charts, pages, wording
 from functions.console.apicall import call
 from functions.console.pages import A, E, H, L, parallel
 from functions.console.web import Page, route
-from functions.core.errors import AppError, BadRequest
+from functions.core.errors import AppError, BadRequest, ErrorCode
 from functions.models.common import is_document_id, parse_time
 
 CONTAMINATION_TARGET = 0.01
@@ -178,7 +178,7 @@ def board_report(who: Principal, experiment_id: str) -> dict[str, Any]:
 def holdouts_page(page: Page) -> flask.Response:
     metric = page.request.args.get("metric", "revenue")
     if not is_document_id(metric):
-        raise BadRequest("metric: letters, digits, dot, dash or underscore", code="BAD_METRIC")
+        raise BadRequest("metric: letters, digits, dot, dash or underscore", code=ErrorCode.BAD_METRIC)
     return page.render("holdouts.html", **holdouts(page.who, metric))
 
 

@@ -21,7 +21,7 @@ import secrets
 import flask
 
 from functions.adapters.auth import Principal, authenticate, authenticate_session, unsigned_tokens_accepted
-from functions.core.errors import BadRequest, Forbidden, Unauthenticated
+from functions.core.errors import BadRequest, ErrorCode, Forbidden, Unauthenticated
 
 COOKIE = "console_session"
 PRE_COOKIE = "console_signin"  # double-submit token for the sign-in form (no session yet)
@@ -57,11 +57,11 @@ def csrf_token(request: flask.Request) -> str:
 def check_csrf(request: flask.Request) -> None:
     origin = request.headers.get("Origin")
     if origin and origin != "null" and origin.rstrip("/") != request.host_url.rstrip("/"):
-        raise Forbidden("cross-origin form refused", code="CSRF_ORIGIN", details={"origin": origin[:200]})
+        raise Forbidden("cross-origin form refused", code=ErrorCode.CSRF_ORIGIN, details={"origin": origin[:200]})
     sent = request.form.get("csrf", "") or request.headers.get("X-CSRF-Token", "")
     if not (request.cookies.get(COOKIE) or request.cookies.get(PRE_COOKIE)) or not hmac.compare_digest(
             sent, csrf_token(request)):
-        raise Forbidden("missing or wrong CSRF token; reload the page and try again", code="CSRF")
+        raise Forbidden("missing or wrong CSRF token; reload the page and try again", code=ErrorCode.CSRF)
 
 
 def new_pre_token() -> str:
@@ -71,11 +71,11 @@ def new_pre_token() -> str:
 def local_token(uid: str, role: str) -> str:
     """An unsigned emulator token for the sign-in-as-role page; refused outside emulator mode."""
     if not unsigned_tokens_accepted():
-        raise Forbidden("sign-in as a role exists only with the emulators", code="LOCAL_SIGNIN_DISABLED")
+        raise Forbidden("sign-in as a role exists only with the emulators", code=ErrorCode.LOCAL_SIGNIN_DISABLED)
     if role not in SIGNIN_ROLES:
-        raise BadRequest("unknown role", code="UNKNOWN_ROLE", details={"roles": list(SIGNIN_ROLES)})
+        raise BadRequest("unknown role", code=ErrorCode.UNKNOWN_ROLE, details={"roles": list(SIGNIN_ROLES)})
     if not _UID.match(uid):
-        raise BadRequest("user name: 1-64 letters, digits, dot, dash or underscore", code="BAD_UID")
+        raise BadRequest("user name: 1-64 letters, digits, dot, dash or underscore", code=ErrorCode.BAD_UID)
     from localdev.tokens import mint  # local tooling; never reached in the cloud (checked above)
 
     return mint(uid, [role])

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from functions.core.errors import Conflict, Forbidden
+from functions.core.errors import Conflict, ErrorCode, Forbidden
 from functions.core.ledger.canonical import canonical_bytes
 
 CONTENT_VERSION = 1
@@ -47,13 +47,13 @@ def barred(experiment: Mapping[str, Any]) -> set[str]:
 def check_approver(experiment: Mapping[str, Any], uid: str) -> None:
     """403 unless `uid` may approve this experiment's content."""
     if uid == experiment.get("author"):
-        raise Forbidden("four eyes: the author cannot approve their own experiment", code="FOUR_EYES")
+        raise Forbidden("four eyes: the author cannot approve their own experiment", code=ErrorCode.FOUR_EYES)
     if uid in (experiment.get("editors") or []):
         raise Forbidden("four eyes: you changed this experiment's content, so someone else must approve it",
-                        code="FOUR_EYES_EDITOR")
+                        code=ErrorCode.FOUR_EYES_EDITOR)
     required = list(experiment.get("requiredApprovers") or [])
     if required and uid not in required:
-        raise Forbidden("you are not a required approver of this experiment", code="NOT_A_REQUIRED_APPROVER",
+        raise Forbidden("you are not a required approver of this experiment", code=ErrorCode.NOT_A_REQUIRED_APPROVER,
                         details={"requiredApprovers": required})
 
 
@@ -62,7 +62,7 @@ def check_approvable(experiment: Mapping[str, Any]) -> None:
     blocked = sorted(set(experiment.get("requiredApprovers") or []) & barred(experiment))
     if blocked:
         raise Conflict("a required approver is the author or an editor of this experiment and cannot approve it",
-                       code="REQUIRED_APPROVER_BARRED", details={"barred": blocked})
+                       code=ErrorCode.REQUIRED_APPROVER_BARRED, details={"barred": blocked})
 
 
 def check_content(experiment: Mapping[str, Any], current_hash: str) -> None:
@@ -70,7 +70,7 @@ def check_content(experiment: Mapping[str, Any], current_hash: str) -> None:
     recorded = experiment.get("contentHash")
     if recorded != current_hash:
         raise Conflict("the experiment's content differs from the content submitted for approval; resubmit it",
-                       code="CONTENT_CHANGED", details={"submitted": recorded, "current": current_hash})
+                       code=ErrorCode.CONTENT_CHANGED, details={"submitted": recorded, "current": current_hash})
 
 
 def complete(experiment: Mapping[str, Any], approvers: Iterable[str]) -> bool:
@@ -93,7 +93,7 @@ def check_covered(experiment: Mapping[str, Any], current_hash: str) -> list[str]
     if not complete(experiment, valid):
         stale = sorted(set(experiment.get("approvals") or {}) - set(valid))
         raise Conflict("the approvals do not cover the content that would run; it needs approving again",
-                       code="APPROVAL_NOT_COVERING",
+                       code=ErrorCode.APPROVAL_NOT_COVERING,
                        details={"contentHash": current_hash, "validApprovers": valid, "notCounted": stale,
                                 "requiredApprovers": list(experiment.get("requiredApprovers") or [])})
     return valid

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from functions.core.errors import Conflict
+from functions.core.errors import Conflict, ErrorCode
 
 
 class State(StrEnum):
@@ -65,10 +65,10 @@ def next_state(current: str, action: str) -> State:
     try:
         state, act = State(current), Action(action)
     except ValueError as exc:
-        raise Conflict(f"unknown state or action {current}/{action}", code="ILLEGAL_TRANSITION") from exc
+        raise Conflict(f"unknown state or action {current}/{action}", code=ErrorCode.ILLEGAL_TRANSITION) from exc
     target = TRANSITIONS.get((state, act))
     if target is None:
         allowed = sorted(a.value for (s, a) in TRANSITIONS if s == state)
-        raise Conflict(f"cannot {act.value} an experiment in {state.value}", code="ILLEGAL_TRANSITION",
+        raise Conflict(f"cannot {act.value} an experiment in {state.value}", code=ErrorCode.ILLEGAL_TRANSITION,
                        details={"state": state.value, "action": act.value, "allowed": allowed})
     return target

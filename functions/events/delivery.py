@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from functions.config import settings
-from functions.core.errors import AppError
+from functions.core.errors import AppError, ErrorCode
 from functions.models.common import parse_time
 
 log = logging.getLogger("functions.events")
@@ -46,7 +46,8 @@ class EventContext:
 class PermanentEventError(Exception):
     """The delivery can never succeed; acknowledge it (and quarantine it)."""
 
-    def __init__(self, message: str, code: str = "INVALID_EVENT", details: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.INVALID_EVENT,
+                 details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.details = details or {}
@@ -93,9 +94,9 @@ def decode_pubsub(cloud_event: Any) -> tuple[dict[str, Any], EventContext]:
         raw = base64.b64decode(message.get("data", ""), validate=True)
         payload = json.loads(raw) if raw else {}
     except (binascii.Error, ValueError) as exc:
-        raise PermanentEventError(f"undecodable message: {exc}", code="UNDECODABLE") from exc
+        raise PermanentEventError(f"undecodable message: {exc}", code=ErrorCode.UNDECODABLE) from exc
     if not isinstance(payload, dict):
-        raise PermanentEventError("message data is not a JSON object", code="UNDECODABLE")
+        raise PermanentEventError("message data is not a JSON object", code=ErrorCode.UNDECODABLE)
     message_id = _message_id(cloud_event, message)
     published = parse_time(message.get("publishTime") or message.get("publish_time")) or parse_time(
         cloud_event.get("time") if hasattr(cloud_event, "get") else None
@@ -122,7 +123,7 @@ def pubsub_handler(model: type[M]) -> Callable[[Callable[[EventContext, M], Any]
                 fields.update(eventId=ctx.event_id, messageId=ctx.message_id)
                 age_limit = settings().max_event_age_seconds
                 if ctx.published_at and (datetime.now(UTC) - ctx.published_at).total_seconds() > age_limit:
-                    raise PermanentEventError(f"published more than {age_limit}s ago", code="STALE_EVENT",
+                    raise PermanentEventError(f"published more than {age_limit}s ago", code=ErrorCode.STALE_EVENT,
                                               details={"publishedAt": ctx.published_at.isoformat()})
                 try:
                     parsed = model.model_validate(payload)
@@ -130,7 +131,7 @@ def pubsub_handler(model: type[M]) -> Callable[[Callable[[EventContext, M], Any]
                     errors = [{"field": ".".join(str(p) for p in e["loc"]) or "(event)", "message": e["msg"]}
                               for e in exc.errors(include_url=False, include_context=False, include_input=False)]
                     raise PermanentEventError(f"schema violation: {errors[0]['field']}: {errors[0]['message']}",
-                                              code="SCHEMA_VIOLATION", details={"errors": errors[:20]}) from exc
+                                              code=ErrorCode.SCHEMA_VIOLATION, details={"errors": errors[:20]}) from exc
                 result = fn(ctx, parsed)
                 log.info("event handled", extra={"json_fields": {**fields, "outcome": str(result)[:200]}})
             except (PermanentEventError, AppError) as exc:

@@ -1,10 +1,12 @@
-"""Analytics requests: fraud signals, analysis runs, the power calculator."""
+"""Analytics requests and answers: fraud signals, analysis runs, replays, the power calculator."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
-from functions.models.common import FiniteFloat, Id, PastTimestamp, StrictModel, Text, UnitId
+from functions.models.common import Actor, FiniteFloat, Id, PastTimestamp, StrictModel, Text, UnitId
 
 
 class FraudSignal(StrictModel):
@@ -48,3 +50,72 @@ class PowerRequest(StrictModel):
         if self.baselineRate is None and self.baselineMean == 0:
             raise ValueError("baselineMean must not be zero for a relative MDE")
         return self
+
+
+# -- answers (built from services/analytics/analyses.py and the power route) ----------------------
+
+class Recommendation(StrictModel):
+    """An arm's verdict on the primary KPI and how far to trust it (core/stats/trust.py)."""
+
+    trust: str
+    decision: str
+    reasons: list[dict[str, Any]]
+    rule: dict[str, Any]
+
+
+class SecondaryAdjusted(StrictModel):
+    method: str
+    pValues: dict[str, float | None]
+
+
+class AnalysisSummary(StrictModel):
+    """A published analysis without its per-KPI results."""
+
+    id: str
+    experimentId: str
+    createdAt: str | None
+    createdBy: Actor
+    engineVersion: str | None
+    fingerprint: str | None
+    primaryMetric: str
+    recommendation: dict[str, Recommendation] = Field(description="arm -> verdict on the primary KPI")
+    unitsAnalysed: int
+    holdoutUnits: int
+    contaminatedHoldoutUnits: int
+    crossingUnits: int
+    fraudFlagged: int
+    secondaryAdjusted: SecondaryAdjusted
+
+
+class AnalysisView(AnalysisSummary):
+    results: dict[str, dict[str, Any]] = Field(description="KPI -> role, type, arms, checks, fingerprint "
+                                               "(docs/analytics.md)")
+
+
+class AnalysisList(StrictModel):
+    analyses: list[AnalysisSummary]
+
+
+class ReplayCheck(StrictModel):
+    fingerprintMatches: bool
+    verdictMatches: bool
+
+
+class ReplayResult(StrictModel):
+    analysisId: str
+    reproduced: bool
+    metrics: dict[str, ReplayCheck]
+
+
+class FraudRecorded(StrictModel):
+    recorded: int = Field(description="flags newly recorded (a redelivered eventId counts once)")
+
+
+class PowerResult(StrictModel):
+    samplePerArm: int
+    baselineMean: float
+    standardDeviation: float
+    mdeAbsolute: float
+    alpha: float
+    power: float
+    zAlpha: float

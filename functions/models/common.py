@@ -217,3 +217,10 @@ class ErrorBody(BaseModel):
 class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
+
+
+class Actor(StrictModel):
+    """Who did something, as recorded (`Principal.to_dict`)."""
+
+    uid: str
+    role: str

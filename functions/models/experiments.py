@@ -11,6 +11,7 @@ from functions.core.metrics.catalog import KpiMetricRef, MetricRef, RatioMetricD
 from functions.core.metrics.facts import MAX_EXPERIMENT_SQL_CHARS, text_chars
 from functions.models.common import (
     MAX_DEFINITION_BYTES,
+    Actor,
     FiniteFloat,
     Id,
     JsonMap,
@@ -227,3 +228,148 @@ class ExperimentOut(StrictModel):
     contentHash: str | None = None
     author: str | None = None
     editors: list[str] = Field(default_factory=list)
+
+
+# -- answers (built from services/experiments and services/sweep.py) ------------------------------
+
+class KpiRejection(StrictModel):
+    eventId: str
+    code: str
+    message: str
+
+
+class KpiIngestResult(StrictModel):
+    accepted: int
+    droppedNoConsent: int
+    rejected: list[KpiRejection] = Field(description="events the system cannot value (e.g. UNKNOWN_CURRENCY)")
+
+
+class LifecycleStep(StrictModel):
+    step: str = Field(description="CREATED, SUBMITTED, APPROVED_BY or STARTED")
+    state: str
+    uid: str | None = Field(default=None, description="the approver (APPROVED_BY)")
+
+
+class LifecycleResult(StrictModel):
+    experimentId: str
+    state: str
+    contentHash: str
+    steps: list[LifecycleStep]
+
+
+class ExperimentEvent(StrictModel):
+    experimentId: str
+    version: int
+    action: str
+    from_: str | None = Field(alias="from")
+    to: str | None
+    actor: Actor
+    reason: str
+    details: dict[str, Any]
+    at: str
+
+
+class ExperimentEventList(StrictModel):
+    events: list[ExperimentEvent]
+
+
+class SweepFailure(StrictModel):
+    step: str
+    code: str
+    message: str
+    experimentId: str | None = None
+    retry: bool | None = None
+
+
+class SweepStatus(StrictModel):
+    """The latest sweep's outcome per step (experimentSnapshots/_sweep)."""
+
+    at: str
+    ok: bool
+    steps: dict[str, str] = Field(description="step -> OK or FAILED")
+    failures: list[SweepFailure]
+
+
+class SweptExperiment(StrictModel):
+    experimentId: str | None
+    snapshot: str | None = None
+    skipped: bool | None = None
+    acted: str | None = None
+    breached: int | None = None
+    error: str | None = Field(default=None, description="the error code when this experiment's snapshot failed")
+
+
+class SweepResult(SweepStatus):
+    experiments: list[SweptExperiment]
+    rollouts: list[dict[str, Any]] = Field(description="rollout changes the sweep made (see the rollouts API)")
+    checkpoint: dict[str, Any] | None
+    outboxPublished: int
+
+
+class ExperimentHealth(StrictModel):
+    experimentId: str
+    state: str
+    overall: str = Field(description="HEALTHY, AT_RISK or VIOLATED")
+    reasons: list[str]
+    exposures: dict[str, int]
+    unitsWithKpis: dict[str, float]
+    srm: dict[str, Any]
+    expectedSplit: dict[str, float]
+    rollout: dict[str, Any]
+    guardrails: list[dict[str, Any]]
+    latestSnapshotAgeSeconds: float | None
+    latestSnapshotId: str | None
+    sweep: SweepStatus | None
+
+
+class ExperimentList(StrictModel):
+    experiments: list[ExperimentOut]
+
+
+class ExperimentSummary(StrictModel):
+    id: str
+    name: str
+    state: str | None
+    owner: str | None
+    offerType: str | None = None
+    createdAt: str | None = None
+    startedAt: str | None = None
+    endedAt: str | None = None
+    daysRunning: float | None = None
+    rolloutStage: float | None = None
+    primaryMetric: str | None = None
+    verdicts: dict[str, dict[str, str | None]] = Field(default_factory=dict,
+                                                        description="arm -> latest analysis decision and trust")
+    analysisId: str | None = None
+    guardrailStatus: str = Field(description="HELD, BREACHED, WAITING_FOR_DATA, NO_DATA or NONE_DEFINED")
+    requiredApprovers: list[str] = Field(default_factory=list)
+    approvedBy: list[str] = Field(default_factory=list)
+    pendingApprovers: list[str] = Field(default_factory=list)
+    version: int = 0
+
+
+class SummaryList(StrictModel):
+    experiments: list[ExperimentSummary]
+
+
+class SnapshotPoint(StrictModel):
+    snapshotId: str
+    takenAt: str | None
+    state: str | None = None
+    stage: float | None = None
+    units: dict[str, int] = Field(default_factory=dict)
+    guardrails: list[dict[str, Any]] = Field(default_factory=list)
+    acted: str | None = None
+
+
+class SnapshotSeries(StrictModel):
+    experimentId: str
+    snapshots: list[SnapshotPoint]
+
+
+class ExperimentOverview(StrictModel):
+    """What the console's experiment page needs, from one document read and one snapshot query."""
+
+    experiment: ExperimentOut
+    health: ExperimentHealth = Field(description="as GET /{id}/health")
+    snapshots: list[SnapshotPoint] = Field(description="as GET /{id}/snapshots, oldest first")

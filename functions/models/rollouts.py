@@ -1,10 +1,12 @@
-"""Request shapes of the rollouts API (responses are plain documents, described in the README, section Rollouts)."""
+"""Request and response shapes of the rollouts API."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
-from functions.models.common import StrictModel, Text
+from functions.models.common import Actor, StrictModel, Text
 
 DAY = 24 * 3600.0
 
@@ -41,3 +43,123 @@ class AdvanceRequest(StrictModel):
     reason: Text = ""
     override: bool = Field(default=False, description="admin only: advance although requirements fail "
                                                       "(needs a written reason, recorded in the ledger)")
+
+
+# -- answers (built from services/rollouts: store.commit, plans.put_plan, health.health) -----------
+
+class StageRequirementsOut(StrictModel):
+    minTimeAtStageSeconds: float
+    minUnitsPerArm: int
+    noGuardrailViolation: bool
+    srmPass: bool
+    dataQuality: bool
+    manualApproval: bool
+
+
+class RequirementResultOut(StrictModel):
+    """One requirement of the current stage as evaluated now (value and threshold in its own unit)."""
+
+    name: str
+    passed: bool
+    value: Any
+    threshold: Any
+    detail: str = ""
+    extra: dict[str, Any] | None = None
+
+
+class RolloutHistoryItem(StrictModel):
+    seq: int
+    kind: str
+    fromStage: float
+    toStage: float
+    at: str
+    actor: Actor
+    reason: str
+    eventId: str
+
+
+class RolloutPlanOut(StrictModel):
+    experimentId: str
+    stages: list[float]
+    requirements: list[StageRequirementsOut]
+    currentIndex: int
+    currentStage: float
+    status: str = Field(description="ACTIVE, PAUSED, COMPLETED or ABORTED")
+    maxIndexReached: int
+    maxStageReached: float
+    enteredAt: str | None
+    baseline: dict[str, int]
+    approvedStages: list[int]
+    seq: int
+    planVersion: int
+    createdAt: str | None = None
+    updatedAt: str | None = None
+    history: list[RolloutHistoryItem] | None = None
+
+
+class ReturnedToControl(StrictModel):
+    bucketFrom: float
+    bucketTo: float
+
+
+class RolloutEventOut(StrictModel):
+    """One rollout change with the values that justified it (also what every action answers)."""
+
+    eventId: str
+    experimentId: str
+    seq: int
+    kind: str
+    fromStage: float
+    toStage: float
+    stageIndex: int
+    status: str
+    maxStageReached: float
+    planVersion: int
+    actor: Actor
+    reason: str
+    requirements: list[RequirementResultOut]
+    exposures: dict[str, int]
+    at: str
+    experimentVersion: int | None = Field(default=None, description="in the action's answer only")
+    experimentState: str | None = Field(default=None, description="in the action's answer only")
+    returnedToControl: ReturnedToControl | None = None
+    stages: list[float] | None = Field(default=None, description="plan changes only")
+    requirementsByStage: list[StageRequirementsOut] | None = Field(default=None, description="plan changes only")
+    override: bool | None = Field(default=None, description="advances only")
+    overriddenRequirements: list[str] | None = Field(default=None, description="advances only")
+
+
+class RolloutEventList(StrictModel):
+    events: list[RolloutEventOut]
+
+
+class PlanChange(StrictModel):
+    plan: RolloutPlanOut
+    event: RolloutEventOut
+
+
+class NextSweep(StrictModel):
+    step: str
+    reason: str
+
+
+class RolloutHealth(StrictModel):
+    experimentId: str
+    experimentState: str | None
+    status: str
+    stages: list[float]
+    currentIndex: int
+    currentStage: float
+    maxStageReached: float
+    finalStage: float
+    enteredAt: str | None
+    timeAtStageSeconds: float
+    requirements: list[RequirementResultOut]
+    blocking: list[str]
+    nextSweep: NextSweep
+    exposures: dict[str, int]
+    exposuresSinceStageStart: dict[str, int]
+    expectedSplit: dict[str, float]
+    eligibleUnitsPerSecond: float | None
+    projectedFinalStageAt: str | None
+    projectionAssumes: str

@@ -3,7 +3,7 @@
 import functions_framework
 
 from functions.api.router import Router
-from functions.core.errors import Conflict
+from functions.core.errors import Conflict, ErrorCode
 from functions.models.common import StrictModel
 
 router = Router("echo", "Echo")
@@ -20,17 +20,25 @@ class WidgetOut(StrictModel):
     by: str
 
 
+class WidgetRef(StrictModel):
+    id: str
+
+
 @router.post("/widgets", roles={"pm"}, body=Widget, response=WidgetOut, status=201)
 def create_widget(ctx, body: Widget):
     return WidgetOut(name=body.name, size=body.size, by=ctx.principal.uid)
 
 
-@router.get("/widgets/{widget_id}", roles={"pm"})
+@router.get("/widgets/{widget_id}", roles={"pm"}, response=WidgetRef)
 def get_widget(ctx, widget_id: str):
     if widget_id == "taken":
-        raise Conflict("widget taken", code="TAKEN", details={"id": widget_id})
+        raise Conflict("widget taken", code=ErrorCode.ALREADY_EXISTS, details={"id": widget_id})
     if widget_id == "boom":
         raise RuntimeError("bug")
+    if widget_id == "undocumented":  # a field the response model does not declare
+        return {"id": widget_id, "secret": "internal"}
+    if widget_id == "mistyped":  # a number where the model promises a string
+        return {"id": 7}
     return {"id": widget_id}
 
 

@@ -2,7 +2,8 @@
 `python -m bench fuzz`).
 
 Two passes per operation:
-- schema-driven (schemathesis): no 5xx, documented status codes, content types and schemas;
+- schema-driven (schemathesis): no 5xx, documented status codes, content types and schemas
+  (every route's success answer has a schema; the run refuses to start otherwise);
 - hostile: a generated case with one value replaced (or added) by a member of a catalogue of
   inputs that broke or could break storage and the services downstream: huge and long-digit
   numbers, depth and size at and past every limit, reserved and unstorable keys, control
@@ -205,11 +206,25 @@ def _hostile_pass(client, operation, headers: dict[str, str], examples: int, wri
     return ran
 
 
+def undocumented_answers(spec: dict[str, Any]) -> list[str]:
+    """Operations whose success answer has no schema: the schema check could never fail on them."""
+    missing = []
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            for status, answer in op["responses"].items():
+                if status.startswith("2") and not all(media.get("schema") for media in answer["content"].values()):
+                    missing.append(f"{method.upper()} {path} {status}")
+    return missing
+
+
 def fuzz_function(name: str, role: str, examples: int, hostile: int | None = None) -> int:
     """Run every operation of one function as one role, schema-driven then hostile (`hostile`
-    cases per operation, default `examples`); returns how many cases ran."""
+    cases per operation, default `examples`); returns how many cases ran. Refuses to run while
+    any success answer is undocumented (its responses would pass unchecked)."""
     app = create_app(target=name, source=str(MAIN))
     client = app.test_client()
+    missing = undocumented_answers(client.get("/openapi.json").get_json())
+    assert not missing, f"{name}: success answers without a schema: {missing}"
     routes = importlib.import_module(f"functions.api.{name}").router.routes
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
     headers = bearer(f"fuzz-{role}", [role])

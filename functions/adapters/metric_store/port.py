@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from functions.core.errors import Unavailable
+from functions.core.errors import ErrorCode, Unavailable
 
 Param = str | int | float | bool | Any
 
@@ -31,7 +31,7 @@ class StoreUnavailable(Unavailable):
     """The store cannot be reached or written now (network, I/O, quota): a 503 the caller may
     retry; nothing was decided."""
 
-    default_code = "METRIC_STORE_UNAVAILABLE"
+    default_code = ErrorCode.METRIC_STORE_UNAVAILABLE
 
 
 class AppendRejected(ValueError):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from functions.core.errors import Unprocessable
+from functions.core.errors import ErrorCode, Unprocessable
 
 _MISSING = object()
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
@@ -76,26 +76,28 @@ def compile_rules(raw: Sequence[Mapping[str, Any]] | None) -> Rules:
     compiled = []
     for index, item in enumerate(raw or []):
         if not isinstance(item, Mapping):
-            raise Unprocessable(f"rule {index} is not an object", code="INVALID_RULE", details={"index": index})
+            raise Unprocessable(f"rule {index} is not an object", code=ErrorCode.INVALID_RULE, details={"index": index})
         attribute, op, value = item.get("attribute"), item.get("op"), item.get("value")
         if not isinstance(attribute, str) or not attribute or len(attribute) > 100:
-            raise Unprocessable(f"rule {index}: attribute must be a non-empty string", code="INVALID_RULE",
+            raise Unprocessable(f"rule {index}: attribute must be a non-empty string", code=ErrorCode.INVALID_RULE,
                                 details={"index": index})
         if op not in OPS:
-            raise Unprocessable(f"rule {index}: unknown op {op!r}", code="INVALID_RULE",
+            raise Unprocessable(f"rule {index}: unknown op {op!r}", code=ErrorCode.INVALID_RULE,
                                 details={"index": index, "ops": list(OPS)})
         if op in {"in", "not_in"}:
             if not isinstance(value, list):
-                raise Unprocessable(f"rule {index}: {op} needs a list value", code="INVALID_RULE",
+                raise Unprocessable(f"rule {index}: {op} needs a list value", code=ErrorCode.INVALID_RULE,
                                     details={"index": index})
             try:
                 value = frozenset(value)
             except TypeError as exc:
-                raise Unprocessable(f"rule {index}: list values must be scalars", code="INVALID_RULE",
+                raise Unprocessable(f"rule {index}: list values must be scalars", code=ErrorCode.INVALID_RULE,
                                     details={"index": index}) from exc
         elif op in {"gt", "gte", "lt", "lte"} and (not isinstance(value, int | float) or isinstance(value, bool)):
-            raise Unprocessable(f"rule {index}: {op} needs a number", code="INVALID_RULE", details={"index": index})
+            raise Unprocessable(f"rule {index}: {op} needs a number",
+                                code=ErrorCode.INVALID_RULE, details={"index": index})
         elif op in {"eq", "neq"} and not isinstance(value, str | int | float | bool):
-            raise Unprocessable(f"rule {index}: {op} needs a scalar", code="INVALID_RULE", details={"index": index})
+            raise Unprocessable(f"rule {index}: {op} needs a scalar",
+                                code=ErrorCode.INVALID_RULE, details={"index": index})
         compiled.append(Rule(attribute, op, value if op not in {"exists", "not_exists"} else None))
     return Rules(tuple(compiled))

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from functions.core.errors import Unprocessable
+from functions.core.errors import ErrorCode, Unprocessable
 
 SUPPORTED_VERSIONS = (1,)
 _SCALE = float(2**64)
@@ -24,7 +24,8 @@ _SEP = "\x1f"
 def _check(version: int) -> None:
     if version not in SUPPORTED_VERSIONS:
         raise Unprocessable(
-            f"unknown hash version {version}", code="UNKNOWN_HASH_VERSION", details={"supported": SUPPORTED_VERSIONS}
+            f"unknown hash version {version}",
+            code=ErrorCode.UNKNOWN_HASH_VERSION, details={"supported": SUPPORTED_VERSIONS}
         )
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from functions.core.errors import Conflict
+from functions.core.errors import Conflict, ErrorCode
 from functions.core.rollout.requirements import StageRequirements
 
 
@@ -115,16 +115,16 @@ def _moved(state: PlanState, kind: ChangeKind, **changes: Any) -> tuple[PlanStat
 
 def _not_aborted(state: PlanState) -> None:
     if state.status == RolloutStatus.ABORTED:
-        raise Conflict("the rollout was aborted", code="ROLLOUT_ABORTED")
+        raise Conflict("the rollout was aborted", code=ErrorCode.ROLLOUT_ABORTED)
 
 
 def ensure_can_advance(state: PlanState) -> None:
     """Why no advance is possible at all, whatever the requirements say."""
     _not_aborted(state)
     if state.status != RolloutStatus.ACTIVE:
-        raise Conflict("the rollout is paused; resume it first", code="ROLLOUT_PAUSED")
+        raise Conflict("the rollout is paused; resume it first", code=ErrorCode.ROLLOUT_PAUSED)
     if state.is_final:
-        raise Conflict("the rollout is already at its final stage", code="ROLLOUT_FINAL_STAGE",
+        raise Conflict("the rollout is already at its final stage", code=ErrorCode.ROLLOUT_FINAL_STAGE,
                        details={"stage": state.stage})
 
 
@@ -141,7 +141,8 @@ def rollback(state: PlanState, now: datetime, baseline: Mapping[str, int]) -> tu
     """Back one stage, and paused: whatever made us roll back deserves a look before progressing."""
     _not_aborted(state)
     if state.index == 0:
-        raise Conflict("already at the first stage; abort to stop exposure entirely", code="ROLLOUT_FIRST_STAGE")
+        raise Conflict("already at the first stage; abort to stop exposure entirely",
+                       code=ErrorCode.ROLLOUT_FIRST_STAGE)
     return _moved(state, ChangeKind.ROLLBACK, index=state.index - 1, status=RolloutStatus.PAUSED, entered_at=now,
                   baseline=dict(baseline), approvals=frozenset(i for i in state.approvals if i < state.index - 1))
 
@@ -149,14 +150,14 @@ def rollback(state: PlanState, now: datetime, baseline: Mapping[str, int]) -> tu
 def pause(state: PlanState) -> tuple[PlanState, Change]:
     _not_aborted(state)
     if state.status == RolloutStatus.PAUSED:
-        raise Conflict("the rollout is already paused", code="ROLLOUT_ALREADY_PAUSED")
+        raise Conflict("the rollout is already paused", code=ErrorCode.ROLLOUT_ALREADY_PAUSED)
     return _moved(state, ChangeKind.PAUSE, status=RolloutStatus.PAUSED)
 
 
 def resume(state: PlanState) -> tuple[PlanState, Change]:
     _not_aborted(state)
     if state.status != RolloutStatus.PAUSED:
-        raise Conflict("the rollout is not paused", code="ROLLOUT_NOT_PAUSED")
+        raise Conflict("the rollout is not paused", code=ErrorCode.ROLLOUT_NOT_PAUSED)
     return _moved(state, ChangeKind.RESUME, status=RolloutStatus.ACTIVE)
 
 
@@ -168,7 +169,7 @@ def abort(state: PlanState) -> tuple[PlanState, Change]:
 def approve_stage(state: PlanState) -> tuple[PlanState, Change]:
     _not_aborted(state)
     if not state.requirements[state.index].manual_approval:
-        raise Conflict("this stage does not need a manual approval", code="APPROVAL_NOT_REQUIRED")
+        raise Conflict("this stage does not need a manual approval", code=ErrorCode.APPROVAL_NOT_REQUIRED)
     if state.index in state.approvals:
-        raise Conflict("this stage is already approved", code="ALREADY_APPROVED")
+        raise Conflict("this stage is already approved", code=ErrorCode.ALREADY_APPROVED)
     return _moved(state, ChangeKind.APPROVE_STAGE, approvals=state.approvals | {state.index})

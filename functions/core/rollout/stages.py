@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from functions.core.errors import Unprocessable
+from functions.core.errors import ErrorCode, Unprocessable
 
 DEFAULT_STAGES: tuple[float, ...] = (0.01, 0.05, 0.10, 0.25, 0.50)
 MAX_STAGES = 20
@@ -22,12 +22,12 @@ def control_share(weights: Sequence[tuple[str, float]] | Mapping[str, float]) ->
     pairs = list(weights.items()) if isinstance(weights, Mapping) else list(weights)
     total = sum(w for _, w in pairs)
     if not pairs or total <= 0:
-        raise Unprocessable("variants need positive weights", code="INVALID_VARIANTS")
+        raise Unprocessable("variants need positive weights", code=ErrorCode.INVALID_VARIANTS)
     return pairs[0][1] / total
 
 
 def _reject(reason: str, stages: Sequence[float], **details: object) -> Unprocessable:
-    return Unprocessable(f"invalid stages: {reason}", code="INVALID_STAGES",
+    return Unprocessable(f"invalid stages: {reason}", code=ErrorCode.INVALID_STAGES,
                          details={"reason": reason, "stages": list(stages), **details})
 
 

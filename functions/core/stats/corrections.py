@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from functions.core.errors import Unprocessable
+from functions.core.errors import ErrorCode, Unprocessable
 
 MAD_SCALE = 0.6745  # makes the MAD consistent with the standard deviation under normality
 
@@ -51,7 +51,8 @@ def normalise_currency(values: np.ndarray, currencies: np.ndarray | None, rates:
         return values
     unknown = sorted({str(c) for c in currencies} - set(rates))
     if unknown:
-        raise Unprocessable(f"no exchange rate for {unknown}", code="UNKNOWN_CURRENCY", details={"currencies": unknown})
+        raise Unprocessable(f"no exchange rate for {unknown}",
+                            code=ErrorCode.UNKNOWN_CURRENCY, details={"currencies": unknown})
     factors = np.array([rates[str(c)] for c in currencies], dtype=float)
     return values * factors
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from functions.core.errors import Unprocessable
+from functions.core.errors import ErrorCode, Unprocessable
 
 S = TypeVar("S", bound="_Shifted")
 
@@ -226,7 +226,7 @@ class MomentStats(_Shifted):
         xa = _array(x)
         pa = np.zeros_like(xa) if pre is None else _array(pre)
         if pa.shape != xa.shape:
-            raise Unprocessable("covariate and values differ in length", code="COVARIATE_LENGTH_MISMATCH",
+            raise Unprocessable("covariate and values differ in length", code=ErrorCode.COVARIATE_LENGTH_MISMATCH,
                                 details={"values": int(xa.size), "covariate": int(pa.size)})
         stats = cls._from_pair(xa, pa)
         du = xa - stats.shift_x
@@ -266,6 +266,7 @@ class RatioStats(_Shifted):
     def from_arrays(cls, num: Iterable[float], den: Iterable[float]) -> RatioStats:
         y, d = _array(num), _array(den)
         if y.shape != d.shape:
-            raise Unprocessable("numerator and denominator differ in length", code="DENOMINATOR_LENGTH_MISMATCH",
+            raise Unprocessable("numerator and denominator differ in length",
+                                code=ErrorCode.DENOMINATOR_LENGTH_MISMATCH,
                                 details={"numerator": int(y.size), "denominator": int(d.size)})
         return cls._from_pair(y, d)

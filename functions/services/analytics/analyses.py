@@ -20,7 +20,7 @@ from functions.adapters import ledger_store
 from functions.adapters.firestore import EXPERIMENT_ANALYSES, db, transactional
 from functions.config import settings
 from functions.core.assignment.decision import expected_split
-from functions.core.errors import NotFound
+from functions.core.errors import ErrorCode, NotFound
 from functions.core.stats.corrections import ExclusionConfig
 from functions.core.stats.pipeline import (
     MEAN,
@@ -127,7 +127,7 @@ def to_view(stored: dict[str, Any]) -> dict[str, Any]:
 def get(analysis_id: str) -> dict[str, Any]:
     snap = db().collection(EXPERIMENT_ANALYSES).document(analysis_id).get()
     if not snap.exists or analysis_id.startswith("_"):
-        raise NotFound(f"analysis {analysis_id} not found", code="ANALYSIS_NOT_FOUND")
+        raise NotFound(f"analysis {analysis_id} not found", code=ErrorCode.ANALYSIS_NOT_FOUND)
     return snap.to_dict() or {}
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from functions.adapters.metric_store import store
 from functions.adapters.metric_store.programme import PROGRAMME_SQL
-from functions.core.errors import NotFound
+from functions.core.errors import ErrorCode, NotFound
 from functions.core.stats.inference import welch
 from functions.core.stats.sufficient import MomentStats
 from functions.models.holdouts import Cohort, Scope
@@ -49,7 +49,7 @@ def global_cohort(cohort_id: str | None = None) -> Cohort:
     found = sorted((c for c in cohorts.list_cohorts(frozen=True, limit=100) if c.scope == Scope.GLOBAL),
                    key=lambda c: c.createdAt)
     if not found:
-        raise NotFound("no frozen global holdout cohort", code="NO_GLOBAL_HOLDOUT")
+        raise NotFound("no frozen global holdout cohort", code=ErrorCode.NO_GLOBAL_HOLDOUT)
     return found[0]
 
 

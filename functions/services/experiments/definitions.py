@@ -12,7 +12,7 @@ from functions.adapters import ledger_store
 from functions.adapters.firestore import HOLDOUT_COHORTS, db, transactional
 from functions.core import four_eyes
 from functions.core.assignment.eligibility import compile_rules
-from functions.core.errors import Conflict, Unprocessable
+from functions.core.errors import Conflict, ErrorCode, Unprocessable
 from functions.core.lifecycle import DEFINITION_LOCKED, Action, State
 from functions.models.experiments import CreateExperiment, ExperimentDefinition
 from functions.services.experiments import metrics, repository
@@ -22,13 +22,13 @@ from functions.services.rollouts.store import read_plan
 
 def require_frozen_holdout(txn: firestore.Transaction | None, cohort_id: str | None) -> dict[str, Any]:
     if not cohort_id:
-        raise Conflict("an experiment needs a frozen holdout cohort (holdoutCohortId)", code="HOLDOUT_REQUIRED")
+        raise Conflict("an experiment needs a frozen holdout cohort (holdoutCohortId)", code=ErrorCode.HOLDOUT_REQUIRED)
     snap = db().collection(HOLDOUT_COHORTS).document(cohort_id).get(transaction=txn)
     if not snap.exists:
-        raise Conflict(f"holdout cohort {cohort_id} does not exist", code="HOLDOUT_NOT_FOUND")
+        raise Conflict(f"holdout cohort {cohort_id} does not exist", code=ErrorCode.HOLDOUT_NOT_FOUND)
     cohort = snap.to_dict() or {}
     if not cohort.get("frozen"):
-        raise Conflict(f"holdout cohort {cohort_id} is not frozen; freeze it first", code="HOLDOUT_NOT_FROZEN")
+        raise Conflict(f"holdout cohort {cohort_id} is not frozen; freeze it first", code=ErrorCode.HOLDOUT_NOT_FROZEN)
     return cohort
 
 
@@ -37,10 +37,10 @@ def validate_definition(definition: ExperimentDefinition) -> None:
     kpi_metrics = {k.metric for k in definition.kpis}
     for kpi in definition.kpis:
         if kpi.type.value == "RATIO" and kpi.numerator == kpi.denominator:
-            raise Unprocessable("a ratio needs two different metrics", code="INVALID_KPI",
+            raise Unprocessable("a ratio needs two different metrics", code=ErrorCode.INVALID_KPI,
                                 details={"metric": kpi.metric})
     if len(kpi_metrics) != len(definition.kpis):
-        raise Unprocessable("KPI metrics must be unique", code="INVALID_KPI")
+        raise Unprocessable("KPI metrics must be unique", code=ErrorCode.INVALID_KPI)
     metrics.check(definition)  # last: the only check that asks the metric store
 
 
@@ -59,7 +59,7 @@ def read_create(txn: firestore.Transaction, doc: dict[str, Any]) -> ledger_store
     """The reads of a creation: a frozen holdout, a free id, the (empty) chain head."""
     require_frozen_holdout(txn, doc.get("holdoutCohortId"))
     if repository.ref(doc["id"]).get(transaction=txn).exists:
-        raise Conflict(f"experiment {doc['id']} already exists", code="ALREADY_EXISTS")
+        raise Conflict(f"experiment {doc['id']} already exists", code=ErrorCode.ALREADY_EXISTS)
     return ledger_store.read_head(txn, ledger_store.experiment_chain(doc["id"]))
 
 
@@ -100,7 +100,7 @@ def update(experiment_id: str, definition: ExperimentDefinition, actor: dict[str
         current = repository.load(txn, experiment_id)
         if current["state"] in DEFINITION_LOCKED:
             raise Conflict(f"the definition of a {current['state']} experiment is immutable",
-                           code="DEFINITION_LOCKED", details={"state": current["state"]})
+                           code=ErrorCode.DEFINITION_LOCKED, details={"state": current["state"]})
         repository.check_version(current, expected_version)
         require_frozen_holdout(txn, definition.holdoutCohortId)
         plan = read_plan(txn, experiment_id)

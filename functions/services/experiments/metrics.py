@@ -15,7 +15,7 @@ from typing import Any
 
 from functions.adapters.metric_store import QueryRejected, schema, store
 from functions.config import settings
-from functions.core.errors import Unavailable, Unprocessable
+from functions.core.errors import ErrorCode, Unavailable, Unprocessable
 from functions.core.metrics import catalog
 from functions.core.metrics.catalog import CatalogRef, MetricRef, RatioMetricDefinition
 from functions.core.metrics.facts import MetricDefinition, check_sql, sql_string
@@ -83,7 +83,7 @@ def check(definition: ExperimentDefinition) -> None:
                 metric_store.dry_run(sql)
             except QueryRejected as exc:
                 raise Unprocessable(f"metric {metric}: the metric store refuses its definition: {exc.message}",
-                                    code="METRIC_DEFINITION_INVALID",
+                                    code=ErrorCode.METRIC_DEFINITION_INVALID,
                                     details={"metric": metric, "engine": metric_store.engine,
                                              "message": exc.message}) from None
     except Unprocessable:
@@ -91,4 +91,4 @@ def check(definition: ExperimentDefinition) -> None:
     except Exception as exc:  # an unreachable or failing store is the store's problem, not the caller's
         log.warning("metric store unavailable while checking metric definitions", exc_info=True)
         raise Unavailable("the metric store cannot be reached to check the metric definitions; retry later",
-                          code="METRIC_STORE_UNAVAILABLE", details={"reason": type(exc).__name__}) from None
+                          code=ErrorCode.METRIC_STORE_UNAVAILABLE, details={"reason": type(exc).__name__}) from None

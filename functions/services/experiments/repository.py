@@ -9,7 +9,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters.firestore import EXPERIMENT_EVENTS, OFFER_EXPERIMENTS, db
-from functions.core.errors import Conflict, NotFound
+from functions.core.errors import Conflict, ErrorCode, NotFound
 from functions.models.common import iso_text
 from functions.models.experiments import ExperimentDefinition, ExperimentOut
 
@@ -27,13 +27,13 @@ def event_ref(experiment_id: str, version: int) -> firestore.DocumentReference:
 def load(txn: firestore.Transaction | None, experiment_id: str) -> dict[str, Any]:
     snap = ref(experiment_id).get(transaction=txn)
     if not snap.exists:
-        raise NotFound(f"experiment {experiment_id} not found", code="EXPERIMENT_NOT_FOUND")
+        raise NotFound(f"experiment {experiment_id} not found", code=ErrorCode.EXPERIMENT_NOT_FOUND)
     return snap.to_dict() or {}
 
 
 def check_version(doc: dict[str, Any], expected: int | None) -> None:
     if expected is not None and expected != doc.get("version"):
-        raise Conflict("experiment changed since you read it", code="VERSION_MISMATCH",
+        raise Conflict("experiment changed since you read it", code=ErrorCode.VERSION_MISMATCH,
                        details={"expected": expected, "actual": doc.get("version")})
 
 

@@ -12,7 +12,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from functions.adapters import ledger_store
 from functions.adapters.firestore import OFFER_EXPERIMENTS, db, transactional
 from functions.core import four_eyes
-from functions.core.errors import Conflict
+from functions.core.errors import Conflict, ErrorCode
 from functions.core.ledger.preregistration import analysis_plan, plan_hash
 from functions.core.lifecycle import Action, next_state
 from functions.services.experiments import repository
@@ -51,7 +51,7 @@ def stage_start(txn: firestore.Transaction, current: dict[str, Any], actor: dict
         slot = free_range(occupied, float(current.get("layerShare", 1.0)))
         if slot is None:
             raise Conflict(f"layer {current['layer']} has no free share of {current.get('layerShare')}",
-                           code="LAYER_FULL", details={"occupied": occupied})
+                           code=ErrorCode.LAYER_FULL, details={"occupied": occupied})
         updates["layerRange"] = list(slot)
     else:
         updates["layerRange"] = [0.0, 1.0]

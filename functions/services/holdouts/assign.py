@@ -24,7 +24,7 @@ from google.cloud import firestore
 from functions.adapters import outbox, pubsub
 from functions.adapters.firestore import HOLDOUT_ASSIGNMENTS, db
 from functions.config import settings
-from functions.core.errors import Forbidden
+from functions.core.errors import ErrorCode, Forbidden
 from functions.models.assign import (
     AssignBatchResponse,
     CohortSighting,
@@ -96,7 +96,7 @@ def authorise(principal_uid: str, roles: frozenset[str], unit_ids: list[str]) ->
         return
     others = [u for u in unit_ids if u != principal_uid]
     if others:
-        raise Forbidden("a user may only assign themselves", code="NOT_OWN_UNIT",
+        raise Forbidden("a user may only assign themselves", code=ErrorCode.NOT_OWN_UNIT,
                         details={"uid": principal_uid, "unitCount": len(others)})
 
 

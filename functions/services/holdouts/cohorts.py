@@ -17,7 +17,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters import ledger_store
 from functions.adapters.firestore import HOLDOUT_COHORTS, db, transactional
-from functions.core.errors import Conflict, NotFound
+from functions.core.errors import Conflict, ErrorCode, NotFound
 from functions.models.holdouts import (
     DEFAULT_POLICIES,
     FROZEN_FIELDS,
@@ -79,7 +79,7 @@ def create(body: CohortCreate, actor: dict[str, str]) -> Cohort:
 def get(cohort_id: str) -> Cohort:
     snap = cohort_ref(cohort_id).get()
     if not snap.exists:
-        raise NotFound(f"cohort {cohort_id} not found", code="COHORT_NOT_FOUND")
+        raise NotFound(f"cohort {cohort_id} not found", code=ErrorCode.COHORT_NOT_FOUND)
     return to_model(cohort_id, snap.to_dict() or {})
 
 
@@ -94,13 +94,13 @@ def list_cohorts(frozen: bool | None = None, limit: int = 100) -> list[Cohort]:
 def _load(txn: firestore.Transaction, cohort_id: str) -> dict[str, Any]:
     snap = cohort_ref(cohort_id).get(transaction=txn)
     if not snap.exists:
-        raise NotFound(f"cohort {cohort_id} not found", code="COHORT_NOT_FOUND")
+        raise NotFound(f"cohort {cohort_id} not found", code=ErrorCode.COHORT_NOT_FOUND)
     return snap.to_dict() or {}
 
 
 def _check_version(doc: dict[str, Any], expected: int | None) -> None:
     if expected is not None and int(doc["version"]) != expected:
-        raise Conflict("cohort changed since you read it", code="VERSION_MISMATCH",
+        raise Conflict("cohort changed since you read it", code=ErrorCode.VERSION_MISMATCH,
                        details={"expectedVersion": expected, "version": doc["version"]})
 
 
@@ -118,7 +118,8 @@ def update(cohort_id: str, body: CohortUpdate, actor: dict[str, str]) -> Cohort:
             touched = sorted(k for k in changes if k in FROZEN_FIELDS)
             if touched:
                 raise Conflict(f"cohort {cohort_id} is frozen; {', '.join(touched)} can never change",
-                               code="FROZEN_COHORT", details={"fields": touched, "frozenAt": doc.get("frozenAt")})
+                               code=ErrorCode.FROZEN_COHORT,
+                               details={"fields": touched, "frozenAt": doc.get("frozenAt")})
         if "eligibility" in changes:  # after the frozen check: a frozen cohort's answer is 409 whatever the rule
             changes["eligibility"] = rules.validate(changes["eligibility"])
         effective = {k: v for k, v in changes.items() if doc.get(k) != v}

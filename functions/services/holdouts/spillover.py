@@ -25,7 +25,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters import ledger_store
 from functions.adapters.firestore import HOLDOUT_COHORTS, db, transactional
-from functions.core.errors import Conflict, NotFound
+from functions.core.errors import Conflict, ErrorCode, NotFound
 from functions.models.holdouts import (
     DEFAULT_POLICIES,
     CohortVerdict,
@@ -150,11 +150,11 @@ def ingest(link: SpilloverLinkIn, actor: dict[str, str]) -> SpilloverResult:
         for cid in cohort_ids:
             snap = cohort_ref(cid).get(transaction=txn)
             if not snap.exists:
-                raise NotFound(f"cohort {cid} not found", code="COHORT_NOT_FOUND")
+                raise NotFound(f"cohort {cid} not found", code=ErrorCode.COHORT_NOT_FOUND)
             doc = snap.to_dict() or {}
             if not doc.get("frozen"):
                 raise Conflict(f"cohort {cid} is not frozen; links apply to frozen cohorts only",
-                               code="COHORT_NOT_FROZEN")
+                               code=ErrorCode.COHORT_NOT_FROZEN)
             docs[cid] = doc
         at = ledger_store.now_iso()
         forests = {cid: Forest(txn, cid) for cid in cohort_ids}
@@ -197,14 +197,15 @@ def ingest(link: SpilloverLinkIn, actor: dict[str, str]) -> SpilloverResult:
 
 def raise_if_blocked(result: SpilloverResult) -> None:
     if result.blocked:
-        raise Conflict("link refused: it would carry a treatment offer into a holdout", code="SPILLOVER_BLOCKED",
+        raise Conflict("link refused: it would carry a treatment offer into a holdout",
+                       code=ErrorCode.SPILLOVER_BLOCKED,
                        details={"eventId": result.eventId, "duplicate": result.duplicate,
                                 "cohorts": [v.cohortId for v in result.verdicts if v.action == "BLOCKED"]})
 
 
 def spanning_components(cohort_id: str, limit: int = 100) -> ComponentList:
     if not cohort_ref(cohort_id).get().exists:
-        raise NotFound(f"cohort {cohort_id} not found", code="COHORT_NOT_FOUND")
+        raise NotFound(f"cohort {cohort_id} not found", code=ErrorCode.COHORT_NOT_FOUND)
     query = cohort_ref(cohort_id).collection(UNITS).where(filter=FieldFilter("spans", "==", True)).limit(limit)
     comps = [Component(rootKey=s.id, size=int(d.get("size", 1)), holdoutMembers=int(d.get("holdout", 0)),
                        treatedMembers=int(d.get("treated", 0)))

@@ -26,7 +26,7 @@ from google.api_core import exceptions as gexc
 
 from functions.adapters import ledger_store, outbox
 from functions.adapters.firestore import db
-from functions.core.errors import Conflict
+from functions.core.errors import Conflict, ErrorCode
 from functions.core.ledger import anchor, merkle, signing
 from functions.core.ledger.entry import timestamp_text
 from functions.services.ledger import log as ledger_log
@@ -69,7 +69,7 @@ def _refuse(problems: list[dict[str, Any]], latest: dict[str, Any] | None, now: 
     log.error("ledger checkpoint refused", extra={"json_fields": {"problems": problems}})
     _raise_alert(problems, latest, now)
     raise CheckpointRefused("the ledger does not extend the last signed checkpoint; nothing was signed",
-                            code="CHECKPOINT_REFUSED", details={"problems": problems})
+                            code=ErrorCode.CHECKPOINT_REFUSED, details={"problems": problems})
 
 
 def _fresh_entries(heads: dict[str, list[Any]], keyring: dict[str, Any]

@@ -9,7 +9,7 @@ from typing import Any
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters import ledger_store
-from functions.core.errors import NotFound, Unprocessable
+from functions.core.errors import ErrorCode, NotFound, Unprocessable
 from functions.core.ledger import merkle, signing
 from functions.services.ledger import log as ledger_log
 
@@ -17,7 +17,7 @@ from functions.services.ledger import log as ledger_log
 def _checkpoint(size: int | None) -> dict[str, Any]:
     cp = ledger_log.latest_checkpoint() if size is None else (ledger_log.checkpoint_ref(size).get().to_dict())
     if not cp:
-        raise NotFound("no such checkpoint; create one first (POST /ledger/checkpoints)", code="NO_CHECKPOINT")
+        raise NotFound("no such checkpoint; create one first (POST /ledger/checkpoints)", code=ErrorCode.NO_CHECKPOINT)
     return cp
 
 
@@ -31,7 +31,7 @@ def inclusion(chain_id: str, seq: int, tree_size: int | None = None) -> dict[str
         .where(filter=FieldFilter("seq", "==", seq)).limit(1)
     found = [s.to_dict() for s in query.stream()]
     if not found or found[0]["index"] >= cp["treeSize"]:
-        raise NotFound("entry is not covered by that checkpoint yet", code="NOT_CHECKPOINTED")
+        raise NotFound("entry is not covered by that checkpoint yet", code=ErrorCode.NOT_CHECKPOINTED)
     leaves = ledger_log.all_leaf_hashes(cp["treeSize"])
     index = found[0]["index"]
     stored = ledger_store.entries(chain_id, after=seq - 1)[:1]
@@ -43,7 +43,7 @@ def inclusion(chain_id: str, seq: int, tree_size: int | None = None) -> dict[str
 
 def consistency(first: int, second: int) -> dict[str, Any]:
     if not 0 < first <= second:
-        raise Unprocessable("need 0 < first <= second", code="BAD_RANGE")
+        raise Unprocessable("need 0 < first <= second", code=ErrorCode.BAD_RANGE)
     a, b = _checkpoint(first), _checkpoint(second)
     leaves = ledger_log.all_leaf_hashes(second)
     return {"format": "offers-ledger-consistency/1", "first": _signed(a), "firstSignature": a["signature"],

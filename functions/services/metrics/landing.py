@@ -19,7 +19,7 @@ from typing import Any
 from functions.adapters.metric_store import store
 from functions.adapters.metric_store.schema import EXPOSURES, FRAUD_FLAGS, KPI_EVENTS
 from functions.config import settings
-from functions.core.errors import Unprocessable
+from functions.core.errors import ErrorCode, Unprocessable
 from functions.models.analytics import FraudSignal
 from functions.models.assign import ExposureRow
 from functions.models.experiments import KpiEvent
@@ -44,7 +44,7 @@ def normalise_value(event: KpiEvent) -> float:
         return event.value
     rates = settings().currency_rates
     if event.currency not in rates:
-        raise Unprocessable(f"no exchange rate for {event.currency}", code="UNKNOWN_CURRENCY",
+        raise Unprocessable(f"no exchange rate for {event.currency}", code=ErrorCode.UNKNOWN_CURRENCY,
                             details={"currency": event.currency, "known": sorted(rates)})
     return event.value * rates[event.currency]
 

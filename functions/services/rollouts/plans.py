@@ -10,7 +10,7 @@ from google.cloud import firestore
 
 from functions.adapters.firestore import db, transactional
 from functions.core import four_eyes
-from functions.core.errors import Conflict, Unprocessable
+from functions.core.errors import Conflict, ErrorCode, Unprocessable
 from functions.core.lifecycle import Action
 from functions.core.rollout.plan import PlanState, new_plan
 from functions.core.rollout.requirements import StageRequirements
@@ -28,11 +28,12 @@ EDITABLE_STATES = frozenset({"DRAFT", "PENDING_APPROVAL", "APPROVED"})
 def _requirements(body: PlanRequest, stages: tuple[float, ...]) -> tuple[StageRequirements, ...]:
     if body.perStage is not None and len(body.perStage) != len(stages):
         raise Unprocessable(f"perStage has {len(body.perStage)} entries for {len(stages)} stages",
-                            code="INVALID_REQUIREMENTS", details={"reason": "perStage length must match stages"})
+                            code=ErrorCode.INVALID_REQUIREMENTS,
+                            details={"reason": "perStage length must match stages"})
     unknown = [s for s in body.manualApprovalStages if not any(abs(s - t) < 1e-12 for t in stages)]
     if unknown:
         raise Unprocessable(f"manualApprovalStages {unknown} are not stages of the plan",
-                            code="INVALID_REQUIREMENTS", details={"reason": "unknown approval stage",
+                            code=ErrorCode.INVALID_REQUIREMENTS, details={"reason": "unknown approval stage",
                                                                   "stages": list(stages), "unknown": unknown})
     out = []
     for i, stage in enumerate(stages):
@@ -73,7 +74,7 @@ def put_plan(experiment_id: str, body: PlanRequest, actor: dict[str, str]) -> di
         state_name = current.experiment.get("state")
         if state_name not in EDITABLE_STATES:
             raise Conflict(f"the rollout plan of a {state_name} experiment cannot be replaced; use the "
-                           "rollout actions", code="ROLLOUT_PLAN_LOCKED", details={"state": state_name})
+                           "rollout actions", code=ErrorCode.ROLLOUT_PLAN_LOCKED, details={"state": state_name})
         stages = validate_stages(body.stages if body.stages is not None else DEFAULT_STAGES,
                                  control_share(weights(current.experiment)))
         previous = PlanState.from_doc(current.plan) if current.plan else None

@@ -15,7 +15,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters import ledger_store
 from functions.adapters.firestore import ROLLOUT_EVENTS, ROLLOUT_PLANS, db
-from functions.core.errors import NotFound
+from functions.core.errors import ErrorCode, NotFound
 from functions.core.rollout.plan import Change, ChangeKind, PlanState
 from functions.core.rollout.requirements import RequirementResult
 from functions.services.experiments import repository as experiments
@@ -45,7 +45,7 @@ def list_events(experiment_id: str) -> list[dict[str, Any]]:
 def require_plan(txn: firestore.Transaction | None, experiment_id: str) -> dict[str, Any]:
     doc = read_plan(txn, experiment_id)
     if doc is None:
-        raise NotFound(f"experiment {experiment_id} has no rollout plan", code="ROLLOUT_PLAN_NOT_FOUND")
+        raise NotFound(f"experiment {experiment_id} has no rollout plan", code=ErrorCode.ROLLOUT_PLAN_NOT_FOUND)
     return doc
 
 
@@ -61,7 +61,7 @@ class Read:
     def state(self) -> PlanState:
         if self.plan is None:
             raise NotFound(f"experiment {self.experiment.get('id')} has no rollout plan",
-                           code="ROLLOUT_PLAN_NOT_FOUND")
+                           code=ErrorCode.ROLLOUT_PLAN_NOT_FOUND)
         return PlanState.from_doc(self.plan)
 
 

@@ -41,7 +41,7 @@ def test_a_wide_value_is_checked_without_recursion():
 def test_body_depth_counts_brackets_outside_strings_only():
     import json
 
-    from functions.api.router import _max_depth
+    from functions.api.http.bodies import _max_depth
 
     for levels in (0, 1, 20, 21):
         assert _max_depth(json.dumps(deep(levels)).encode()) == levels
@@ -52,7 +52,7 @@ def test_body_depth_counts_brackets_outside_strings_only():
 def test_a_surrogate_pair_is_text_and_a_lone_half_is_refused():
     import json
 
-    from functions.api.router import _scan
+    from functions.api.http.bodies import _scan
     from functions.core.errors import BadRequest
 
     pair = b'{"a": "\\ud83d\\ude00"}'

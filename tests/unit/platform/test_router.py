@@ -107,7 +107,8 @@ def test_path_ids_outside_the_document_id_pattern_are_a_coded_404(client, bad_id
 def test_domain_errors_use_the_envelope(client):
     resp = client.get("/widgets/taken", headers=bearer("p", ["pm"]))
     assert resp.status_code == 409
-    assert resp.get_json() == {"error": {"code": "TAKEN", "message": "widget taken", "details": {"id": "taken"}}}
+    assert resp.get_json() == {"error": {"code": "ALREADY_EXISTS", "message": "widget taken",
+                                         "details": {"id": "taken"}}}
 
 
 def test_unexpected_errors_are_a_coded_500_with_request_id(client):
