@@ -160,9 +160,35 @@ class RolloutPathRow(StrictModel):
     reason: str | None
 
 
+class FinalArm(StrictModel):
+    """One arm's primary estimate, decision and the sentence a board reads."""
+
+    arm: str
+    method: str | None
+    lift: float | None
+    liftCi: list[float | None] | None
+    diff: float | None
+    diffCi: list[float | None] | None
+    pValue: float | None
+    decision: str | None
+    trust: str | None
+    reasons: list[str]
+    sentence: str
+
+
+class FinalKpi(StrictModel):
+    metric: str
+    role: str | None
+    type: str | None
+    arms: list[FinalArm]
+
+
 class FinalAnalysis(StrictModel):
     id: str | None
+    createdAt: Any = Field(description="UTC time the analysis was published (`Z`)")
     recommendation: dict[str, Any] | None
+    guardrailsHeld: bool
+    kpis: list[FinalKpi] = Field(description="per KPI (primary first) and arm, in words and numbers")
 
 
 class Deviation(StrictModel):
