@@ -47,7 +47,7 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
     metrics = tuple(analysis_inputs.tracked_metrics(doc))
     everyone = analysis_inputs.Scope(experiment_id, (*keys, HOLDOUT_ARM), metrics)
     facts = analysis_inputs.population(everyone)
-    crossing = inputs.crossing_units(experiment_id, cohort_id, everyone.arms) if cohort_id else None
+    crossing = analysis_inputs.crossing_units(experiment_id, cohort_id, everyone.arms) if cohort_id else None
     contaminated = inputs.contaminated_units(cohort_id) if HOLDOUT_ARM in facts else set()
     variants_scope = analysis_inputs.Scope(experiment_id, tuple(keys), metrics,
                                            crossing=tuple(sorted(crossing)) if crossing is not None else None)
