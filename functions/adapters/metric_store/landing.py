@@ -129,21 +129,35 @@ def _publish(table: str, messages: list[bytes]) -> list[str]:
 
 class _Inflight:
     """Message ids this process published and a consumer in this process has not landed yet;
-    tracked only while such a consumer runs."""
+    tracked only while such a consumer runs. The consumer may land a message before its
+    publisher has its id back: such ids wait in `early` (bounded) and are never pending."""
+
+    EARLY_LIMIT = 100_000
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
         self.tracking = 0
         self.pending: set[str] = set()
+        self.early: dict[str, None] = {}
 
     def add(self, ids: Iterable[str]) -> None:
         with self.cond:
             if self.tracking:
-                self.pending.update(ids)
+                for message_id in ids:
+                    if message_id in self.early:
+                        del self.early[message_id]
+                    else:
+                        self.pending.add(message_id)
 
     def done(self, ids: Iterable[str]) -> None:
         with self.cond:
-            self.pending.difference_update(ids)
+            for message_id in ids:
+                if message_id in self.pending:
+                    self.pending.discard(message_id)
+                elif self.tracking:
+                    self.early[message_id] = None
+            while len(self.early) > self.EARLY_LIMIT:
+                self.early.pop(next(iter(self.early)))
             self.cond.notify_all()
 
     def settle(self, timeout: float) -> bool:
@@ -175,6 +189,7 @@ def detach_consumer() -> None:
         _inflight.tracking = max(0, _inflight.tracking - 1)
         if not _inflight.tracking:
             _inflight.pending.clear()
+            _inflight.early.clear()
             _inflight.cond.notify_all()
 
 
