@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,7 +151,8 @@ class LandingConsumer:
 
     def stop(self) -> None:
         self._stop.set()
+        deadline = time.monotonic() + self.pull_timeout + 1  # a thread may be inside one pull
         for thread in self._threads:
-            thread.join(timeout=self.pull_timeout + 1)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         landing_path.detach_consumer()
         self.subscriber.close()
