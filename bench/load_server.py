@@ -121,7 +121,16 @@ class Meter:
                     "p50Seconds": _percentile(durations, 0.50),
                     "p99Seconds": _percentile(durations, 0.99),
                 }
-            return {"ready": self.ready, "at": time.time(), "functions": functions, "sweeps": list(self.sweeps)}
+            return {"ready": self.ready, "at": time.time(), "functions": functions, "sweeps": list(self.sweeps),
+                    "landingPending": landing_pending()}
+
+
+def landing_pending() -> int:
+    """Rows this process published to the landing topics that its consumer has not landed yet."""
+    from functions.adapters.metric_store import landing
+
+    with landing._inflight.cond:
+        return len(landing._inflight.pending)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     from functions import logs
+    from functions.adapters.metric_store import store
+    from functions.config import settings
     from localdev.firestore_bridge import FirestoreBridge
+    from localdev.landing_consumer import LandingConsumer
     from localdev.pubsub_setup import setup_push
     from localdev.router import build_app
 
@@ -144,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=server.serve_forever, name="router", daemon=True).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    bridge = None
+    bridge = consumer = None
     try:
         pushes = setup_push(base)
+        if settings().metric_landing == "pubsub":  # as localdev.run lands rows
+            consumer = LandingConsumer(store()).start()
         bridge = FirestoreBridge(base).start()
         meter.ready = True
         print(f"serving {base}; push subscriptions: {json.dumps(pushes)}", flush=True)
@@ -156,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         if bridge:
             bridge.stop()
         server.shutdown()
+        if consumer:
+            consumer.stop()
 
 
 if __name__ == "__main__":
