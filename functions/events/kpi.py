@@ -4,7 +4,7 @@ that send many events should batch them: one delivery then carries hundreds of e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from pydantic import RootModel
 
@@ -14,7 +14,13 @@ from functions.services.experiments.kpi import ingest_batch, ingest_one
 
 
 class KpiMessage(RootModel[KpiEvent | KpiBatch]):
-    """One KPI event, or a batch of them."""
+    """One KPI event, or a batch of them: a payload with `events` is a batch. Chosen before
+    validating, so a refused message's errors name the fields of the model it was meant as."""
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        model: type[KpiEvent | KpiBatch] = KpiBatch if isinstance(obj, dict) and "events" in obj else KpiEvent
+        return cls(model.model_validate(obj, *args, **kwargs))
 
 
 @pubsub_handler(KpiMessage)
