@@ -25,6 +25,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from functions.adapters.metric_store import landing
+
 PUSH_FUNCTIONS = ("kpi_events", "exposures", "sweep", "fraud_signals", "spillover_events")
 STATS_PATH = "/_load/stats"
 KEEP_DURATIONS = 50_000  # per function; bounded memory
@@ -122,15 +124,7 @@ class Meter:
                     "p99Seconds": _percentile(durations, 0.99),
                 }
             return {"ready": self.ready, "at": time.time(), "functions": functions, "sweeps": list(self.sweeps),
-                    "landingPending": landing_pending()}
-
-
-def landing_pending() -> int:
-    """Rows this process published to the landing topics that its consumer has not landed yet."""
-    from functions.adapters.metric_store import landing
-
-    with landing._inflight.cond:
-        return len(landing._inflight.pending)
+                    "landingPending": landing.pending()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -198,6 +198,12 @@ def landed(message_ids: Iterable[str]) -> None:
     _inflight.done(message_ids)
 
 
+def pending() -> int:
+    """How many rows this process published that its consumer has not landed yet."""
+    with _inflight.cond:
+        return len(_inflight.pending)
+
+
 def settle(timeout: float = SETTLE_SECONDS) -> bool:
     """Wait until every row this process published before now has landed (False: gave up)."""
     return _inflight.settle(timeout)
