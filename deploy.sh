@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deploy every Cloud Function, the Firestore rules and indexes, the Pub/Sub topics, the BigQuery
-# metric-store dataset with its landing tables, and the Cloud Scheduler job.
+# metric-store dataset with its landing tables and the BigQuery subscriptions that land rows in
+# them, and the Cloud Scheduler job.
 #
 #   ./deploy.sh --dry-run [--project P] [--region R]   print every command, touch nothing
 #   ./deploy.sh --project P [--region R]               deploy for real (gcloud + firebase CLIs)
@@ -53,7 +54,7 @@ lookup() {
 SA_FLAG=()
 [[ -n "$SERVICE_ACCOUNT" ]] && SA_FLAG=(--service-account="$SERVICE_ACCOUNT")
 COMMON=(--gen2 --runtime="$RUNTIME" --region="$REGION" --source=. --project="$PROJECT" "${SA_FLAG[@]}"
-        --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FUNCTION_REGION=$REGION,METRIC_STORE=bigquery,METRIC_DATASET=$METRIC_DATASET,METRIC_LOCATION=$METRIC_LOCATION"
+        --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FUNCTION_REGION=$REGION,METRIC_STORE=bigquery,METRIC_DATASET=$METRIC_DATASET,METRIC_LOCATION=$METRIC_LOCATION,METRIC_LANDING=pubsub"
         --set-secrets="LEDGER_SIGNING_KEY=ledger-signing-key:latest${LEDGER_KEYRING_SECRET:+,LEDGER_KEYRING=$LEDGER_KEYRING_SECRET:latest}")
 
 # -- topics ---------------------------------------------------------------------------------
@@ -73,11 +74,41 @@ from functions.adapters.metric_store import schema
 for table in schema.COLUMNS:
     print(schema.ddl(table, dataset=sys.argv[1]))' "$PROJECT.$METRIC_DATASET")
 run bq --project_id="$PROJECT" --location="$METRIC_LOCATION" mk --force --dataset \
-  --description="Offer experiments: unit-level landing tables (KPI events, exposures, fraud flags)" \
+  --description="Offer experiments: unit-level landing tables (KPI events, exposures, fraud flags, links)" \
   "$PROJECT:$METRIC_DATASET"
 while IFS= read -r statement; do
   run bq --project_id="$PROJECT" --location="$METRIC_LOCATION" query --use_legacy_sql=false --nouse_cache "$statement"
 done <<<"$METRIC_DDL"
+
+# -- landing: per landing table a topic and a BigQuery subscription writing its rows -------------
+# The functions publish each checked row to its table's topic (METRIC_LANDING=pubsub); Pub/Sub
+# writes them in batches with the table's own schema. A row BigQuery refuses is retried, then
+# goes to the landing dead letter, whose hold subscription keeps it for a week. Topic and
+# subscription names come from functions/adapters/metric_store/landing.py.
+LANDING=$("$PY" -c 'from functions.adapters.metric_store import landing
+from functions.config import settings
+print(settings().topic(landing.DEAD_LETTER_KEY), landing.dead_letter_hold_id())
+for table, key in landing.TOPIC_KEYS.items():
+    print(table, settings().topic(key), landing.subscription_id(table, "bigquery"))')
+read -r DEAD_LETTER DEAD_LETTER_HOLD <<<"$(head -n 1 <<<"$LANDING")"
+# The Pub/Sub service agent writes the rows and moves dead letters.
+PROJECT_NUMBER=$(lookup project-number gcloud projects describe "$PROJECT" --format='value(projectNumber)')
+PUBSUB_AGENT="serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
+run gcloud pubsub topics create "$DEAD_LETTER" --project="$PROJECT"
+run gcloud pubsub subscriptions create "$DEAD_LETTER_HOLD" --project="$PROJECT" --topic="$DEAD_LETTER" \
+  --message-retention-duration=7d --expiration-period=never
+run gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER" --project="$PROJECT" \
+  --member="$PUBSUB_AGENT" --role=roles/pubsub.publisher
+while read -r table topic subscription; do
+  run gcloud pubsub topics create "$topic" --project="$PROJECT"
+  run bq --project_id="$PROJECT" add-iam-policy-binding --member="$PUBSUB_AGENT" --role=roles/bigquery.dataEditor \
+    "$PROJECT:$METRIC_DATASET.$table"
+  run gcloud pubsub subscriptions create "$subscription" --project="$PROJECT" --topic="$topic" \
+    --bigquery-table="$PROJECT:$METRIC_DATASET.$table" --use-table-schema \
+    --dead-letter-topic="$DEAD_LETTER" --max-delivery-attempts=5
+  run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project="$PROJECT" \
+    --member="$PUBSUB_AGENT" --role=roles/pubsub.subscriber
+done < <(tail -n +2 <<<"$LANDING")
 
 # -- console assets: the Firebase JS SDK, pinned, vendored from npm (no CDN at run time) -----
 run bash scripts/vendor_firebase.sh

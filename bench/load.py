@@ -2,6 +2,7 @@
 
     python -m bench load [--experiments 100,500] [--seconds 60] [--rate 30] [--sweep-every 15]
                          [--assign-clients 3] [--assign-rate 10] [--units 1000] [--quick]
+                         [--events-per-message 1] [--landing direct|pubsub]
 
 Per phase (100, then 500 concurrently RUNNING experiments) on loopback only:
 
@@ -16,10 +17,12 @@ Per phase (100, then 500 concurrently RUNNING experiments) on loopback only:
   exposures topic -> push -> exposures function), and the bench waits until every exposure
   document exists;
 - for `--seconds`: KPI events published to the kpi-events topic at `--rate` per second (push ->
-  the real kpi_events function), a sweep tick published every `--sweep-every` seconds (push ->
-  the sweep function), and `--assign-clients` processes calling `POST /assign/` at
-  `--assign-rate` each;
-- drain: wait until the server acknowledged every published KPI message, run one last sweep,
+  the real kpi_events function), one event per message or `--events-per-message` in a batch
+  message (`{"events": [...]}`, as a producer with many events sends them), a sweep tick
+  published every `--sweep-every` seconds (push -> the sweep function), and `--assign-clients`
+  processes calling `POST /assign/` at `--assign-rate` each;
+- drain: wait until the server acknowledged every published KPI message (with `--landing pubsub`:
+  and its local consumer landed every row; see localdev.landing_consumer), run one last sweep,
   wait until every kill-switch outbox message is sent.
 
 Checks (counted, never asserted; a benchmark reports): every published KPI event landed in the
@@ -267,14 +270,15 @@ class Server:
 class Stream:
     events: dict[str, dict[str, Any]] = field(default_factory=dict)  # eventId -> event (published OK)
     message_ids: set[str] = field(default_factory=set)
-    failed: int = 0
+    failed: int = 0  # events whose message failed to publish
     started: float = 0.0
     ended: float = 0.0
 
 
 def kpi_stream(layout: Layout, exposures: dict[str, dict[str, str]], rate: float, seconds: float,
-               stop: threading.Event, seed: int, guard_share: float) -> Stream:
-    """Publish KPI events at `rate`/s for `seconds` (paced on a schedule, not in bursts)."""
+               stop: threading.Event, seed: int, guard_share: float, per_message: int = 1) -> Stream:
+    """Publish KPI events at `rate`/s for `seconds` (paced on a schedule, not in bursts), one per
+    message or `per_message` to a batch message."""
     from google.cloud import pubsub_v1
 
     from functions.config import settings
@@ -286,7 +290,14 @@ def kpi_stream(layout: Layout, exposures: dict[str, dict[str, str]], rate: float
     layers = list(layout.layers)
     regular = [la for la in layers if la != GUARD_LAYER]
     out = Stream(started=time.monotonic())
-    pending: list[tuple[dict[str, Any], Any]] = []
+    pending: list[tuple[list[dict[str, Any]], Any]] = []
+    batch: list[dict[str, Any]] = []
+
+    def send() -> None:
+        body = batch[0] if per_message == 1 else {"events": list(batch)}
+        pending.append((list(batch), client.publish(topic, json.dumps(body, separators=(",", ":")).encode())))
+        batch.clear()
+
     # Refunds walk through the units without replacement (each unit reports its refund status
     # once per pass), so the guardrail sees many distinct treated units quickly.
     refund_units = list(units)
@@ -315,18 +326,20 @@ def kpi_stream(layout: Layout, exposures: dict[str, dict[str, str]], rate: float
             metric, value = GUARD_METRIC, 1.0 if rng.random() < REFUND_P[arm] else 0.0
         else:
             metric, value = layout.layer_metric[layer], float(rng.randint(1, 5))
-        event = {"eventId": f"{layout.tag}-ev{k:07d}", "unitId": unit, "metric": metric, "value": value,
-                 "timestamp": datetime.now(UTC).isoformat(), "region": "DE"}
-        data = json.dumps(event, separators=(",", ":")).encode()
-        pending.append((event, client.publish(topic, data)))
+        batch.append({"eventId": f"{layout.tag}-ev{k:07d}", "unitId": unit, "metric": metric, "value": value,
+                      "timestamp": datetime.now(UTC).isoformat(), "region": "DE"})
+        if len(batch) >= per_message:
+            send()
         k += 1
+    if batch:
+        send()
     out.ended = time.monotonic()
-    for event, future in pending:
+    for events, future in pending:
         try:
             out.message_ids.add(str(future.result(timeout=60)))
-            out.events[event["eventId"]] = event
+            out.events.update((event["eventId"], event) for event in events)
         except Exception:  # a failed publish is simply not part of the expectation
-            out.failed += 1
+            out.failed += len(events)
     client.stop()
     return out
 
@@ -497,6 +510,8 @@ class Options:
     drain_seconds: float
     seed: int
     guard_share: float = 0.3  # share of KPI events for the guardrail layer (80% of them refunds)
+    events_per_message: int = 1
+    landing: str = "direct"  # METRIC_LANDING of the served system
 
 
 def _wait(predicate, timeout: float, step: float = 0.5) -> bool:
@@ -520,7 +535,7 @@ def run_phase(n: int, opts: Options, emulator_env: dict[str, str]) -> dict[str, 
     tag = f"p{n}-{uuid.uuid4().hex[:4]}"
     window = max(1, int(opts.sweep_every // 2))
     env = {**emulator_env, "TOPIC_PREFIX": f"load-{tag}-", "LOG_LEVEL": "WARNING",
-           "SWEEP_WINDOW_SECONDS": str(window)}
+           "SWEEP_WINDOW_SECONDS": str(window), "METRIC_LANDING": opts.landing}
     os.environ.update(env)
     reset_settings()
     reset_client()
@@ -566,10 +581,11 @@ def run_phase(n: int, opts: Options, emulator_env: dict[str, str]) -> dict[str, 
                 t.start()
             acked_before = int(server.function("kpi_events").get("distinctAcked", 0))
             t_start = time.monotonic()
-            print(f"  streaming {opts.rate:g} KPI events/s for {opts.seconds:g}s, sweep tick every "
-                  f"{opts.sweep_every:g}s, {opts.assign_clients} assign clients x {opts.assign_rate:g}/s", flush=True)
+            print(f"  streaming {opts.rate:g} KPI events/s ({opts.events_per_message} per message, landing "
+                  f"{opts.landing}) for {opts.seconds:g}s, sweep tick every {opts.sweep_every:g}s, "
+                  f"{opts.assign_clients} assign clients x {opts.assign_rate:g}/s", flush=True)
             stream = kpi_stream(layout, exposures, opts.rate, opts.seconds, threading.Event(), opts.seed,
-                                opts.guard_share)
+                                opts.guard_share, opts.events_per_message)
             t_end = time.monotonic()
             acked_at_end = int(server.function("kpi_events").get("distinctAcked", 0))
             client_results = clients.get(timeout=opts.seconds + 120) if clients else []
@@ -581,14 +597,17 @@ def run_phase(n: int, opts: Options, emulator_env: dict[str, str]) -> dict[str, 
         published = len(stream.message_ids)
 
         def drained() -> bool:
-            kpi = server.function("kpi_events")
-            return int(kpi.get("distinctAcked", 0)) - acked_before >= published and not kpi.get("inFlight")
+            stats = server.stats()
+            kpi = stats["functions"].get("kpi_events", {})
+            return (int(kpi.get("distinctAcked", 0)) - acked_before >= published and not kpi.get("inFlight")
+                    and not stats.get("landingPending"))
 
         is_drained = _wait(drained, opts.drain_seconds, step=0.5)
         t_drained = time.monotonic()
         kpi = server.function("kpi_events")
         acked = int(kpi.get("distinctAcked", 0)) - acked_before
-        print(f"  published {published} ({stream.failed} failed); acknowledged {acked} "
+        print(f"  published {published} messages, {len(stream.events)} events ({stream.failed} failed); "
+              f"acknowledged {acked} messages "
               f"{'after' if is_drained else 'NOT DRAINED after'} {t_drained - t_end:.1f}s of draining", flush=True)
         sweeps_before = len(server.stats()["sweeps"])
         publish("sweep_ticks", {"eventId": f"load-final-{uuid.uuid4().hex[:8]}", "tick": datetime.now(UTC).isoformat()})
@@ -623,18 +642,23 @@ def run_phase(n: int, opts: Options, emulator_env: dict[str, str]) -> dict[str, 
     assign_seconds = max((r["seconds"] for r in client_results), default=0.0)
     sweeps = [s for s in stats["sweeps"] if s["status"] < 300]
     stream_seconds = stream.ended - stream.started
+    per_message = opts.events_per_message  # messages are full but for the last one
+    events_acked = len(stream.events) if is_drained else min(acked * per_message, len(stream.events))
     window_rate = None
     steady = [(t, c) for t, c in samples if t_start + 0.2 * opts.seconds <= t <= t_end]
     if len(steady) >= 2 and steady[-1][0] > steady[0][0]:
-        window_rate = (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
+        window_rate = per_message * (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
     fn = stats["functions"]
     result.update({
-        "eventsPublished": published,
+        "eventsPerMessage": per_message,
+        "landing": opts.landing,
+        "messagesPublished": published,
+        "eventsPublished": len(stream.events),
         "publishFailures": stream.failed,
-        "publishRate": round(published / stream_seconds, 2) if stream_seconds else None,
-        "sustainedEventsPerSecond": round(acked / (t_drained - t_start), 2),
+        "publishRate": round(len(stream.events) / stream_seconds, 2) if stream_seconds else None,
+        "sustainedEventsPerSecond": round(events_acked / (t_drained - t_start), 2),
         "ingestRateDuringStream": round(window_rate, 2) if window_rate is not None else None,
-        "ackedDuringStream": acked_at_end - acked_before,
+        "ackedDuringStream": (acked_at_end - acked_before) * per_message,
         "drainSeconds": round(t_drained - t_end, 1),
         "drained": is_drained,
         "kpiDeliveries": kpi.get("deliveries"),
@@ -773,16 +797,22 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--quick", action="store_true", help="smoke run: 10 experiments, 15 s, 400 units")
     parser.add_argument("--json-out", help="also write the full results to this file")
+    parser.add_argument("--events-per-message", type=int, default=1,
+                        help="KPI events per Pub/Sub message (1: one event per message; more: a batch message)")
+    parser.add_argument("--landing", choices=("direct", "pubsub"), default="direct",
+                        help="METRIC_LANDING of the served system (pubsub: landing topics and a local consumer)")
     args = parser.parse_args(argv)
     if args.quick:
         phases = [10]
         opts = Options(seconds=15.0, rate=20.0, sweep_every=5.0, assign_clients=2, assign_rate=5.0, units=400,
-                       drain_seconds=120.0, seed=args.seed, guard_share=0.6)
+                       drain_seconds=120.0, seed=args.seed, guard_share=0.6,
+                       events_per_message=args.events_per_message, landing=args.landing)
     else:
         phases = [int(x) for x in args.experiments.split(",") if x.strip()]
         opts = Options(seconds=args.seconds, rate=args.rate, sweep_every=args.sweep_every,
                        assign_clients=args.assign_clients, assign_rate=args.assign_rate, units=args.units,
-                       drain_seconds=args.drain_seconds, seed=args.seed)
+                       drain_seconds=args.drain_seconds, seed=args.seed,
+                       events_per_message=args.events_per_message, landing=args.landing)
     os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "demo-offers-load")
     from localdev.emulators import Emulators, EmulatorUnavailable
 
@@ -819,7 +849,7 @@ def main(argv: list[str]) -> int:
     emit("load", "events/s", last["sustainedEventsPerSecond"], {},
          {"experiments": phases, "seconds": opts.seconds, "rate": opts.rate, "sweep_every": opts.sweep_every,
           "assign_clients": opts.assign_clients, "assign_rate": opts.assign_rate, "units": opts.units,
-          "quick": args.quick},
+          "quick": args.quick, "events_per_message": opts.events_per_message, "landing": opts.landing},
          extra={"phases": per_phase,
                 "losses_zero": all(not any(v for k, v in _losses(r["checks"]).items() if k not in EXACTLY_ONCE_ONLY)
                                    for r in results),

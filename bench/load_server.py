@@ -25,6 +25,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from functions.adapters.metric_store import landing
+
 PUSH_FUNCTIONS = ("kpi_events", "exposures", "sweep", "fraud_signals", "spillover_events")
 STATS_PATH = "/_load/stats"
 KEEP_DURATIONS = 50_000  # per function; bounded memory
@@ -121,7 +123,8 @@ class Meter:
                     "p50Seconds": _percentile(durations, 0.50),
                     "p99Seconds": _percentile(durations, 0.99),
                 }
-            return {"ready": self.ready, "at": time.time(), "functions": functions, "sweeps": list(self.sweeps)}
+            return {"ready": self.ready, "at": time.time(), "functions": functions, "sweeps": list(self.sweeps),
+                    "landingPending": landing.pending()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     from functions import logs
+    from functions.adapters.metric_store import store
+    from functions.config import settings
     from localdev.firestore_bridge import FirestoreBridge
+    from localdev.landing_consumer import LandingConsumer
     from localdev.pubsub_setup import setup_push
     from localdev.router import build_app
 
@@ -144,9 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=server.serve_forever, name="router", daemon=True).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    bridge = None
+    bridge = consumer = None
     try:
         pushes = setup_push(base)
+        if settings().metric_landing == "pubsub":  # as localdev.run lands rows
+            consumer = LandingConsumer(store()).start()
         bridge = FirestoreBridge(base).start()
         meter.ready = True
         print(f"serving {base}; push subscriptions: {json.dumps(pushes)}", flush=True)
@@ -156,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         if bridge:
             bridge.stop()
         server.shutdown()
+        if consumer:
+            consumer.stop()
 
 
 if __name__ == "__main__":

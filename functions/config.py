@@ -29,6 +29,12 @@ class Topics:
     ledger_checkpoints: str = "ledger-checkpoints"
     ledger_alerts: str = "ledger-alerts"
     quarantine: str = "quarantined-events"
+    # metric-store landing (METRIC_LANDING=pubsub): one topic per landing table, one dead letter
+    landing_kpi_events: str = "landing-kpi-events"
+    landing_exposures: str = "landing-exposures"
+    landing_fraud_flags: str = "landing-fraud-flags"
+    landing_links: str = "landing-links"
+    landing_dead_letter: str = "landing-dead-letter"
 
     def all(self) -> dict[str, str]:
         return dict(self.__dict__)
@@ -58,6 +64,7 @@ class Settings:
     metric_store_memory: str = ""  # the embedded store's memory limit, e.g. "450MB" ("": DuckDB's default)
     ga4_dataset: str = "analytics_demo"  # the Firebase / GA4 export's dataset (catalog metrics ga4.*)
     metric_location: str = ""  # BigQuery location of that dataset ("": the client's default, US)
+    metric_landing: str = "direct"  # direct (append from the handler) | pubsub (landing topics)
 
     def topic(self, name: str) -> str:
         """Full topic id (prefix lets parallel tests use their own topics)."""
@@ -100,6 +107,7 @@ def settings() -> Settings:
         metric_store_memory=_env("METRIC_STORE_MEMORY", ""),
         ga4_dataset=_env("GA4_DATASET", "analytics_demo"),
         metric_location=_env("METRIC_LOCATION", ""),
+        metric_landing=_env("METRIC_LANDING", "direct"),
     )
 
 

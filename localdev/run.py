@@ -2,7 +2,11 @@
 the Firestore trigger bridge, then the demo that walks a full experiment lifecycle.
 
     python -m localdev.run [--port 8000] [--tick-seconds 30] [--no-demo] [--exit-after-demo]
-                           [--log-level WARNING]
+                           [--log-level WARNING] [--landing pubsub|direct]
+
+Metric-store rows land as in the cloud by default (`--landing pubsub`, or $METRIC_LANDING): the
+functions publish them to the landing topics and a batching consumer in this process
+(localdev.landing_consumer) appends them to the embedded store; reads wait for them.
 """
 
 from __future__ import annotations
@@ -15,10 +19,14 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from werkzeug.serving import make_server
 
 from localdev.emulators import Emulators, EmulatorUnavailable, free_port
+
+if TYPE_CHECKING:
+    from localdev.landing_consumer import LandingConsumer
 
 
 class Stopped(BaseException):
@@ -64,8 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL") or "WARNING",
                         help="the functions' JSON logs on stdout (default WARNING, or $LOG_LEVEL; INFO logs "
                              "every request and event)")
+    parser.add_argument("--landing", choices=("pubsub", "direct"), default=os.environ.get("METRIC_LANDING") or "pubsub",
+                        help="how metric-store rows land: through the landing topics and a local batching consumer "
+                             "(default, as in the cloud), or appended by the function itself")
     args = parser.parse_args(argv)
     os.environ["LOG_LEVEL"] = args.log_level.upper()  # read by settings() when the functions load
+    os.environ["METRIC_LANDING"] = args.landing
 
     _stop_on_signals()
     emulators = Emulators()
@@ -99,9 +111,10 @@ def _serve(args: argparse.Namespace, emulators: Emulators) -> int:
     serving = threading.Thread(target=server.serve_forever, name="router", daemon=True)
     serving.start()
     stop = threading.Event()
-    bridge = None
+    bridge = consumer = None
     try:
         pushes = setup_push(base)
+        consumer = _landing_consumer()
         bridge = FirestoreBridge(base).start()
         threading.Thread(target=_ticker, args=(stop, args.tick_seconds), name="ticker", daemon=True).start()
         print(f"\nFirestore emulator  {emulators.firestore_host}\nPub/Sub emulator    {emulators.pubsub_host}")
@@ -111,6 +124,8 @@ def _serve(args: argparse.Namespace, emulators: Emulators) -> int:
         print("\npush subscriptions:")
         for topic, endpoint in pushes.items():
             print(f"  {topic:20s} -> {endpoint}")
+        print("metric store rows land " + ("through the landing topics and a local batching consumer"
+                                           if consumer else "directly from the functions"))
         print(f"sweep ticks every {args.tick_seconds:g}s; function logs at {os.environ['LOG_LEVEL']} and above "
               "(--log-level INFO shows every request)\n", flush=True)
         print(f"console: {base}/console/  (locally: sign in as any user and role)\n", flush=True)
@@ -126,9 +141,21 @@ def _serve(args: argparse.Namespace, emulators: Emulators) -> int:
             time.sleep(3600)  # until SIGTERM or Ctrl-C raises Stopped
     finally:
         stop.set()
-        for step in ([bridge.stop] if bridge else []) + [server.shutdown]:
+        steps = ([bridge.stop] if bridge else []) + [server.shutdown] + ([consumer.stop] if consumer else [])
+        for step in steps:
             with contextlib.suppress(Exception):  # the emulators are stopped whatever happens here
                 step()
+
+
+def _landing_consumer() -> LandingConsumer | None:
+    """With METRIC_LANDING=pubsub, the local stand-in for the BigQuery subscriptions."""
+    from functions.adapters.metric_store import store
+    from functions.config import settings
+    from localdev.landing_consumer import LandingConsumer
+
+    if settings().metric_landing != "pubsub":
+        return None
+    return LandingConsumer(store()).start()
 
 
 def _preferred_port() -> int:

@@ -1,4 +1,4 @@
-"""The metric store: unit-level facts (KPI events, exposures, fraud flags) in a warehouse.
+"""The metric store: unit-level facts (KPI events, exposures, fraud flags, links) in a warehouse.
 
 One port, two adapters: BigQuery in the cloud, DuckDB embedded in the process for `make run` and
 the tests. Every query is written once, in BigQuery SQL; the embedded adapter transpiles it with
@@ -25,8 +25,12 @@ _store: MetricStore | None = None
 
 
 def store() -> MetricStore:
-    """One store per process, built from settings on first use; its tables exist once returned."""
+    """One store per process, built from settings on first use; its tables exist once returned.
+    Rows this process published for a local consumer to land are waited for first (`settle`)."""
     global _store
+    from functions.adapters.metric_store.landing import settle
+
+    settle()
     with _lock:
         if _store is None:
             _store = _build()

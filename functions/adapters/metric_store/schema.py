@@ -13,6 +13,7 @@ from functions.adapters.metric_store.port import AppendRejected
 KPI_EVENTS = "kpi_events"
 EXPOSURES = "exposures"
 FRAUD_FLAGS = "fraud_flags"
+LINKS = "links"
 
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     # one KPI observation, value in the base currency; events without analytics consent never land
@@ -27,12 +28,19 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
                 ("exposed_at", "TIMESTAMP NOT NULL"), ("received_at", "TIMESTAMP NOT NULL")),
     FRAUD_FLAGS: (("event_id", "STRING NOT NULL"), ("unit_id", "STRING NOT NULL"), ("reason", "STRING"),
                   ("source", "STRING"), ("flagged_at", "TIMESTAMP NOT NULL"), ("received_at", "TIMESTAMP NOT NULL")),
+    # a spillover link (referral, gift, shared wallet) as one frozen cohort took it, one row per
+    # (link event, cohort); links refused under BLOCK never happened and never land
+    LINKS: (("event_id", "STRING NOT NULL"), ("link_event_id", "STRING NOT NULL"), ("cohort_id", "STRING NOT NULL"),
+            ("source_unit_id", "STRING NOT NULL"), ("target_unit_id", "STRING NOT NULL"),
+            ("link_type", "STRING NOT NULL"), ("occurred_at", "TIMESTAMP NOT NULL"),
+            ("received_at", "TIMESTAMP NOT NULL")),
 }
 
 LAYOUT: dict[str, tuple[str, str]] = {  # table -> (partition column, clustering)
     KPI_EVENTS: ("event_time", "metric, unit_id"),
     EXPOSURES: ("exposed_at", "experiment_id, unit_id"),
     FRAUD_FLAGS: ("flagged_at", "unit_id"),
+    LINKS: ("occurred_at", "cohort_id, source_unit_id"),
 }
 
 

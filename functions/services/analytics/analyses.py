@@ -46,7 +46,7 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
     cohort_id = doc.get("holdoutCohortId")
     metrics = tuple(analysis_inputs.tracked_metrics(doc))
     everyone = analysis_inputs.Scope(experiment_id, (*keys, HOLDOUT_ARM), metrics)
-    crossing = inputs.crossing_units(experiment_id, cohort_id, everyone.arms) if cohort_id else None
+    crossing = analysis_inputs.crossing_units(experiment_id, cohort_id, everyone.arms) if cohort_id else None
     contaminated = inputs.contaminated_units(cohort_id) if cohort_id else set()
     variants_scope = analysis_inputs.Scope(experiment_id, tuple(keys), metrics,
                                            crossing=tuple(sorted(crossing)) if crossing is not None else None)

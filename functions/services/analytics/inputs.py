@@ -1,7 +1,7 @@
-"""What an analysis reads besides the metric store's statistics: links across arms (spillover),
-contaminated holdout members, and the data-quality facts (missing, late and stale data, the
-sweep's last snapshot). Reads are per experiment and per cohort, never a scan of other
-experiments' units; unit-level rows stay in the metric store."""
+"""What an analysis reads besides the metric store's statistics: contaminated holdout members
+and the data-quality facts (missing, late and stale data, the sweep's last snapshot). Reads are
+per experiment and per cohort, never a scan of other experiments' units; unit-level rows stay in
+the metric store."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud.firestore_v1.base_query import FieldFilter
-from scipy.cluster.hierarchy import DisjointSet
 
-from functions.adapters.firestore import HOLDOUT_COHORTS, HOLDOUT_SPILLOVER_EVENTS, db
+from functions.adapters.firestore import HOLDOUT_COHORTS, db
 from functions.config import settings
 from functions.core.stats import quality
 from functions.services.experiments import health as experiment_health
-from functions.services.metrics.analysis_inputs import ArmFacts, arms_of
+from functions.services.metrics.analysis_inputs import ArmFacts
 
 STALE_AFTER_SECONDS = 24 * 3600
 
@@ -25,31 +24,6 @@ def _aware(value: Any) -> datetime | None:
     if not isinstance(value, datetime):
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def crossing_units(experiment_id: str, cohort_id: str | None, arms: tuple[str, ...]) -> set[str]:
-    """Units of the experiment whose linked component holds another arm (holdout included).
-    Links refused under BLOCK never happened and are skipped. Components are rebuilt from the
-    cohort's links (the persisted forest tracks holdout sides; analysis needs arms), and only the
-    linked units' arms are read from the metric store."""
-    if not cohort_id:
-        return set()
-    query = db().collection(HOLDOUT_SPILLOVER_EVENTS).where(filter=FieldFilter("cohortIds", "array_contains",
-                                                                               cohort_id))
-    comps = DisjointSet()
-    for snap in query.stream():
-        doc = snap.to_dict() or {}
-        if (doc.get("result") or {}).get("blocked"):
-            continue
-        source, target = str(doc.get("sourceUnitId")), str(doc.get("targetUnitId"))
-        comps.add(source)
-        comps.add(target)
-        comps.merge(source, target)
-    arm_of = arms_of(experiment_id, list(comps), arms)
-    seen: dict[str, set[str]] = {}
-    for unit, arm in arm_of.items():
-        seen.setdefault(comps[unit], set()).add(arm)
-    return {u for u in arm_of if len(seen[comps[u]]) > 1}
 
 
 def contaminated_units(cohort_id: str | None) -> set[str]:

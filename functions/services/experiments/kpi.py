@@ -33,3 +33,15 @@ def ingest_one(event: KpiEvent) -> str:
         first = result.rejected[0]
         raise Unprocessable(first["message"], code=first["code"], details={"eventId": event.eventId})
     return ACCEPTED if result.accepted else DROPPED_NO_CONSENT
+
+
+def ingest_batch(events: list[KpiEvent]) -> str:
+    """A Pub/Sub message carrying a batch: every event that can be valued lands in one call; an
+    event that cannot (unknown currency) raises its 422 naming each such event, after the others
+    landed, so the message is quarantined whole (resending it lands nothing twice at read)."""
+    result = land_kpi_events(events)
+    if result.rejected:
+        first = result.rejected[0]
+        raise Unprocessable(first["message"], code=first["code"],
+                            details={"rejected": result.rejected[:100], "accepted": result.accepted})
+    return f"{ACCEPTED}={result.accepted} {DROPPED_NO_CONSENT}={result.dropped_no_consent}"

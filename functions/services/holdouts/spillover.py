@@ -4,7 +4,9 @@ One transaction per event: read the event key and, per affected cohort, the two 
 their roots; then commit together the event record (`holdoutSpilloverEvents/{sha(eventId)}`,
 create = idempotency key), the union-find updates, contamination marks, sharded health
 counters and a ledger entry for every crossing a policy acted on. A redelivered event finds
-its record and returns the stored result unchanged.
+its record and returns the stored result unchanged. After the commit, a link that was not
+refused lands in the metric store's `links` table (again on every delivery: reads de-duplicate),
+where analyses find the units linked across arms.
 
 Policies per cohort and link type:
 - CLUSTER: both units take one randomisation id (the wallet/household id, else the source's),
@@ -18,6 +20,7 @@ Policies per cohort and link type:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
@@ -39,6 +42,7 @@ from functions.models.holdouts import (
 from functions.services.holdouts import counters, membership
 from functions.services.holdouts.keys import UNITS, cohort_ref, spillover_event_ref, unit_key
 from functions.services.holdouts.unionfind import Forest, Node
+from functions.services.metrics import landing
 
 
 def policy_for(cohort: dict[str, Any], link_type: LinkType) -> SpilloverPolicy:
@@ -192,7 +196,10 @@ def ingest(link: SpilloverLinkIn, actor: dict[str, str]) -> SpilloverResult:
         })
         return result
 
-    return run(db().transaction())
+    result = run(db().transaction())
+    if not result.blocked:  # every delivery lands it (after the commit); reads take each row once
+        landing.land_links(link, [v.cohortId for v in result.verdicts], link.occurredAt or datetime.now(UTC))
+    return result
 
 
 def raise_if_blocked(result: SpilloverResult) -> None:

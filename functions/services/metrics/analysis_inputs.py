@@ -1,6 +1,7 @@
 """An analysis's inputs from the metric store: per KPI one query that returns counts and
 sufficient statistics (`queries.analysis`), turned into the pipeline's `Aggregated`; and the
-population facts (units per arm, missing and late data, first exposure, fraud flags)."""
+population facts (units per arm, missing and late data, first exposure, fraud flags); and the
+units linked across arms by spillover links."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from functions.adapters.metric_store import queries, store
+from scipy.cluster.hierarchy import DisjointSet
+
+from functions.adapters.metric_store import queries, schema, store
 from functions.core.metrics.facts import MetricDefinition, facts_sql
 from functions.core.stats.corrections import ExclusionConfig
 from functions.core.stats.pipeline import MEAN, PROPORTION, RATIO, Aggregated, Removal, Stats
@@ -206,3 +209,30 @@ def arms_of(experiment_id: str, units: Iterable[str], arms: Iterable[str]) -> di
     rows = store().query(queries.arms_of(), {"experiment_id": experiment_id, "arms": list(arms), "left_out": [],
                                              "units": wanted})
     return {r["unit_id"]: r["arm"] for r in rows}
+
+
+def links_query() -> str:
+    """A cohort's links, each landed link once (kept apart from `queries`, whose analysis SQL
+    takes the linked units as a parameter)."""
+    return (f"SELECT source_unit_id, target_unit_id FROM {schema.deduped(schema.LINKS, 'cohort_id = @cohort_id')} "
+            "ORDER BY source_unit_id, target_unit_id")
+
+
+def crossing_units(experiment_id: str, cohort_id: str | None, arms: tuple[str, ...]) -> set[str]:
+    """Units of the experiment whose linked component holds another arm (holdout included).
+    Links refused under BLOCK never landed. Components are built from the cohort's landed links
+    (the holdouts module's forest tracks holdout sides; analysis needs arms), and only the linked
+    units' arms are read."""
+    if not cohort_id:
+        return set()
+    comps = DisjointSet()
+    for row in store().query(links_query(), {"cohort_id": cohort_id}):
+        source, target = str(row["source_unit_id"]), str(row["target_unit_id"])
+        comps.add(source)
+        comps.add(target)
+        comps.merge(source, target)
+    arm_of = arms_of(experiment_id, list(comps), arms)
+    seen: dict[str, set[str]] = {}
+    for unit, arm in arm_of.items():
+        seen.setdefault(comps[unit], set()).add(arm)
+    return {u for u in arm_of if len(seen[comps[u]]) > 1}

@@ -1,6 +1,8 @@
 """Landing facts in the metric store as append-only rows.
 
-KPI events, exposures and fraud flags are appended as they arrive, one batch per delivery; a
+KPI events, exposures, fraud flags and spillover links are landed as they arrive, one batch per
+delivery, appended at once or through the landing topics (`METRIC_LANDING`, see
+`adapters.metric_store.landing`); a
 redelivered message lands its rows again and every read de-duplicates by `event_id`, so
 at-least-once delivery still counts each fact once. Nothing is attributed here: attribution to
 experiments happens when a sweep or an analysis reads, so an event that arrives late, after a
@@ -16,13 +18,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.adapters.metric_store import store
-from functions.adapters.metric_store.schema import EXPOSURES, FRAUD_FLAGS, KPI_EVENTS
+from functions.adapters.metric_store.landing import land
+from functions.adapters.metric_store.schema import EXPOSURES, FRAUD_FLAGS, KPI_EVENTS, LINKS
 from functions.config import settings
 from functions.core.errors import ErrorCode, Unprocessable
 from functions.models.analytics import FraudSignal
 from functions.models.assign import ExposureRow
 from functions.models.experiments import KpiEvent
+from functions.models.holdouts import SpilloverLinkIn
 
 ANALYSED_STATUSES = ("ASSIGNED", "HOLDOUT")
 
@@ -69,7 +72,7 @@ def land_kpi_events(events: Iterable[KpiEvent]) -> IngestResult:
             rows.append(kpi_row(event, now))
         except Unprocessable as err:
             result.rejected.append({"eventId": event.eventId, "code": err.code, "message": err.message})
-    result.accepted = store().append(KPI_EVENTS, rows)
+    result.accepted = land(KPI_EVENTS, rows)
     return result
 
 
@@ -82,7 +85,7 @@ def exposure_event_id(row: ExposureRow) -> str:
 
 def land_exposures(rows: Iterable[ExposureRow], at: datetime) -> int:
     now = datetime.now(UTC)
-    return store().append(EXPOSURES, [
+    return land(EXPOSURES, [
         {"event_id": exposure_event_id(r), "experiment_id": r.experimentId, "unit_id": r.unitId, "status": r.status,
          "variant": r.variant, "analytics_consent": r.analyticsConsent, "exposed_at": at, "received_at": now}
         for r in rows if r.status in ANALYSED_STATUSES])
@@ -90,6 +93,22 @@ def land_exposures(rows: Iterable[ExposureRow], at: datetime) -> int:
 
 def land_fraud_flags(signals: Iterable[FraudSignal]) -> int:
     now = datetime.now(UTC)
-    return store().append(FRAUD_FLAGS, [
+    return land(FRAUD_FLAGS, [
         {"event_id": s.eventId, "unit_id": s.unitId, "reason": s.reason, "source": s.source,
          "flagged_at": s.flaggedAt or now, "received_at": now} for s in signals])
+
+
+def link_event_id(link_event_id: str, cohort_id: str) -> str:
+    """One row per (link event, cohort): a redelivered link lands the same ids again."""
+    key = json.dumps([link_event_id, cohort_id], separators=(",", ":"))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def land_links(link: SpilloverLinkIn, cohort_ids: Iterable[str], occurred_at: datetime) -> int:
+    """A link the cohorts took (not refused under BLOCK), for analyses to find units linked across
+    arms. Landed after the link's Firestore record commits, again on every redelivery."""
+    now = datetime.now(UTC)
+    return land(LINKS, [
+        {"event_id": link_event_id(link.eventId, cid), "link_event_id": link.eventId, "cohort_id": cid,
+         "source_unit_id": link.sourceUnitId, "target_unit_id": link.targetUnitId, "link_type": str(link.linkType),
+         "occurred_at": occurred_at, "received_at": now} for cid in sorted(set(cohort_ids))])

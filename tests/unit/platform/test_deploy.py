@@ -114,3 +114,43 @@ def test_metric_dataset_and_location_follow_the_environment():
     )
     assert "--location=EU mk --force --dataset" in out.stdout and "demo-check:ab_metrics" in out.stdout
     assert "METRIC_DATASET=ab_metrics" in out.stdout and "demo-check.ab_metrics.kpi_events" in out.stdout
+
+
+def test_each_landing_table_gets_a_topic_and_a_bigquery_subscription_with_a_dead_letter():
+    from functions.adapters.metric_store import landing
+
+    commands = dry_run()
+    topics = Topics()
+    dead_letter = getattr(topics, landing.DEAD_LETTER_KEY)
+    agent = "serviceAccount:service-<project-number>@gcp-sa-pubsub.iam.gserviceaccount.com"
+    lookup = [i for i, argv in enumerate(commands) if argv[:3] == ["gcloud", "projects", "describe"]]
+    assert len(lookup) == 1 and "--format=value(projectNumber)" in commands[lookup[0]]
+    created = {argv[4]: (i, argv) for i, argv in enumerate(commands)
+               if argv[:4] == ["gcloud", "pubsub", "subscriptions", "create"]}
+    ddl = {argv[-1]: i for i, argv in enumerate(commands) if argv[0] == "bq" and "query" in argv}
+    for table, key in landing.TOPIC_KEYS.items():
+        name = landing.subscription_id(table, "bigquery")
+        assert name == f"{getattr(topics, key)}-to-bigquery"  # chosen by the script, not generated
+        at, argv = created[name]
+        flags = set(argv[5:])
+        assert {f"--topic={getattr(topics, key)}", f"--bigquery-table=demo-check:offers_metrics.{table}",
+                "--use-table-schema", f"--dead-letter-topic={dead_letter}"} <= flags
+        attempts = [int(f.split("=")[1]) for f in flags if f.startswith("--max-delivery-attempts=")]
+        assert len(attempts) == 1 and 5 <= attempts[0] <= 100
+        assert "--drop-unknown-fields" not in flags  # a row that does not fit goes to the dead letter
+        writer = [i for i, a in enumerate(commands) if a[0] == "bq" and "add-iam-policy-binding" in a
+                  and a[-1] == f"demo-check:offers_metrics.{table}"]
+        assert len(writer) == 1 and f"--member={agent}" in commands[writer[0]]
+        assert "--role=roles/bigquery.dataEditor" in commands[writer[0]]
+        assert ddl[schema.ddl(table, dataset="demo-check.offers_metrics")] < writer[0] < at
+        reader = [a for a in commands if a[:5] == ["gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", name]]
+        assert len(reader) == 1 and {f"--member={agent}", "--role=roles/pubsub.subscriber"} <= set(reader[0])
+    hold_at, hold = created[landing.dead_letter_hold_id()]
+    assert f"--topic={dead_letter}" in hold and "--expiration-period=never" in hold
+    publisher = [a for a in commands if a[:5] == ["gcloud", "pubsub", "topics", "add-iam-policy-binding", dead_letter]]
+    assert len(publisher) == 1 and {f"--member={agent}", "--role=roles/pubsub.publisher"} <= set(publisher[0])
+    first_function = min(i for i, argv in enumerate(commands) if argv[:3] == ["gcloud", "functions", "deploy"])
+    assert max(i for i, _ in created.values()) < first_function and hold_at < first_function
+    for name, flags in deployed().items():
+        env = next(f for f in flags if f.startswith("--set-env-vars=")).split("=", 1)[1].split(",")
+        assert "METRIC_LANDING=pubsub" in env, name
