@@ -154,8 +154,10 @@ def signin(page: Page) -> flask.Response:
 def cloud_session(page: Page) -> flask.Response:
     """The browser's Firebase ID token, exchanged for an HttpOnly session cookie."""
     id_token = page.request.form.get("idToken", "")
-    if not id_token or len(id_token) > 8192:
+    if not id_token:
         raise BadRequest("idToken missing", code=ErrorCode.MISSING_TOKEN)
+    if len(id_token) > 8192:
+        raise BadRequest("idToken longer than 8192 characters", code=ErrorCode.BAD_REQUEST)
     cookie = create_session_cookie(id_token, session.MAX_AGE)
     response = flask.Response('{"ok":true}', mimetype="application/json")
     session.set_cookie(response, page.request, session.COOKIE, cookie, session.MAX_AGE)
