@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.cloud import firestore
-
 from functions.adapters.auth import Principal, authenticate
-from functions.adapters.firestore import db, transactional
+from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
 from functions.core.errors import AppError, Conflict, Forbidden, Unprocessable
 from functions.models.experiments import CreateExperiment, LifecycleRequest
 from functions.services.experiments import approvals, definitions, repository, start
-from functions.services.rollouts.store import read_plan
 
 BINDING_CLAIM = "approvesContentHash"
 COMMENT = "approved via lifecycle helper"
@@ -94,24 +92,23 @@ def run_full_lifecycle(request: LifecycleRequest, author: Principal) -> dict[str
     actor = author.to_dict()
     doc = definitions.new_document(request.definition, actor)
 
-    @transactional
-    def run(txn: firestore.Transaction) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        head = definitions.read_create(txn, doc)
-        if read_plan(txn, doc["id"]) is not None:  # a leftover plan would change what runs
+    def work(uow: UnitOfWork) -> tuple[ExperimentDoc, list[dict[str, Any]]]:
+        head = definitions.read_create(uow, doc)
+        if uow.rollouts.plan(doc["id"]) is not None:  # a leftover plan would change what runs
             raise Conflict(f"a rollout plan already exists for {doc['id']}", code="ALREADY_EXISTS")
-        occupied = start.read_layer(txn, doc)
-        current = definitions.stage_create(txn, dict(doc), actor, head)
+        occupied = start.read_layer(uow, doc)
+        current = definitions.stage_create(uow, dict(doc), actor, head)
         steps = [{"step": "CREATED", "state": current["state"]}]
-        current = approvals.stage_submit(txn, current, actor, head, content_hash)
+        current = approvals.stage_submit(uow, current, actor, head, content_hash)
         steps.append({"step": "SUBMITTED", "state": current["state"]})
         for approver in approvers:
             approvals.check_approve(current, approver, content_hash)
-            current = approvals.stage_approve(txn, current, approver, COMMENT, head, content_hash)
+            current = approvals.stage_approve(uow, current, approver, COMMENT, head, content_hash)
             steps.append({"step": "APPROVED_BY", "uid": approver.uid, "state": current["state"]})
-        current = start.stage_start(txn, current, actor, head, occupied, content_hash)
+        current = start.stage_start(uow, current, actor, head, occupied, content_hash)
         steps.append({"step": "STARTED", "state": current["state"]})
         return current, steps
 
-    after, steps = run(db().transaction())
+    after, steps = atomically(work)
     repository.invalidate()
     return {"experimentId": after["id"], "state": after["state"], "contentHash": content_hash, "steps": steps}

@@ -7,10 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from google.cloud import firestore
-
 from functions.adapters.auth import Principal
-from functions.adapters.firestore import db, transactional
+from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core.errors import Conflict, Forbidden, Unprocessable
 from functions.core.rollout import plan as plan_core
 from functions.core.rollout.plan import Change, PlanState
@@ -34,18 +32,17 @@ def _act(experiment_id: str, actor: dict[str, str], reason: str,
          exposures: dict[str, int] | None = None, kill_if_live: bool = False,
          extra: dict[str, Any] | None = None, results: Sequence[RequirementResult] = ()) -> dict[str, Any]:
 
-    @transactional
-    def run(txn: firestore.Transaction) -> dict[str, Any]:
-        current = store.read(txn, experiment_id)
+    def work(uow: UnitOfWork) -> dict[str, Any]:
+        current = store.read(uow, experiment_id)
         after, change = move(current.state, current.experiment)
         kill = None
         if kill_if_live and current.experiment.get("state") in LIVE:
             kill = {"guardrail": None, "observed": None, "bound": None, "source": "rollout-abort"}
         now = store.now_utc()
-        return store.commit(txn, current, after, change, actor=actor, reason=reason or change.kind.value, now=now,
+        return store.commit(uow, current, after, change, actor=actor, reason=reason or change.kind.value, now=now,
                             exposures=exposures, kill=kill, extra=extra, results=results)
 
-    event = run(db().transaction())
+    event = atomically(work)
     experiments.invalidate()
     return event
 
@@ -102,7 +99,7 @@ def approve_stage(experiment_id: str, actor: dict[str, str], reason: str) -> dic
 def advance(experiment_id: str, principal: Principal, reason: str, override: bool) -> dict[str, Any]:
     """Requirements are evaluated now; an operator's advance is itself the manual approval."""
     experiment = experiments.load(None, experiment_id)
-    seen = store.require_plan(None, experiment_id)
+    seen = store.require_plan(experiment_id)
     state = PlanState.from_doc(seen)
     plan_core.ensure_can_advance(state)  # a paused or final rollout says so, not "requirements not met"
     now = store.now_utc()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from functions.adapters import ledger_store
+from functions.adapters.repositories.experiments import document as experiment_document
 from functions.core.stats.quality import srm
 from functions.models.experiments import KpiEvent
 from functions.services import sweep
@@ -121,7 +122,7 @@ def test_rollout_aborts_the_experiment_itself_on_a_kill_breach_in_the_snapshot()
     assert doc["state"] == "KILLED" and doc["rollout"]["status"] == "ABORTED"
     chain = ledger_actions(eid)
     assert "EXPERIMENT_KILL" in chain and "EXPERIMENT_ROLLOUT_ABORT" in chain
-    outbox = [s.to_dict() for s in repository.ref(eid).collection("outbox").stream()]
+    outbox = [s.to_dict() for s in experiment_document(eid).collection("outbox").stream()]
     assert any(m["topic"] == "kill_switch" for m in outbox)
 
 

@@ -1,0 +1,30 @@
+"""holdoutCohorts: one document per holdout cohort (definition, salt, frozen flag, version)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.adapters.firestore import HOLDOUT_COHORTS
+from functions.adapters.repositories.session import DocPath, Session
+
+CohortDoc = dict[str, Any]
+
+
+def path(cohort_id: str) -> DocPath:
+    return (HOLDOUT_COHORTS, cohort_id)
+
+
+class CohortRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    path = staticmethod(path)
+
+    def get(self, cohort_id: str) -> CohortDoc | None:
+        return self._session.get(path(cohort_id))
+
+    def create(self, cohort_id: str, doc: CohortDoc) -> None:
+        self._session.create(path(cohort_id), doc)
+
+    def update(self, cohort_id: str, changes: dict[str, Any]) -> None:
+        self._session.update(path(cohort_id), changes)
