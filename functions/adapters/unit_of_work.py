@@ -29,9 +29,13 @@ from typing import Protocol, TypeVar
 from google.cloud import firestore
 
 from functions.adapters.firestore import db
+from functions.adapters.repositories.analyses import AnalysisRepository
+from functions.adapters.repositories.assignments import AssignmentRepository
 from functions.adapters.repositories.cohorts import CohortRepository
 from functions.adapters.repositories.experiments import ExperimentRepository
+from functions.adapters.repositories.holdouts import ExposureRepository
 from functions.adapters.repositories.ledger import LedgerRepository
+from functions.adapters.repositories.links import LinkRepository
 from functions.adapters.repositories.outbox import IdempotencyKeys, OutboxRepository
 from functions.adapters.repositories.rollouts import RolloutRepository
 from functions.adapters.repositories.session import FirestoreSession, Session
@@ -49,6 +53,10 @@ class UnitOfWork:
         self.rollouts = RolloutRepository(session)
         self.cohorts = CohortRepository(session)
         self.snapshots = SnapshotRepository(session)
+        self.analyses = AnalysisRepository(session)
+        self.assignments = AssignmentRepository(session)
+        self.links = LinkRepository(session)
+        self.exposures = ExposureRepository(session)
         self.ledger = LedgerRepository(session)
         self.outbox = OutboxRepository(session)
         self.idempotency = IdempotencyKeys(session)

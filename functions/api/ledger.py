@@ -7,13 +7,13 @@ from datetime import datetime
 import flask
 from pydantic import Field
 
+from functions.adapters import merkle_log as ledger_log
 from functions.api.router import ANY_STAFF, RequestContext, Router
 from functions.core.errors import Unprocessable
 from functions.core.ledger import signing
 from functions.core.ledger.entry import timestamp_text
 from functions.models.common import Id, StrictModel, Timestamp
 from functions.services.ledger import checkpoints, export, health, proofs, report, verification
-from functions.services.ledger import log as ledger_log
 
 router = Router("ledger", "Experiment ledger", "Tamper-evident audit trail with proofs, reports and exports.")
 OPERATORS = frozenset({"operator"})

@@ -20,7 +20,7 @@ from functions.adapters.auth import SYSTEM
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.config import settings
 from functions.core.errors import AppError
-from functions.services.experiments import guardrails, health, repository
+from functions.services.experiments import guardrails, repository
 from functions.services.experiments.transitions import apply_transition, record_event
 from functions.services.ledger import checkpoints
 from functions.services.metrics import snapshot_stats
@@ -112,7 +112,7 @@ def _record_status(now: datetime, failures: list[dict[str, Any]]) -> dict[str, A
     steps = {step: "FAILED" if any(f["step"] == step for f in failures) else "OK" for step in STEPS}
     status = {"at": now, "ok": not failures, "steps": steps, "failures": failures[:50]}
     try:
-        health.sweep_status_ref().set(status)
+        atomically(lambda uow: uow.snapshots.save_sweep_status(status))
     except Exception as exc:  # the result still says so; the scheduler's retry tries again
         failures.append(_failure("status", exc))
     return {**status, "at": now.isoformat()}

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from google.api_core import exceptions as gexc
 
 from functions.adapters import unit_of_work
-from functions.adapters.repositories.session import DocPath, Document, ReadAfterWrite, ReadOnly, Where
+from functions.adapters.repositories.session import DocPath, Document, Query, ReadAfterWrite, ReadOnly, Where
 from functions.adapters.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
@@ -28,6 +28,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
     "in": lambda a, b: a in b,
+    "array_contains": lambda a, b: isinstance(a, list) and b in a,
     "<": lambda a, b: a is not None and a < b,
     "<=": lambda a, b: a is not None and a <= b,
     ">": lambda a, b: a is not None and a > b,
@@ -99,11 +100,27 @@ class FakeSession:
         return self._store.get(path)
 
     def query(self, collection: str, where: Sequence[Where] = (), limit: int | None = None) -> list[Document]:
+        return [doc for _, doc in self.run(Query(collection, where, limit=limit))]
+
+    def _matches(self, query: Query) -> list[tuple[str, Document]]:
         self._reading()
-        found = [copy.deepcopy(d) for p, d in sorted(self._store.docs.items())
-                 if len(p) == 2 and p[0] == collection
-                 and all(_OPS[op](d.get(field), value) for field, op, value in where)]
-        return found[:limit] if limit is not None else found
+        depth = len(query.parent) + 2
+        found = [(p[-1], copy.deepcopy(d)) for p, d in sorted(self._store.docs.items())
+                 if len(p) == depth and p[:-2] == query.parent and p[-2] == query.collection
+                 and all(_OPS[op](d.get(field), value) for field, op, value in query.where)]
+        if query.order_by is not None:  # Firestore leaves out documents without the ordering field
+            field = query.order_by
+            found = sorted((f for f in found if field in f[1]), key=lambda f: f[1][field], reverse=query.descending)
+        return found[:query.limit] if query.limit is not None else found
+
+    def run(self, query: Query) -> list[tuple[str, Document]]:
+        found = self._matches(query)
+        if query.select is not None:
+            found = [(i, {k: v for k, v in d.items() if k in query.select}) for i, d in found]
+        return found
+
+    def count(self, query: Query) -> int:
+        return len(self._matches(query))
 
     def create(self, path: DocPath, data: Document) -> None:
         self._stage("create", path, data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.adapters.firestore import HOLDOUT_COHORTS
-from functions.adapters.repositories.session import DocPath, Session
+from functions.adapters.repositories.session import DocPath, Query, Session
 
 CohortDoc = dict[str, Any]
 
@@ -26,5 +26,10 @@ class CohortRepository:
     def create(self, cohort_id: str, doc: CohortDoc) -> None:
         self._session.create(path(cohort_id), doc)
 
-    def update(self, cohort_id: str, changes: dict[str, Any]) -> None:
-        self._session.update(path(cohort_id), changes)
+    def save(self, cohort_id: str, doc: CohortDoc) -> None:
+        self._session.set(path(cohort_id), doc)
+
+    def all(self, frozen: bool | None = None, limit: int | None = None) -> list[tuple[str, CohortDoc]]:
+        """(cohort id, cohort), optionally only the frozen (or unfrozen) ones."""
+        where = [("frozen", "==", frozen)] if frozen is not None else []
+        return self._session.run(Query(HOLDOUT_COHORTS, where, limit=limit))

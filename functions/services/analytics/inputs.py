@@ -9,13 +9,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from google.cloud.firestore_v1.base_query import FieldFilter
 from scipy.cluster.hierarchy import DisjointSet
 
-from functions.adapters.firestore import HOLDOUT_COHORTS, HOLDOUT_SPILLOVER_EVENTS, db
 from functions.config import settings
 from functions.core.stats import quality
 from functions.services.experiments import health as experiment_health
+from functions.services.holdouts import links
 from functions.services.metrics.analysis_inputs import ArmFacts, arms_of
 
 STALE_AFTER_SECONDS = 24 * 3600
@@ -34,14 +33,8 @@ def crossing_units(experiment_id: str, cohort_id: str | None, arms: tuple[str, .
     linked units' arms are read from the metric store."""
     if not cohort_id:
         return set()
-    query = db().collection(HOLDOUT_SPILLOVER_EVENTS).where(filter=FieldFilter("cohortIds", "array_contains",
-                                                                               cohort_id))
     comps = DisjointSet()
-    for snap in query.stream():
-        doc = snap.to_dict() or {}
-        if (doc.get("result") or {}).get("blocked"):
-            continue
-        source, target = str(doc.get("sourceUnitId")), str(doc.get("targetUnitId"))
+    for source, target in links.links(cohort_id):
         comps.add(source)
         comps.add(target)
         comps.merge(source, target)
@@ -56,9 +49,7 @@ def contaminated_units(cohort_id: str | None) -> set[str]:
     """Holdout members marked contaminated by a spillover policy (EXCLUDE, or moved by CLUSTER)."""
     if not cohort_id:
         return set()
-    query = (db().collection(HOLDOUT_COHORTS).document(cohort_id).collection("units")
-             .where(filter=FieldFilter("contaminated", "==", True)))
-    return {str(d["unitId"]) for d in (s.to_dict() or {} for s in query.stream()) if d.get("unitId")}
+    return links.contaminated_units(cohort_id)
 
 
 def _snapshot_age(experiment_id: str, now: datetime) -> float | None:

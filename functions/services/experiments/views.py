@@ -15,14 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from functions.adapters.firestore import EXPERIMENT_ANALYSES, EXPERIMENT_SNAPSHOTS, OFFER_EXPERIMENTS, db
+from functions.adapters.unit_of_work import reading
 from functions.config import settings
 from functions.models.common import iso_text
 
 SERIES_LIMIT = 500
+SERIES_FIELDS = ["takenAt", "state", "rollout", "units", "guardrails", "acted"]
 _WORKERS = 16
 
 
@@ -60,23 +58,16 @@ def _newest(docs: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
 
 def recent_snapshots(since: datetime) -> dict[str, dict[str, Any]]:
     """The newest snapshot per experiment among those taken since `since` (one range query)."""
-    query = (db().collection(EXPERIMENT_SNAPSHOTS).where(filter=FieldFilter("takenAt", ">=", since))
-             .select(SNAPSHOT_FIELDS))
-    return _newest([s.to_dict() or {} for s in query.stream()], "takenAt")
+    return _newest(reading().snapshots.taken_since(since, SNAPSHOT_FIELDS), "takenAt")
 
 
 def last_snapshot(experiment_id: str) -> dict[str, Any] | None:
-    query = (db().collection(EXPERIMENT_SNAPSHOTS)
-             .where(filter=FieldFilter("experimentId", "==", experiment_id))
-             .order_by("takenAt", direction=firestore.Query.DESCENDING).limit(1).select(SNAPSHOT_FIELDS))
-    return next((s.to_dict() or {} for s in query.stream()), None)
+    return next((doc for _, doc in reading().snapshots.newest(experiment_id, 1, SNAPSHOT_FIELDS)), None)
 
 
 def latest_analyses(experiment_ids: list[str]) -> dict[str, dict[str, Any]]:
     def chunk(ids: list[str]) -> list[dict[str, Any]]:
-        query = (db().collection(EXPERIMENT_ANALYSES).where(filter=FieldFilter("experimentId", "in", ids))
-                 .select(ANALYSIS_FIELDS))
-        return [s.to_dict() or {} for s in query.stream()]
+        return reading().analyses.of_experiments(ids, ANALYSIS_FIELDS)
 
     chunks = [experiment_ids[i:i + IN_LIMIT] for i in range(0, len(experiment_ids), IN_LIMIT)]
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
@@ -119,10 +110,7 @@ def summary(doc: dict[str, Any], snapshot: dict[str, Any] | None, analysis: dict
 
 
 def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    query: firestore.CollectionReference | firestore.Query = db().collection(OFFER_EXPERIMENTS)
-    if state:
-        query = query.where(filter=FieldFilter("state", "==", state))
-    docs = [s.to_dict() or {} for s in query.limit(limit).stream()]
+    docs = reading().experiments.all(state, limit)
     now = datetime.now(UTC)
     started = [d["id"] for d in docs if d.get("startedAt") is not None]
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -142,14 +130,9 @@ def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]
 def snapshot_series(experiment_id: str, limit: int = SERIES_LIMIT) -> list[dict[str, Any]]:
     """Snapshots oldest first: time, state, stage, units per arm and guardrail verdicts (the
     statistics the sweep stored are left out; charts need the verdicts, not the moments)."""
-    query = (db().collection(EXPERIMENT_SNAPSHOTS)
-             .where(filter=FieldFilter("experimentId", "==", experiment_id))
-             .order_by("takenAt", direction=firestore.Query.DESCENDING).limit(limit)
-             .select(["takenAt", "state", "rollout", "units", "guardrails", "acted"]))
     rows = []
-    for snap in query.stream():
-        d = snap.to_dict() or {}
-        rows.append({"snapshotId": snap.id, "takenAt": iso_text(d.get("takenAt")), "state": d.get("state"),
+    for snapshot_id, d in reading().snapshots.newest(experiment_id, limit, SERIES_FIELDS):
+        rows.append({"snapshotId": snapshot_id, "takenAt": iso_text(d.get("takenAt")), "state": d.get("state"),
                      "stage": (d.get("rollout") or {}).get("stage"), "units": d.get("units") or {},
                      "guardrails": d.get("guardrails") or [], "acted": d.get("acted")})
     return rows[::-1]

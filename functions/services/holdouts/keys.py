@@ -1,55 +1,6 @@
-"""Document ids derived from external ids.
+"""The holdouts' document ids and references now live in `functions.adapters.holdout_keys`; these
+names stay here only for the spillover and union-find modules until they move to the unit of work."""
 
-Unit and event ids come from apps: they are hashed so no '/' or odd unicode can escape a path,
-and so a unit id never appears in a document id (only in fields the rules let its owner read).
-"""
+from functions.adapters.holdout_keys import UNITS, cohort_ref, node_ref, spillover_event_ref, unit_key
 
-from __future__ import annotations
-
-import hashlib
-
-from google.cloud import firestore
-
-from functions.adapters.firestore import (
-    HOLDOUT_ASSIGNMENTS,
-    HOLDOUT_COHORTS,
-    HOLDOUT_SPILLOVER_EVENTS,
-    db,
-)
-
-UNITS = "units"  # union-find nodes (parent pointers, component sizes, contamination marks)
-MEMBERS = "members"  # first sighting of a unit by assign, one per cohort (drives size counters)
-COUNTERS = "counters"  # sharded health counters
-
-
-def sha(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def unit_key(unit_id: str) -> str:
-    return sha(unit_id)[:40]
-
-
-def assignment_id(experiment_id: str, unit_id: str) -> str:
-    """The exposure log id shared with the experiments module: `{experimentId}__{sha256(unit)[:32]}`."""
-    return f"{experiment_id}__{sha(unit_id)[:32]}"
-
-
-def cohort_ref(cohort_id: str) -> firestore.DocumentReference:
-    return db().collection(HOLDOUT_COHORTS).document(cohort_id)
-
-
-def node_ref(cohort_id: str, key: str) -> firestore.DocumentReference:
-    return cohort_ref(cohort_id).collection(UNITS).document(key)
-
-
-def member_ref(cohort_id: str, unit_id: str) -> firestore.DocumentReference:
-    return cohort_ref(cohort_id).collection(MEMBERS).document(unit_key(unit_id))
-
-
-def assignment_ref(experiment_id: str, unit_id: str) -> firestore.DocumentReference:
-    return db().collection(HOLDOUT_ASSIGNMENTS).document(assignment_id(experiment_id, unit_id))
-
-
-def spillover_event_ref(event_id: str) -> firestore.DocumentReference:
-    return db().collection(HOLDOUT_SPILLOVER_EVENTS).document(sha(event_id)[:40])
+__all__ = ["UNITS", "cohort_ref", "node_ref", "spillover_event_ref", "unit_key"]

@@ -9,10 +9,10 @@ import threading
 import pytest
 
 from functions.adapters import ledger_store
+from functions.adapters import merkle_log as ledger_log
 from functions.adapters.firestore import db, transactional
 from functions.core.ledger.offline import verify_consistency_proof, verify_export, verify_inclusion_proof
 from functions.services.ledger import checkpoints, proofs, verification
-from functions.services.ledger import log as ledger_log
 from localdev.tokens import bearer
 
 VIEWER = bearer("auditor", ["viewer"])

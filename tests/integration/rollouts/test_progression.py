@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from functions.adapters import ledger_store
+from functions.adapters.firestore import db
 from functions.adapters.repositories.experiments import document as experiment_document
 from functions.core.stats.quality import srm
 from functions.models.experiments import KpiEvent
@@ -115,7 +116,7 @@ def test_rollout_aborts_the_experiment_itself_on_a_kill_breach_in_the_snapshot()
     snapshot = {"experimentId": eid, "windowStart": now, "takenAt": now, "guardrails": [
         {"guardrail": "refund", "arm": "treatment", "action": "KILL", "status": "BREACHED", "observed": 0.5,
          "bound": 0.3}]}
-    store.db().collection("experimentSnapshots").document(f"{eid}__manual").set(snapshot)
+    db().collection("experimentSnapshots").document(f"{eid}__manual").set(snapshot)
     result = progress_experiment(eid, now)
     assert result["step"] == "ABORT"
     doc = repository.load(None, eid)
