@@ -5,6 +5,7 @@ entry and its outbox messages land together, and every refusal leaves the store 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,8 +16,11 @@ from functions.adapters.repositories.session import ReadAfterWrite
 from functions.adapters.unit_of_work import atomically
 from functions.core.errors import AppError
 from functions.core.ledger.entry import GENESIS_HASH
+from functions.core.stats.sufficient import MomentStats
 from functions.models.experiments import CreateExperiment
+from functions.services import sweep
 from functions.services.experiments import approvals, definitions, metrics, start, transitions
+from functions.services.metrics.snapshot_stats import ExperimentStats
 from tests.support.factories import APPROVER, PM, definition
 from tests.support.fake_storage import FakeStore
 
@@ -169,3 +173,23 @@ def test_a_read_after_a_write_is_refused_and_nothing_commits(store: FakeStore, c
     with pytest.raises(ReadAfterWrite):
         atomically(work)
     assert store.docs == before
+
+
+def test_a_sweep_kills_on_a_breach_once_per_window(store: FakeStore, cohort: str) -> None:
+    eid = _create(cohort)
+    approvals.submit(eid, PM.to_dict())
+    approvals.approve(eid, APPROVER)
+    doc = start.start(eid, PM.to_dict())
+    refunds = {"control": {"refund": MomentStats.from_arrays([1.0] * 40 + [0.0] * 1960)},
+               "treatment": {"refund": MomentStats.from_arrays([1.0] * 600 + [0.0] * 1400)}}
+    now = datetime.now(UTC)
+    first = sweep.sweep_experiment(doc, now, stats=ExperimentStats(stats=refunds))
+    again = sweep.sweep_experiment(doc, now, stats=ExperimentStats(stats=refunds))  # a redelivered tick
+    assert first["acted"] == "KILL" and first["skipped"] is False
+    assert again["skipped"] is True
+    killed = store.get(("offerExperiments", eid))
+    assert killed is not None and killed["state"] == "KILLED"
+    snapshot = store.get(("experimentSnapshots", first["snapshot"]))
+    assert snapshot is not None and snapshot["acted"] == "KILL"
+    assert [m["topic"] for m in _outbox(store, eid)].count("kill_switch") == 1
+    assert [e["action"] for e in _chain(store, eid)].count("EXPERIMENT_KILL") == 1
