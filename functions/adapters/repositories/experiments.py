@@ -12,7 +12,7 @@ from typing import Any
 from google.cloud import firestore
 
 from functions.adapters.firestore import EXPERIMENT_EVENTS, OFFER_EXPERIMENTS
-from functions.adapters.repositories.session import DocPath, FirestoreSession, Session
+from functions.adapters.repositories.session import DocPath, FirestoreSession, Query, Session
 from functions.core.errors import Conflict, NotFound
 
 ExperimentDoc = dict[str, Any]
@@ -61,8 +61,9 @@ class ExperimentRepository:
     def all(self, state: str | None = None, limit: int | None = 100) -> list[ExperimentDoc]:
         return self._session.query(OFFER_EXPERIMENTS, [("state", "==", state)] if state else [], limit=limit)
 
-    def live(self) -> list[ExperimentDoc]:
-        return self._session.query(OFFER_EXPERIMENTS, [("state", "in", list(LIVE_STATES))])
+    def live(self) -> dict[str, ExperimentDoc]:
+        """RUNNING and PAUSED experiments by document id."""
+        return dict(self._session.run(Query(OFFER_EXPERIMENTS, [("state", "in", list(LIVE_STATES))])))
 
     def events(self, experiment_id: str) -> list[dict[str, Any]]:
         found = self._session.query(EXPERIMENT_EVENTS, [("experimentId", "==", experiment_id)])

@@ -46,7 +46,7 @@ _cache: dict[str, Any] = {"at": 0.0, "docs": []}
 def live_experiments(max_age: float = 2.0) -> list[ExperimentDoc]:
     """RUNNING and PAUSED experiments, cached briefly: KPI attribution runs per event."""
     if time.monotonic() - _cache["at"] > max_age:
-        _cache["docs"] = reading().experiments.live()
+        _cache["docs"] = list(reading().experiments.live().values())
         _cache["at"] = time.monotonic()
     docs: list[ExperimentDoc] = _cache["docs"]
     return docs

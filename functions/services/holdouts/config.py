@@ -45,7 +45,7 @@ def _version(cohorts: dict[str, Any], experiments: dict[str, Any]) -> str:
 def load() -> Snapshot:
     stored = reading()
     cohort_docs = dict(stored.cohorts.all(frozen=True))
-    experiment_docs = {doc["id"]: doc for doc in stored.experiments.live()}
+    experiment_docs = stored.experiments.live()
     compiled = corebridge.compile_config(cohort_docs, experiment_docs)
     return Snapshot(
         version=_version(cohort_docs, experiment_docs),
