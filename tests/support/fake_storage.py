@@ -131,6 +131,9 @@ class FakeSession:
     def update(self, path: DocPath, changes: Document) -> None:
         self._stage("update", path, changes)
 
+    def increment(self, path: DocPath, deltas: dict[str, int]) -> None:
+        self._stage("increment", path, deltas)
+
     def commit(self) -> None:
         """All staged writes, or none (a failed precondition leaves the store as it was)."""
         docs = copy.deepcopy(self._store.docs)
@@ -141,6 +144,10 @@ class FakeSession:
                 docs[path] = data
             elif kind == "set":
                 docs[path] = data
+            elif kind == "increment":
+                target = docs.setdefault(path, {})
+                for field, delta in data.items():
+                    target[field] = target.get(field, 0) + delta
             else:
                 if path not in docs:
                     raise gexc.NotFound(f"{'/'.join(path)} does not exist")

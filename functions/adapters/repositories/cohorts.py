@@ -29,6 +29,11 @@ class CohortRepository:
     def save(self, cohort_id: str, doc: CohortDoc) -> None:
         self._session.set(path(cohort_id), doc)
 
+    def ids(self, frozen: bool | None = None) -> list[str]:
+        """Cohort ids only (a projection: no cohort document is read)."""
+        where = [("frozen", "==", frozen)] if frozen is not None else []
+        return [cid for cid, _ in self._session.run(Query(HOLDOUT_COHORTS, where, select=[]))]
+
     def all(self, frozen: bool | None = None, limit: int | None = None) -> list[tuple[str, CohortDoc]]:
         """(cohort id, cohort), optionally only the frozen (or unfrozen) ones."""
         where = [("frozen", "==", frozen)] if frozen is not None else []

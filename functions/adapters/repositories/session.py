@@ -59,6 +59,8 @@ class Session(Protocol):
 
     def update(self, path: DocPath, changes: Document) -> None: ...
 
+    def increment(self, path: DocPath, deltas: dict[str, int]) -> None: ...
+
 
 class FirestoreSession:
     """A session over one Firestore transaction; `txn=None` reads outside any transaction."""
@@ -128,3 +130,7 @@ class FirestoreSession:
 
     def update(self, path: DocPath, changes: Document) -> None:
         self._writing().update(self.ref(path), changes)
+
+    def increment(self, path: DocPath, deltas: dict[str, int]) -> None:
+        """Add to numeric fields, creating the document if needed (no read: no contention on it)."""
+        self._writing().set(self.ref(path), {k: firestore.Increment(v) for k, v in deltas.items()}, merge=True)

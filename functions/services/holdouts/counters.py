@@ -11,7 +11,7 @@ import random
 from typing import Any
 
 from functions.adapters.repositories import holdouts as storage
-from functions.adapters.repositories.holdouts import Writes
+from functions.adapters.unit_of_work import UnitOfWork
 
 SHARDS = 8
 
@@ -32,11 +32,11 @@ def shard() -> int:
     return random.randrange(SHARDS)
 
 
-def increment(txn: Writes, cohort_id: str, deltas: dict[str, int], shard_index: int | None = None) -> None:
+def increment(uow: UnitOfWork, cohort_id: str, deltas: dict[str, int], shard_index: int | None = None) -> None:
     deltas = {k: v for k, v in deltas.items() if v}
     if not deltas:
         return
-    storage.increment_counters(txn, cohort_id, shard() if shard_index is None else shard_index, deltas)
+    uow.links.increment_counters(cohort_id, shard() if shard_index is None else shard_index, deltas)
 
 
 def totals(cohort_id: str) -> dict[str, int]:
