@@ -11,10 +11,11 @@ import pytest
 from functions.adapters.metric_store.duckdb_store import DuckDBStore
 from functions.core.errors import AppError
 from functions.models.experiments import CreateExperiment
-from functions.models.holdouts import CohortCreate, CohortUpdate, FreezeRequest
+from functions.models.holdouts import CohortCreate, CohortUpdate, FreezeRequest, SpilloverLinkIn
 from functions.models.rollouts import PlanRequest
 from functions.services.experiments import approvals, definitions, metrics, start
-from functions.services.holdouts import cohorts
+from functions.services.holdouts import cohorts, counters, membership, spillover
+from functions.services.holdouts import links as holdout_links
 from functions.services.rollouts import actions, plans
 from tests.support.factories import APPROVER, OPERATOR, PM, definition
 from tests.support.fake_storage import FakeStore
@@ -91,3 +92,30 @@ def test_the_plan_of_a_running_experiment_cannot_be_replaced(store: FakeStore, r
         plans.put_plan(running, PlanRequest(stages=[0.5]), PM.to_dict())
     assert refused.value.code == "ROLLOUT_PLAN_LOCKED"
     assert store.docs == before
+
+
+def test_a_crossing_referral_contaminates_the_holdout_member_once(store: FakeStore) -> None:
+    made = cohorts.create(CohortCreate(name="h", percentage=50.0, spilloverPolicies={"REFERRAL": "EXCLUDE"}),
+                          PM.to_dict())
+    cohorts.freeze(made.id, FreezeRequest(), PM.to_dict())
+    doc = store.get(("holdoutCohorts", made.id))
+    assert doc is not None
+    sides = {u: membership.in_holdout(doc, u, None) for u in (f"u{i}" for i in range(40))}
+    held, treated = next(u for u, s in sides.items() if s), next(u for u, s in sides.items() if not s)
+    link = SpilloverLinkIn(eventId="ref-1", linkType="REFERRAL", sourceUnitId=treated, targetUnitId=held)
+
+    result = spillover.ingest(link, PM.to_dict())
+    [verdict] = result.verdicts
+    assert (verdict.action, verdict.crossing, verdict.contaminatedUnits) == ("CONTAMINATED", True, [held])
+    after = dict(store.docs)
+    again = spillover.ingest(link, PM.to_dict())  # a redelivery
+    assert again.duplicate and again.verdicts == result.verdicts
+    assert store.docs == after
+
+    assert holdout_links.contaminated_units(made.id) == {held}
+    assert holdout_links.links(made.id) == [(treated, held)]
+    shards = store.collection("holdoutCohorts", made.id, "counters")
+    assert sum(s.get(counters.CONTAMINATED, 0) for s in shards.values()) == 1
+    assert sum(s.get(counters.CROSSINGS, 0) for s in shards.values()) == 1
+    chain = [e["action"] for e in _entries(store, f"cohort-{made.id}")]
+    assert chain[-1] == "SPILLOVER_CONTAMINATED" and chain.count("SPILLOVER_CONTAMINATED") == 1
