@@ -381,10 +381,10 @@ def expected_attributions(layout: Layout, exposures: dict[str, dict[str, str]],
 
 def read_experiment(eid: str) -> dict[str, Any]:
     from functions.adapters.firestore import OUTBOX
-    from functions.services.experiments import repository
+    from functions.adapters.repositories.experiments import document as experiment_document
     from functions.services.ledger import verification
 
-    ref = repository.ref(eid)
+    ref = experiment_document(eid)
     doc = ref.get().to_dict() or {}
     kills = [s.to_dict() or {} for s in ref.collection(OUTBOX).stream()]
     kills = [k for k in kills if k.get("topic") == "kill_switch"]
@@ -694,11 +694,11 @@ def _unsent_kills(layout: Layout) -> list[str]:
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     from functions.adapters.firestore import OUTBOX
-    from functions.services.experiments import repository
+    from functions.adapters.repositories.experiments import document as experiment_document
 
     unsent = []
     for eid in layout.guard_ids:
-        query = repository.ref(eid).collection(OUTBOX).where(filter=FieldFilter("sent", "==", False))
+        query = experiment_document(eid).collection(OUTBOX).where(filter=FieldFilter("sent", "==", False))
         unsent += [s.id for s in query.stream()]
     return unsent
 

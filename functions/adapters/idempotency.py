@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from typing import Any
 
 from google.cloud import firestore
 
 from functions.adapters.firestore import PROCESSED_EVENTS
 
 
-def key_ref(parent: firestore.DocumentReference, event_id: str) -> firestore.DocumentReference:
+def key_id(event_id: str) -> str:
     # Event ids come from outside: hash them so '/' or odd unicode cannot escape the path.
-    return parent.collection(PROCESSED_EVENTS).document(hashlib.sha256(event_id.encode()).hexdigest()[:40])
+    return hashlib.sha256(event_id.encode()).hexdigest()[:40]
+
+
+def key_document(event_id: str) -> dict[str, Any]:
+    return {"eventId": event_id, "at": datetime.now(UTC)}
+
+
+def key_ref(parent: firestore.DocumentReference, event_id: str) -> firestore.DocumentReference:
+    return parent.collection(PROCESSED_EVENTS).document(key_id(event_id))
 
 
 def already_processed(txn: firestore.Transaction, parent: firestore.DocumentReference, event_id: str) -> bool:
@@ -27,4 +36,4 @@ def already_processed(txn: firestore.Transaction, parent: firestore.DocumentRefe
 def mark_processed(
     txn: firestore.Transaction | firestore.WriteBatch, parent: firestore.DocumentReference, event_id: str
 ) -> None:
-    txn.create(key_ref(parent, event_id), {"eventId": event_id, "at": datetime.now(UTC)})
+    txn.create(key_ref(parent, event_id), key_document(event_id))

@@ -50,16 +50,51 @@ class Head:
     exists: bool
 
 
+def head_of(chain_id: str, doc: dict[str, Any] | None) -> Head:
+    """The head of a chain from its head document (None: an empty chain)."""
+    if doc is None:
+        return Head(chain_id=chain_id, next_seq=0, prev_hash=GENESIS_HASH, exists=False)
+    return Head(chain_id=chain_id, next_seq=int(doc["headSeq"]) + 1, prev_hash=str(doc["headHash"]), exists=True)
+
+
 def read_head(txn: firestore.Transaction | None, chain_id: str) -> Head:
     snap = chain_ref(chain_id).get(transaction=txn)
-    if not snap.exists:
-        return Head(chain_id=chain_id, next_seq=0, prev_hash=GENESIS_HASH, exists=False)
-    doc = snap.to_dict() or {}
-    return Head(chain_id=chain_id, next_seq=int(doc["headSeq"]) + 1, prev_hash=str(doc["headHash"]), exists=True)
+    return head_of(chain_id, (snap.to_dict() or {}) if snap.exists else None)
 
 
 def now_iso() -> str:
     return timestamp_text(datetime.now(UTC))
+
+
+def seal(
+    head: Head,
+    *,
+    actor: dict[str, str],
+    action: str,
+    subject: dict[str, Any],
+    payload: dict[str, Any],
+    timestamp: str | None = None,
+) -> tuple[SealedEntry, dict[str, Any], dict[str, Any]]:
+    """The next entry of `head`'s chain: (sealed entry, signed entry document, new head document)."""
+    sealed = seal_entry(
+        chain_id=head.chain_id,
+        seq=head.next_seq,
+        prev_hash=head.prev_hash,
+        timestamp=timestamp or now_iso(),
+        actor=actor,
+        action=action,
+        subject=subject,
+        payload=payload,
+    )
+    entry = {**sealed.to_document(), **signing.sign_entry(sealed.hash, ledger_keys.signing_key())}
+    head_doc = {"chainId": head.chain_id, "headSeq": sealed.seq, "headHash": sealed.hash,
+                "updatedAt": datetime.now(UTC)}
+    return sealed, entry, head_doc
+
+
+def advance(head: Head, sealed: SealedEntry) -> None:
+    """Move `head` past `sealed`, so several appends can share a commit."""
+    head.next_seq, head.prev_hash, head.exists = sealed.seq + 1, sealed.hash, True
 
 
 def append(
@@ -73,25 +108,13 @@ def append(
     timestamp: str | None = None,
 ) -> SealedEntry:
     """Stage one entry and the head move; `head` advances so several appends can share a commit."""
-    sealed = seal_entry(
-        chain_id=head.chain_id,
-        seq=head.next_seq,
-        prev_hash=head.prev_hash,
-        timestamp=timestamp or now_iso(),
-        actor=actor,
-        action=action,
-        subject=subject,
-        payload=payload,
-    )
+    sealed, entry, head_doc = seal(head, actor=actor, action=action, subject=subject, payload=payload,
+                                   timestamp=timestamp)
     ref = chain_ref(head.chain_id)
     # create() makes a lost race fail loudly instead of overwriting an entry.
-    txn.create(ref.collection(ENTRIES).document(entry_id(sealed.seq)),
-               {**sealed.to_document(), **signing.sign_entry(sealed.hash, ledger_keys.signing_key())})
-    txn.set(
-        ref,
-        {"chainId": head.chain_id, "headSeq": sealed.seq, "headHash": sealed.hash, "updatedAt": datetime.now(UTC)},
-    )
-    head.next_seq, head.prev_hash, head.exists = sealed.seq + 1, sealed.hash, True
+    txn.create(ref.collection(ENTRIES).document(entry_id(sealed.seq)), entry)
+    txn.set(ref, head_doc)
+    advance(head, sealed)
     return sealed
 
 

@@ -28,6 +28,18 @@ def message_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
+def message(topic_key: str, payload: dict[str, Any], key: str) -> tuple[str, dict[str, Any]]:
+    """(message id, outbox document) of one message; `key` makes it unique per change."""
+    mid = message_id(key)
+    return mid, {
+        "topic": topic_key,
+        "payload": json.dumps(payload, sort_keys=True, allow_nan=False),
+        "messageKey": mid,
+        "createdAt": datetime.now(UTC),
+        "sent": False,
+    }
+
+
 def enqueue(
     txn: firestore.Transaction | firestore.WriteBatch,
     parent: firestore.DocumentReference,
@@ -36,17 +48,8 @@ def enqueue(
     key: str,
 ) -> str:
     """Stage a message in the caller's transaction/batch; `key` makes it unique per change."""
-    mid = message_id(key)
-    txn.set(
-        parent.collection(OUTBOX).document(mid),
-        {
-            "topic": topic_key,
-            "payload": json.dumps(payload, sort_keys=True, allow_nan=False),
-            "messageKey": mid,
-            "createdAt": datetime.now(UTC),
-            "sent": False,
-        },
-    )
+    mid, doc = message(topic_key, payload, key)
+    txn.set(parent.collection(OUTBOX).document(mid), doc)
     return mid
 
 

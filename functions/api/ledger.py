@@ -8,6 +8,7 @@ from typing import Any
 import flask
 from pydantic import Field
 
+from functions.adapters import merkle_log as ledger_log
 from functions.api.router import ANY_STAFF, RequestContext, Router
 from functions.core.errors import ErrorCode, Unprocessable
 from functions.core.ledger import signing
@@ -26,7 +27,6 @@ from functions.models.ledger import (
     PublicKey,
 )
 from functions.services.ledger import checkpoints, export, health, proofs, report, verification
-from functions.services.ledger import log as ledger_log
 
 router = Router("ledger", "Experiment ledger", "Tamper-evident audit trail with proofs, reports and exports.")
 OPERATORS = frozenset({"operator"})

@@ -14,14 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.cloud.firestore_v1.base_query import FieldFilter
 
-from functions.adapters import ledger_store, outbox
+from functions.adapters import outbox
 from functions.adapters.auth import SYSTEM
-from functions.adapters.firestore import EXPERIMENT_SNAPSHOTS, OFFER_EXPERIMENTS, db, transactional
+from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.config import settings
 from functions.core.errors import AppError
-from functions.services.experiments import guardrails, health, repository
+from functions.services.experiments import guardrails, repository
 from functions.services.experiments.transitions import apply_transition, record_event
 from functions.services.ledger import checkpoints
 from functions.services.metrics import snapshot_stats
@@ -52,28 +51,23 @@ def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = N
         stats = snapshot_stats.read([doc])[eid]
     verdicts = guardrails.evaluate(doc, stats.stats)
     sid = snapshot_id(eid, window, run_key)
-    snapshot_ref = db().collection(EXPERIMENT_SNAPSHOTS).document(sid)
     breach = guardrails.worst_breach(verdicts)
-    experiment_ref = repository.ref(eid)
 
-    @transactional
-    def run(txn) -> tuple[bool, str | None]:
-        if snapshot_ref.get(transaction=txn).exists:
+    def work(uow: UnitOfWork) -> tuple[bool, str | None]:
+        if uow.snapshots.exists(sid):
             return True, None
-        current = repository.load(txn, eid)
+        current = uow.experiments.get(eid)
         acted = None
         if breach and current.get("state") == "RUNNING":
-            head = ledger_store.read_head(txn, ledger_store.experiment_chain(eid))
+            head = uow.ledger.experiment_head(eid)
             details = {**breach, "snapshotId": sid}
             reason = f"guardrail {breach['guardrail']} breached on {breach['arm']}: {breach['detail']}"
             if breach["action"] in ("KILL", "PAUSE"):
-                apply_transition(txn, experiment_ref, current, breach["action"], SYSTEM.to_dict(), reason, details,
-                                 head)
+                apply_transition(uow, current, breach["action"], SYSTEM.to_dict(), reason, details, head)
             else:
-                record_event(txn, experiment_ref, current, "GUARDRAIL_ALERT", SYSTEM.to_dict(), "guardrail alert",
-                             details, head)
+                record_event(uow, current, "GUARDRAIL_ALERT", SYSTEM.to_dict(), "guardrail alert", details, head)
             acted = breach["action"]
-        txn.create(snapshot_ref, {
+        uow.snapshots.create(sid, {
             "experimentId": eid, "windowStart": window, "takenAt": now, "state": current.get("state"),
             "rollout": current.get("rollout"), "units": stats.units_per_arm(), "unitsWithKpis": stats.with_data,
             "stats": {v: {m: s.to_dict() for m, s in metrics.items()} for v, metrics in stats.stats.items()},
@@ -82,7 +76,7 @@ def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = N
         return False, acted
 
     try:
-        skipped, acted = run(db().transaction())
+        skipped, acted = atomically(work)
     except gexc.AlreadyExists:  # a concurrent sweep created this window's snapshot first
         skipped, acted = True, None
     if acted in ("KILL", "PAUSE"):
@@ -118,7 +112,7 @@ def _record_status(now: datetime, failures: list[dict[str, Any]]) -> dict[str, A
     steps = {step: "FAILED" if any(f["step"] == step for f in failures) else "OK" for step in STEPS}
     status = {"at": now, "ok": not failures, "steps": steps, "failures": failures[:50]}
     try:
-        health.sweep_status_ref().set(status)
+        atomically(lambda uow: uow.snapshots.save_sweep_status(status))
     except Exception as exc:  # the result still says so; the scheduler's retry tries again
         failures.append(_failure("status", exc))
     return {**status, "at": now.isoformat()}
@@ -129,8 +123,7 @@ def run_sweep(now: datetime | None = None, run_key: str | None = None) -> dict[s
     checkpoints or the outbox); failures are named in the result and in `experimentSnapshots/_sweep`,
     which experiment health reports."""
     now = now or datetime.now(UTC)
-    running = [snap.to_dict() or {} for snap in
-               db().collection(OFFER_EXPERIMENTS).where(filter=FieldFilter("state", "==", "RUNNING")).stream()]
+    running = reading().experiments.all("RUNNING", limit=None)
     failures: list[dict[str, Any]] = []
     # one metric-store query for every running experiment; if it cannot run, no snapshot is
     # written (a snapshot of no data would read as "nothing happened"), and the step says so

@@ -8,6 +8,7 @@ import io
 
 import pytest
 
+from functions.adapters.repositories.experiments import document as experiment_document
 from functions.services.experiments import repository
 from functions.services.experiments.transitions import transition
 from tests.console.conftest import CSRF
@@ -149,7 +150,7 @@ def test_a_definition_changed_behind_the_apis_back_shows_in_the_diff_against_the
     assert 'id="diff-same"' in client.get(f"/experiments/{eid}").get_data(as_text=True)
     doc = repository.load(None, eid)
     guardrails = [{**doc["guardrails"][0], "absoluteMax": 0.5}]
-    repository.ref(eid).update({"guardrails": guardrails})  # an insider's direct write
+    experiment_document(eid).update({"guardrails": guardrails})  # an insider's direct write
     page = client.get(f"/experiments/{eid}").get_data(as_text=True)
     assert 'id="diff-same"' not in page and "guardrails[0].absoluteMax" in page and "0.08" in page
 

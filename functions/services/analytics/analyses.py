@@ -13,11 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from functions.adapters import ledger_store
-from functions.adapters.firestore import EXPERIMENT_ANALYSES, db, transactional
+from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.config import settings
 from functions.core.assignment.decision import expected_split
 from functions.core.errors import ErrorCode, NotFound
@@ -104,16 +100,15 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
         "resultJson": json.dumps(results, allow_nan=False),
     }
 
-    @transactional
-    def publish(txn: firestore.Transaction) -> None:
-        head = ledger_store.read_head(txn, ledger_store.experiment_chain(experiment_id))
-        txn.create(db().collection(EXPERIMENT_ANALYSES).document(analysis_id), stored)
-        ledger_store.append(txn, head, actor=actor, action="ANALYSIS_PUBLISHED",
-                            subject={"experimentId": experiment_id, "analysisId": analysis_id},
-                            payload={"fingerprint": stored["fingerprint"], "recommendation": recommendation,
-                                     "engineVersion": stored["engineVersion"]})
+    def publish(uow: UnitOfWork) -> None:
+        head = uow.ledger.experiment_head(experiment_id)
+        uow.analyses.create(analysis_id, stored)
+        uow.ledger.append(head, actor=actor, action="ANALYSIS_PUBLISHED",
+                          subject={"experimentId": experiment_id, "analysisId": analysis_id},
+                          payload={"fingerprint": stored["fingerprint"], "recommendation": recommendation,
+                                   "engineVersion": stored["engineVersion"]})
 
-    publish(db().transaction())
+    atomically(publish)
     return to_view(stored)
 
 
@@ -125,15 +120,14 @@ def to_view(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 def get(analysis_id: str) -> dict[str, Any]:
-    snap = db().collection(EXPERIMENT_ANALYSES).document(analysis_id).get()
-    if not snap.exists or analysis_id.startswith("_"):
-        raise NotFound(f"analysis {analysis_id} not found", code=ErrorCode.ANALYSIS_NOT_FOUND)
-    return snap.to_dict() or {}
+    doc = reading().analyses.get(analysis_id)
+    if doc is None:
+        raise NotFound(f"analysis {analysis_id} not found", code="ANALYSIS_NOT_FOUND")
+    return doc
 
 
 def list_for(experiment_id: str) -> list[dict[str, Any]]:
-    query = db().collection(EXPERIMENT_ANALYSES).where(filter=FieldFilter("experimentId", "==", experiment_id))
-    docs = sorted((s.to_dict() or {} for s in query.stream()), key=lambda d: iso_text(d.get("createdAt")) or "")
+    docs = sorted(reading().analyses.of_experiment(experiment_id), key=lambda d: iso_text(d.get("createdAt")) or "")
     return [{k: (iso_text(v) if k == "createdAt" else v) for k, v in d.items() if k != "resultJson"} for d in docs]
 
 

@@ -9,12 +9,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from functions.adapters.firestore import HOLDOUT_COHORTS, db
 from functions.config import settings
 from functions.core.stats import quality
 from functions.services.experiments import health as experiment_health
+from functions.services.holdouts import links
 from functions.services.metrics.analysis_inputs import ArmFacts
 
 STALE_AFTER_SECONDS = 24 * 3600
@@ -30,9 +28,7 @@ def contaminated_units(cohort_id: str | None) -> set[str]:
     """Holdout members marked contaminated by a spillover policy (EXCLUDE, or moved by CLUSTER)."""
     if not cohort_id:
         return set()
-    query = (db().collection(HOLDOUT_COHORTS).document(cohort_id).collection("units")
-             .where(filter=FieldFilter("contaminated", "==", True)))
-    return {str(d["unitId"]) for d in (s.to_dict() or {} for s in query.stream()) if d.get("unitId")}
+    return links.contaminated_units(cohort_id)
 
 
 def _snapshot_age(experiment_id: str, now: datetime) -> float | None:

@@ -6,29 +6,26 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from google.cloud import firestore
-
-from functions.adapters import ledger_store
-from functions.adapters.firestore import HOLDOUT_COHORTS, db, transactional
+from functions.adapters.repositories.experiments import ExperimentDoc, check_version
+from functions.adapters.repositories.ledger import Head
+from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
 from functions.core.assignment.eligibility import compile_rules
-from functions.core.errors import Conflict, ErrorCode, Unprocessable
+from functions.core.errors import Conflict, Unprocessable
 from functions.core.lifecycle import DEFINITION_LOCKED, Action, State
 from functions.models.experiments import CreateExperiment, ExperimentDefinition
 from functions.services.experiments import metrics, repository
 from functions.services.experiments.transitions import apply_transition
-from functions.services.rollouts.store import read_plan
 
 
-def require_frozen_holdout(txn: firestore.Transaction | None, cohort_id: str | None) -> dict[str, Any]:
+def require_frozen_holdout(uow: UnitOfWork, cohort_id: str | None) -> dict[str, Any]:
     if not cohort_id:
-        raise Conflict("an experiment needs a frozen holdout cohort (holdoutCohortId)", code=ErrorCode.HOLDOUT_REQUIRED)
-    snap = db().collection(HOLDOUT_COHORTS).document(cohort_id).get(transaction=txn)
-    if not snap.exists:
-        raise Conflict(f"holdout cohort {cohort_id} does not exist", code=ErrorCode.HOLDOUT_NOT_FOUND)
-    cohort = snap.to_dict() or {}
+        raise Conflict("an experiment needs a frozen holdout cohort (holdoutCohortId)", code="HOLDOUT_REQUIRED")
+    cohort = uow.cohorts.get(cohort_id)
+    if cohort is None:
+        raise Conflict(f"holdout cohort {cohort_id} does not exist", code="HOLDOUT_NOT_FOUND")
     if not cohort.get("frozen"):
-        raise Conflict(f"holdout cohort {cohort_id} is not frozen; freeze it first", code=ErrorCode.HOLDOUT_NOT_FROZEN)
+        raise Conflict(f"holdout cohort {cohort_id} is not frozen; freeze it first", code="HOLDOUT_NOT_FROZEN")
     return cohort
 
 
@@ -37,14 +34,14 @@ def validate_definition(definition: ExperimentDefinition) -> None:
     kpi_metrics = {k.metric for k in definition.kpis}
     for kpi in definition.kpis:
         if kpi.type.value == "RATIO" and kpi.numerator == kpi.denominator:
-            raise Unprocessable("a ratio needs two different metrics", code=ErrorCode.INVALID_KPI,
+            raise Unprocessable("a ratio needs two different metrics", code="INVALID_KPI",
                                 details={"metric": kpi.metric})
     if len(kpi_metrics) != len(definition.kpis):
-        raise Unprocessable("KPI metrics must be unique", code=ErrorCode.INVALID_KPI)
+        raise Unprocessable("KPI metrics must be unique", code="INVALID_KPI")
     metrics.check(definition)  # last: the only check that asks the metric store
 
 
-def new_document(body: CreateExperiment, actor: dict[str, str]) -> dict[str, Any]:
+def new_document(body: CreateExperiment, actor: dict[str, str]) -> ExperimentDoc:
     """The DRAFT document of a new experiment (the id is generated when the body has none)."""
     experiment_id = body.id or f"exp-{uuid.uuid4().hex[:12]}"
     now = datetime.now(UTC)
@@ -55,56 +52,48 @@ def new_document(body: CreateExperiment, actor: dict[str, str]) -> dict[str, Any
     }
 
 
-def read_create(txn: firestore.Transaction, doc: dict[str, Any]) -> ledger_store.Head:
+def read_create(uow: UnitOfWork, doc: ExperimentDoc) -> Head:
     """The reads of a creation: a frozen holdout, a free id, the (empty) chain head."""
-    require_frozen_holdout(txn, doc.get("holdoutCohortId"))
-    if repository.ref(doc["id"]).get(transaction=txn).exists:
-        raise Conflict(f"experiment {doc['id']} already exists", code=ErrorCode.ALREADY_EXISTS)
-    return ledger_store.read_head(txn, ledger_store.experiment_chain(doc["id"]))
+    require_frozen_holdout(uow, doc.get("holdoutCohortId"))
+    if uow.experiments.exists(doc["id"]):
+        raise Conflict(f"experiment {doc['id']} already exists", code="ALREADY_EXISTS")
+    return uow.ledger.experiment_head(doc["id"])
 
 
-def stage_create(txn: firestore.Transaction, doc: dict[str, Any], actor: dict[str, str],
-                 head: ledger_store.Head) -> dict[str, Any]:
+def stage_create(uow: UnitOfWork, doc: ExperimentDoc, actor: dict[str, str], head: Head) -> ExperimentDoc:
     experiment_id, now = doc["id"], doc["createdAt"]
-    txn.create(repository.ref(experiment_id), doc)
-    txn.create(repository.event_ref(experiment_id, 1), {
+    uow.experiments.create(doc)
+    uow.experiments.add_event(experiment_id, 1, {
         "experimentId": experiment_id, "version": 1, "action": "CREATE", "from": None, "to": "DRAFT",
         "actor": actor, "reason": "", "details": {}, "at": now})
-    ledger_store.append(txn, head, actor=actor, action="EXPERIMENT_CREATED", subject={"experimentId": experiment_id},
-                        payload={"definition": repository.definition_of(doc),
-                                 "holdoutCohortId": doc.get("holdoutCohortId")})
+    uow.ledger.append(head, actor=actor, action="EXPERIMENT_CREATED", subject={"experimentId": experiment_id},
+                      payload={"definition": repository.definition_of(doc),
+                               "holdoutCohortId": doc.get("holdoutCohortId")})
     return doc
 
 
-def create(body: CreateExperiment, actor: dict[str, str]) -> dict[str, Any]:
+def create(body: CreateExperiment, actor: dict[str, str]) -> ExperimentDoc:
     validate_definition(body)
     doc = new_document(body, actor)
-
-    @transactional
-    def run(txn: firestore.Transaction) -> dict[str, Any]:
-        return stage_create(txn, doc, actor, read_create(txn, doc))
-
-    return run(db().transaction())
+    return atomically(lambda uow: stage_create(uow, doc, actor, read_create(uow, doc)))
 
 
 def update(experiment_id: str, definition: ExperimentDefinition, actor: dict[str, str],
-           expected_version: int | None) -> dict[str, Any]:
+           expected_version: int | None) -> ExperimentDoc:
     """Edit before the start. The editor joins `editors` (barred from approving this content);
     after submission every approval is void and the experiment is PENDING_APPROVAL again."""
     validate_definition(definition)
     new = definition.model_dump(mode="json")
-    experiment_ref = repository.ref(experiment_id)
 
-    @transactional
-    def run(txn: firestore.Transaction) -> dict[str, Any]:
-        current = repository.load(txn, experiment_id)
+    def work(uow: UnitOfWork) -> ExperimentDoc:
+        current = uow.experiments.get(experiment_id)
         if current["state"] in DEFINITION_LOCKED:
             raise Conflict(f"the definition of a {current['state']} experiment is immutable",
-                           code=ErrorCode.DEFINITION_LOCKED, details={"state": current["state"]})
-        repository.check_version(current, expected_version)
-        require_frozen_holdout(txn, definition.holdoutCohortId)
-        plan = read_plan(txn, experiment_id)
-        head = ledger_store.read_head(txn, ledger_store.experiment_chain(experiment_id))
+                           code="DEFINITION_LOCKED", details={"state": current["state"]})
+        check_version(current, expected_version)
+        require_frozen_holdout(uow, definition.holdoutCohortId)
+        plan = uow.rollouts.plan(experiment_id)
+        head = uow.ledger.experiment_head(experiment_id)
         before = repository.definition_of(current)
         changed = sorted(k for k in new if before.get(k) != new[k])
         voided = sorted((current.get("approvals") or {}).keys())
@@ -113,11 +102,11 @@ def update(experiment_id: str, definition: ExperimentDefinition, actor: dict[str
         if current["state"] != State.DRAFT.value:
             four_eyes.check_approvable({**current, **updates})
             updates["contentHash"] = content_hash
-        return apply_transition(txn, experiment_ref, current, Action.EDIT.value, actor, "definition edited",
+        return apply_transition(uow, current, Action.EDIT.value, actor, "definition edited",
                                 {"changed": changed, "approvalsVoided": voided, "contentHash": content_hash,
                                  "editor": actor["uid"]}, head, updates=updates)
 
-    after = run(db().transaction())
+    after = atomically(work)
     repository.invalidate()
     return after
 

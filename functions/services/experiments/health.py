@@ -5,11 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1.aggregation import AggregationQuery, AggregationResult
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from functions.adapters.firestore import EXPERIMENT_SNAPSHOTS, HOLDOUT_ASSIGNMENTS, db
+from functions.adapters.unit_of_work import reading
 from functions.config import settings
 from functions.core.assignment.decision import expected_split
 from functions.core.stats.quality import srm
@@ -18,29 +14,15 @@ from functions.services.experiments import repository
 
 def exposure_counts(experiment_id: str, variants: list[str]) -> dict[str, int]:
     """First exposures per variant, counted by the server (count aggregation, no unit rows read)."""
-    base = db().collection(HOLDOUT_ASSIGNMENTS).where(filter=FieldFilter("experimentId", "==", experiment_id))
-    counts = {}
-    for variant in variants:
-        # the library annotates count() as returning the class and get() as a flat list; neither is so
-        query: AggregationQuery = base.where(filter=FieldFilter("variant", "==", variant)).count()  # type: ignore[assignment]
-        result: list[list[AggregationResult]] = query.get()  # type: ignore[assignment]
-        counts[variant] = int(result[0][0].value)
-    return counts
-
-
-SWEEP_STATUS_ID = "_sweep"  # experimentSnapshots/_sweep: each step's outcome in the latest sweep
-
-
-def sweep_status_ref() -> firestore.DocumentReference:
-    return db().collection(EXPERIMENT_SNAPSHOTS).document(SWEEP_STATUS_ID)
+    assignments = reading().assignments
+    return {variant: assignments.count(experiment_id, variant) for variant in variants}
 
 
 def sweep_status() -> dict[str, Any] | None:
     """The latest sweep's step outcomes; a failed step (rollouts, checkpoint, ...) shows here."""
-    snap = sweep_status_ref().get()
-    if not snap.exists:
+    doc = reading().snapshots.sweep_status()
+    if doc is None:
         return None
-    doc = snap.to_dict() or {}
     at = doc.get("at")
     return {**doc, "at": at.isoformat() if isinstance(at, datetime) else at}
 
@@ -48,11 +30,8 @@ def sweep_status() -> dict[str, Any] | None:
 def latest_snapshot(experiment_id: str) -> dict[str, Any] | None:
     """The newest snapshot by time taken (an operator's sweep-now shares its window with the
     scheduled one), with its document id as `snapshotId`."""
-    query = (db().collection(EXPERIMENT_SNAPSHOTS)
-             .where(filter=FieldFilter("experimentId", "==", experiment_id))
-             .order_by("takenAt", direction=firestore.Query.DESCENDING).limit(1))
-    for snap in query.stream():
-        return {**(snap.to_dict() or {}), "snapshotId": snap.id}
+    for snapshot_id, doc in reading().snapshots.newest(experiment_id):
+        return {**doc, "snapshotId": snapshot_id}
     return None
 
 

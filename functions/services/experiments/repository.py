@@ -1,40 +1,25 @@
-"""Where experiment documents live and how they are read."""
+"""The experiments module's read interface: what other modules (rollouts, analytics, the ledger,
+the API) may know about an experiment. Storage lives in
+`functions.adapters.repositories.experiments`; writes go through a unit of work."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from functions.adapters.firestore import EXPERIMENT_EVENTS, OFFER_EXPERIMENTS, db
-from functions.core.errors import Conflict, ErrorCode, NotFound
+from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.unit_of_work import reading
 from functions.models.common import iso_text
 from functions.models.experiments import ExperimentDefinition, ExperimentOut
 
 DEFINITION_FIELDS = tuple(ExperimentDefinition.model_fields)
 
 
-def ref(experiment_id: str) -> firestore.DocumentReference:
-    return db().collection(OFFER_EXPERIMENTS).document(experiment_id)
-
-
-def event_ref(experiment_id: str, version: int) -> firestore.DocumentReference:
-    return db().collection(EXPERIMENT_EVENTS).document(f"{experiment_id}__{version:06d}")
-
-
-def load(txn: firestore.Transaction | None, experiment_id: str) -> dict[str, Any]:
-    snap = ref(experiment_id).get(transaction=txn)
-    if not snap.exists:
-        raise NotFound(f"experiment {experiment_id} not found", code=ErrorCode.EXPERIMENT_NOT_FOUND)
-    return snap.to_dict() or {}
-
-
-def check_version(doc: dict[str, Any], expected: int | None) -> None:
-    if expected is not None and expected != doc.get("version"):
-        raise Conflict("experiment changed since you read it", code=ErrorCode.VERSION_MISMATCH,
-                       details={"expected": expected, "actual": doc.get("version")})
+def load(txn: None, experiment_id: str) -> ExperimentDoc:
+    """The experiment, read outside any transaction (404 EXPERIMENT_NOT_FOUND if absent).
+    `txn` must be None: reads inside a transaction go through `uow.experiments`."""
+    assert txn is None, "inside a transaction, read through the unit of work"
+    return reading().experiments.get(experiment_id)
 
 
 def definition_of(doc: dict[str, Any]) -> dict[str, Any]:
@@ -51,23 +36,20 @@ def to_out(doc: dict[str, Any]) -> ExperimentOut:
     )
 
 
-def list_experiments(state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    query: firestore.CollectionReference | firestore.Query = db().collection(OFFER_EXPERIMENTS)
-    if state:
-        query = query.where(filter=FieldFilter("state", "==", state))
-    return [s.to_dict() or {} for s in query.limit(limit).stream()]
+def list_experiments(state: str | None = None, limit: int = 100) -> list[ExperimentDoc]:
+    return reading().experiments.all(state, limit)
 
 
 _cache: dict[str, Any] = {"at": 0.0, "docs": []}
 
 
-def live_experiments(max_age: float = 2.0) -> list[dict[str, Any]]:
+def live_experiments(max_age: float = 2.0) -> list[ExperimentDoc]:
     """RUNNING and PAUSED experiments, cached briefly: KPI attribution runs per event."""
     if time.monotonic() - _cache["at"] > max_age:
-        query = db().collection(OFFER_EXPERIMENTS).where(filter=FieldFilter("state", "in", ["RUNNING", "PAUSED"]))
-        _cache["docs"] = [s.to_dict() or {} for s in query.stream()]
+        _cache["docs"] = list(reading().experiments.live().values())
         _cache["at"] = time.monotonic()
-    return _cache["docs"]
+    docs: list[ExperimentDoc] = _cache["docs"]
+    return docs
 
 
 def invalidate() -> None:
@@ -75,5 +57,4 @@ def invalidate() -> None:
 
 
 def events(experiment_id: str) -> list[dict[str, Any]]:
-    query = db().collection(EXPERIMENT_EVENTS).where(filter=FieldFilter("experimentId", "==", experiment_id))
-    return sorted((s.to_dict() or {} for s in query.stream()), key=lambda d: d["version"])
+    return reading().experiments.events(experiment_id)

@@ -6,11 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from functions.adapters import ledger_store
-from functions.adapters.firestore import OFFER_EXPERIMENTS, db, transactional
+from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.ledger import Head
+from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
 from functions.core.errors import Conflict, ErrorCode
 from functions.core.ledger.preregistration import analysis_plan, plan_hash
@@ -31,18 +29,17 @@ def free_range(occupied: list[tuple[float, float]], width: float) -> tuple[float
     return (cursor, cursor + width) if 1.0 - cursor >= width - 1e-12 else None
 
 
-def read_layer(txn: firestore.Transaction, current: dict[str, Any]) -> list[tuple[float, float]]:
+def read_layer(uow: UnitOfWork, current: ExperimentDoc) -> list[tuple[float, float]]:
     """The slices of the experiment's layer that live experiments hold."""
     layer = current.get("layer")
     if not layer:
         return []
-    query = db().collection(OFFER_EXPERIMENTS).where(filter=FieldFilter("layer", "==", layer))
-    return [tuple(d["layerRange"]) for d in (s.to_dict() or {} for s in txn.get(query))
+    return [(float(d["layerRange"][0]), float(d["layerRange"][1])) for d in uow.experiments.in_layer(layer)
             if d.get("state") in ("RUNNING", "PAUSED") and d.get("layerRange")]
 
 
-def stage_start(txn: firestore.Transaction, current: dict[str, Any], actor: dict[str, str],
-                head: ledger_store.Head, occupied: list[tuple[float, float]], content_hash: str) -> dict[str, Any]:
+def stage_start(uow: UnitOfWork, current: ExperimentDoc, actor: dict[str, str],
+                head: Head, occupied: list[tuple[float, float]], content_hash: str) -> ExperimentDoc:
     """409 unless APPROVED with approvals on `content_hash` (the content as it runs); then start."""
     next_state(current.get("state", ""), Action.START.value)
     approvers = four_eyes.check_covered(current, content_hash)
@@ -60,24 +57,22 @@ def stage_start(txn: firestore.Transaction, current: dict[str, Any], actor: dict
     updates.setdefault("rollout", current.get("rollout") or {"stage": None, "maxStageReached": None,
                                                               "status": "FULL"})
     experiment_id = current["id"]
-    ledger_store.append(txn, head, actor=actor, action="PLAN_PREREGISTERED", subject={"experimentId": experiment_id},
-                        payload={"planHash": updates["planHash"], "plan": plan})
-    return apply_transition(txn, repository.ref(experiment_id), current, Action.START.value, actor, "started",
+    uow.ledger.append(head, actor=actor, action="PLAN_PREREGISTERED", subject={"experimentId": experiment_id},
+                      payload={"planHash": updates["planHash"], "plan": plan})
+    return apply_transition(uow, current, Action.START.value, actor, "started",
                             {"layerRange": updates["layerRange"], "planHash": updates["planHash"],
                              "contentHash": content_hash, "approvers": approvers}, head, updates=updates)
 
 
-def start(experiment_id: str, actor: dict[str, str], expected_version: int | None = None) -> dict[str, Any]:
-    @transactional
-    def run(txn: firestore.Transaction) -> dict[str, Any]:
-        current = repository.load(txn, experiment_id)
-        repository.check_version(current, expected_version)
-        require_frozen_holdout(txn, current.get("holdoutCohortId"))
-        content_hash = current_hash(txn, current)
-        occupied = read_layer(txn, current)
-        head = ledger_store.read_head(txn, ledger_store.experiment_chain(experiment_id))
-        return stage_start(txn, current, actor, head, occupied, content_hash)
+def start(experiment_id: str, actor: dict[str, str], expected_version: int | None = None) -> ExperimentDoc:
+    def work(uow: UnitOfWork) -> ExperimentDoc:
+        current = uow.experiments.get(experiment_id, expected_version)
+        require_frozen_holdout(uow, current.get("holdoutCohortId"))
+        content_hash = current_hash(uow, current)
+        occupied = read_layer(uow, current)
+        head = uow.ledger.experiment_head(experiment_id)
+        return stage_start(uow, current, actor, head, occupied, content_hash)
 
-    after = run(db().transaction())
+    after = atomically(work)
     repository.invalidate()
     return after

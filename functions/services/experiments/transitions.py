@@ -7,10 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from google.cloud import firestore
-
-from functions.adapters import ledger_store, outbox
-from functions.adapters.firestore import db, transactional
+from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.ledger import Head
+from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core.lifecycle import TERMINAL, Action, State, next_state
 from functions.services.experiments import repository
 
@@ -18,29 +17,29 @@ KILL_SWITCH_ACTIONS = {Action.PAUSE, Action.KILL}
 
 
 def record_event(
-    txn: firestore.Transaction,
-    experiment_ref: firestore.DocumentReference,
-    current: dict[str, Any],
+    uow: UnitOfWork,
+    current: ExperimentDoc,
     action: str,
     actor: dict[str, str],
     reason: str,
     details: dict[str, Any],
-    ledger_head: ledger_store.Head,
+    ledger_head: Head,
     updates: dict[str, Any] | None = None,
     ledger_payload: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> ExperimentDoc:
     """Version bump + event + ledger entry, with or without a state change."""
+    experiment_id = current["id"]
     version = int(current.get("version", 0)) + 1
     now = datetime.now(UTC)
     changes = {"version": version, "updatedAt": now, **(updates or {})}
-    txn.update(experiment_ref, changes)
+    uow.experiments.update(experiment_id, changes)
     after = {**current, **changes}
-    txn.create(repository.event_ref(experiment_ref.id, version), {
-        "experimentId": experiment_ref.id, "version": version, "action": action, "from": current.get("state"),
+    uow.experiments.add_event(experiment_id, version, {
+        "experimentId": experiment_id, "version": version, "action": action, "from": current.get("state"),
         "to": after.get("state"), "actor": actor, "reason": reason, "details": details, "at": now,
     })
-    ledger_store.append(
-        txn, ledger_head, actor=actor, action=f"EXPERIMENT_{action}", subject={"experimentId": experiment_ref.id},
+    uow.ledger.append(
+        ledger_head, actor=actor, action=f"EXPERIMENT_{action}", subject={"experimentId": experiment_id},
         payload=ledger_payload or {"from": current.get("state"), "to": after.get("state"), "reason": reason,
                                    "details": details, "version": version},
     )
@@ -48,16 +47,15 @@ def record_event(
 
 
 def apply_transition(
-    txn: firestore.Transaction,
-    experiment_ref: firestore.DocumentReference,
-    current: dict[str, Any],
+    uow: UnitOfWork,
+    current: ExperimentDoc,
     action: str,
     actor: dict[str, str],
     reason: str,
     details: dict[str, Any],
-    ledger_head: ledger_store.Head,
+    ledger_head: Head,
     updates: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> ExperimentDoc:
     """A state transition (409 if illegal); also announces it: experiment_state always,
     kill_switch for PAUSE and KILL."""
     target = next_state(current.get("state", ""), action)
@@ -65,14 +63,15 @@ def apply_transition(
     changes: dict[str, Any] = {"state": target.value, **(updates or {})}
     if target in TERMINAL:
         changes["endedAt"] = now
-    after = record_event(txn, experiment_ref, current, action, actor, reason, details, ledger_head, changes)
-    eid, version = experiment_ref.id, after["version"]
-    outbox.enqueue(txn, experiment_ref, "experiment_state", {
+    after = record_event(uow, current, action, actor, reason, details, ledger_head, changes)
+    eid, version = current["id"], after["version"]
+    parent = uow.experiments.path(eid)
+    uow.outbox.add(parent, "experiment_state", {
         "experimentId": eid, "from": current.get("state"), "to": target.value, "action": action, "actor": actor,
         "reason": reason, "version": version, "at": now.isoformat(),
     }, key=f"{eid}:{version}:state")
     if Action(action) in KILL_SWITCH_ACTIONS:
-        outbox.enqueue(txn, experiment_ref, "kill_switch", {
+        uow.outbox.add(parent, "kill_switch", {
             "experimentId": eid, "action": action, "reason": reason, "guardrail": details.get("guardrail"),
             "observed": details.get("observed"), "bound": details.get("bound"), "at": now.isoformat(),
             "version": version,
@@ -81,18 +80,15 @@ def apply_transition(
 
 
 def transition(experiment_id: str, action: str, actor: dict[str, str], reason: str = "",
-               details: dict[str, Any] | None = None, expected_version: int | None = None) -> dict[str, Any]:
+               details: dict[str, Any] | None = None, expected_version: int | None = None) -> ExperimentDoc:
     """Run one transition in its own transaction; concurrent callers: exactly one wins."""
-    experiment_ref = repository.ref(experiment_id)
 
-    @transactional
-    def run(txn: firestore.Transaction) -> dict[str, Any]:
-        current = repository.load(txn, experiment_id)
-        repository.check_version(current, expected_version)
-        head = ledger_store.read_head(txn, ledger_store.experiment_chain(experiment_id))
-        return apply_transition(txn, experiment_ref, current, action, actor, reason, details or {}, head)
+    def work(uow: UnitOfWork) -> ExperimentDoc:
+        current = uow.experiments.get(experiment_id, expected_version)
+        head = uow.ledger.experiment_head(experiment_id)
+        return apply_transition(uow, current, action, actor, reason, details or {}, head)
 
-    after = run(db().transaction())
+    after = atomically(work)
     repository.invalidate()
     return after
 

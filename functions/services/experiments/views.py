@@ -15,10 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from functions.adapters.firestore import EXPERIMENT_ANALYSES, EXPERIMENT_SNAPSHOTS, OFFER_EXPERIMENTS, db
+from functions.adapters.unit_of_work import reading
 from functions.config import settings
 from functions.models.common import iso_text
 
@@ -63,23 +60,16 @@ def _newest(docs: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
 
 def recent_snapshots(since: datetime) -> dict[str, dict[str, Any]]:
     """The newest snapshot per experiment among those taken since `since` (one range query)."""
-    query = (db().collection(EXPERIMENT_SNAPSHOTS).where(filter=FieldFilter("takenAt", ">=", since))
-             .select(SNAPSHOT_FIELDS))
-    return _newest([s.to_dict() or {} for s in query.stream()], "takenAt")
+    return _newest(reading().snapshots.taken_since(since, SNAPSHOT_FIELDS), "takenAt")
 
 
 def last_snapshot(experiment_id: str) -> dict[str, Any] | None:
-    query = (db().collection(EXPERIMENT_SNAPSHOTS)
-             .where(filter=FieldFilter("experimentId", "==", experiment_id))
-             .order_by("takenAt", direction=firestore.Query.DESCENDING).limit(1).select(SNAPSHOT_FIELDS))
-    return next((s.to_dict() or {} for s in query.stream()), None)
+    return next((doc for _, doc in reading().snapshots.newest(experiment_id, 1, SNAPSHOT_FIELDS)), None)
 
 
 def latest_analyses(experiment_ids: list[str]) -> dict[str, dict[str, Any]]:
     def chunk(ids: list[str]) -> list[dict[str, Any]]:
-        query = (db().collection(EXPERIMENT_ANALYSES).where(filter=FieldFilter("experimentId", "in", ids))
-                 .select(ANALYSIS_FIELDS))
-        return [s.to_dict() or {} for s in query.stream()]
+        return reading().analyses.of_experiments(ids, ANALYSIS_FIELDS)
 
     chunks = [experiment_ids[i:i + IN_LIMIT] for i in range(0, len(experiment_ids), IN_LIMIT)]
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
@@ -122,13 +112,10 @@ def summary(doc: dict[str, Any], snapshot: dict[str, Any] | None, analysis: dict
 
 
 def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    query: firestore.CollectionReference | firestore.Query = db().collection(OFFER_EXPERIMENTS)
-    if state:
-        query = query.where(filter=FieldFilter("state", "==", state))
     now = datetime.now(UTC)
     with ThreadPoolExecutor(max_workers=1) as pool:  # the recent snapshots do not wait for the documents
         recent_f = pool.submit(recent_snapshots, now - timedelta(seconds=3 * settings().sweep_window_seconds))
-        docs = [s.to_dict() or {} for s in query.select(SUMMARY_FIELDS).limit(limit).stream()]
+        docs = reading().experiments.all(state, limit, SUMMARY_FIELDS)
         started = [d["id"] for d in docs if d.get("startedAt") is not None]
         analyses = latest_analyses(started)
         snapshots = recent_f.result()
@@ -144,10 +131,7 @@ def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]
 
 def snapshot_docs(experiment_id: str, limit: int, fields: list[str]) -> list[dict[str, Any]]:
     """The newest `limit` snapshots, newest first, projected to `fields`, with `snapshotId`."""
-    query = (db().collection(EXPERIMENT_SNAPSHOTS)
-             .where(filter=FieldFilter("experimentId", "==", experiment_id))
-             .order_by("takenAt", direction=firestore.Query.DESCENDING).limit(limit).select(fields))
-    return [{**(snap.to_dict() or {}), "snapshotId": snap.id} for snap in query.stream()]
+    return [{**doc, "snapshotId": sid} for sid, doc in reading().snapshots.newest(experiment_id, limit, fields)]
 
 
 SERIES_FIELDS = ["takenAt", "state", "rollout", "units", "guardrails", "acted"]

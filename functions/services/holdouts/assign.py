@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from google.cloud import firestore
-
-from functions.adapters import outbox, pubsub
-from functions.adapters.firestore import HOLDOUT_ASSIGNMENTS, db
+from functions.adapters import pubsub
+from functions.adapters.repositories import holdouts as storage
 from functions.config import settings
 from functions.core.errors import ErrorCode, Forbidden
 from functions.models.assign import (
@@ -39,7 +37,6 @@ log = logging.getLogger(__name__)
 
 SENT_MEMORY = 200_000
 MESSAGE_ENTRIES = 2_000  # rows + sightings per exposure message (about 0.3 MB)
-RETRY_DOCUMENT = "_exposureRetries"  # parent of the outbox of exposure messages whose publish failed
 
 
 class _Sent:
@@ -138,17 +135,10 @@ def decide(units: list[UnitIn]) -> Outcome:
     return Outcome(AssignBatchResponse(results=results, configVersion=snap.version), rows, sightings)
 
 
-def retry_parent() -> firestore.DocumentReference:
-    """Where exposure messages that could not be published wait (an outbox the sweep flushes)."""
-    return db().collection(HOLDOUT_ASSIGNMENTS).document(RETRY_DOCUMENT)
-
-
 def _keep(message: dict[str, Any]) -> bool:
     """Store a message whose publish failed in the outbox; the sweep's flush re-sends it."""
     try:
-        batch = db().batch()
-        outbox.enqueue(batch, retry_parent(), "exposures", message, key=message["eventId"])
-        batch.commit()
+        storage.keep_for_retry(message, key=message["eventId"])
     except Exception:  # the keys stay released, so the unit's next assign sends them again
         log.exception("exposure message could not be kept for retry",
                       extra={"json_fields": {"eventId": message["eventId"]}})

@@ -12,12 +12,10 @@ import secrets
 import uuid
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from functions.adapters import ledger_store
-from functions.adapters.firestore import HOLDOUT_COHORTS, db, transactional
-from functions.core.errors import Conflict, ErrorCode, NotFound
+from functions.adapters.repositories.cohorts import CohortDoc
+from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
+from functions.core.errors import Conflict, NotFound
 from functions.models.holdouts import (
     DEFAULT_POLICIES,
     FROZEN_FIELDS,
@@ -27,7 +25,6 @@ from functions.models.holdouts import (
     FreezeRequest,
 )
 from functions.services.holdouts import rules
-from functions.services.holdouts.keys import cohort_ref
 
 
 def to_model(cohort_id: str, doc: dict[str, Any]) -> Cohort:
@@ -63,63 +60,50 @@ def create(body: CohortCreate, actor: dict[str, str]) -> Cohort:
         "createdBy": actor.get("uid", ""),
         "updatedAt": now,
     }
-    ref = cohort_ref(cohort_id)
+    def work(uow: UnitOfWork) -> None:
+        head = uow.ledger.cohort_head(cohort_id)
+        uow.cohorts.create(cohort_id, doc)
+        uow.ledger.append(head, actor=actor, action="COHORT_CREATED",
+                          subject={"type": "holdoutCohort", "id": cohort_id}, payload=_ledger_view(doc))
 
-    @transactional
-    def run(txn: firestore.Transaction) -> None:
-        head = ledger_store.read_head(txn, ledger_store.cohort_chain(cohort_id))
-        txn.create(ref, doc)
-        ledger_store.append(txn, head, actor=actor, action="COHORT_CREATED",
-                            subject={"type": "holdoutCohort", "id": cohort_id}, payload=_ledger_view(doc))
-
-    run(db().transaction())
+    atomically(work)
     return to_model(cohort_id, doc)
 
 
 def get(cohort_id: str) -> Cohort:
-    snap = cohort_ref(cohort_id).get()
-    if not snap.exists:
-        raise NotFound(f"cohort {cohort_id} not found", code=ErrorCode.COHORT_NOT_FOUND)
-    return to_model(cohort_id, snap.to_dict() or {})
+    return to_model(cohort_id, _load(reading(), cohort_id))
 
 
 def list_cohorts(frozen: bool | None = None, limit: int = 100) -> list[Cohort]:
-    query: Any = db().collection(HOLDOUT_COHORTS)
-    if frozen is not None:
-        query = query.where(filter=FieldFilter("frozen", "==", frozen))
-    snaps = sorted(query.limit(limit).stream(), key=lambda s: s.id)
-    return [to_model(s.id, s.to_dict() or {}) for s in snaps]
+    return [to_model(cid, doc) for cid, doc in sorted(reading().cohorts.all(frozen, limit), key=lambda c: c[0])]
 
 
-def _load(txn: firestore.Transaction, cohort_id: str) -> dict[str, Any]:
-    snap = cohort_ref(cohort_id).get(transaction=txn)
-    if not snap.exists:
-        raise NotFound(f"cohort {cohort_id} not found", code=ErrorCode.COHORT_NOT_FOUND)
-    return snap.to_dict() or {}
+def _load(uow: UnitOfWork, cohort_id: str) -> CohortDoc:
+    doc = uow.cohorts.get(cohort_id)
+    if doc is None:
+        raise NotFound(f"cohort {cohort_id} not found", code="COHORT_NOT_FOUND")
+    return doc
 
 
 def _check_version(doc: dict[str, Any], expected: int | None) -> None:
     if expected is not None and int(doc["version"]) != expected:
-        raise Conflict("cohort changed since you read it", code=ErrorCode.VERSION_MISMATCH,
+        raise Conflict("cohort changed since you read it", code="VERSION_MISMATCH",
                        details={"expectedVersion": expected, "version": doc["version"]})
 
 
 def update(cohort_id: str, body: CohortUpdate, actor: dict[str, str]) -> Cohort:
     changes = body.model_dump(exclude_unset=True, exclude={"expectedVersion"}, mode="json")
     changes = {k: v for k, v in changes.items() if v is not None}
-    ref = cohort_ref(cohort_id)
 
-    @transactional
-    def run(txn: firestore.Transaction) -> dict[str, Any]:
-        doc = _load(txn, cohort_id)
-        head = ledger_store.read_head(txn, ledger_store.cohort_chain(cohort_id))
+    def work(uow: UnitOfWork) -> CohortDoc:
+        doc = _load(uow, cohort_id)
+        head = uow.ledger.cohort_head(cohort_id)
         _check_version(doc, body.expectedVersion)
         if doc.get("frozen"):
             touched = sorted(k for k in changes if k in FROZEN_FIELDS)
             if touched:
                 raise Conflict(f"cohort {cohort_id} is frozen; {', '.join(touched)} can never change",
-                               code=ErrorCode.FROZEN_COHORT,
-                               details={"fields": touched, "frozenAt": doc.get("frozenAt")})
+                               code="FROZEN_COHORT", details={"fields": touched, "frozenAt": doc.get("frozenAt")})
         if "eligibility" in changes:  # after the frozen check: a frozen cohort's answer is 409 whatever the rule
             changes["eligibility"] = rules.validate(changes["eligibility"])
         effective = {k: v for k, v in changes.items() if doc.get(k) != v}
@@ -128,32 +112,29 @@ def update(cohort_id: str, body: CohortUpdate, actor: dict[str, str]) -> Cohort:
         if not effective:
             return doc
         new = {**doc, **effective, "version": int(doc["version"]) + 1, "updatedAt": ledger_store.now_iso()}
-        txn.set(ref, new)
-        ledger_store.append(txn, head, actor=actor, action="COHORT_UPDATED",
-                            subject={"type": "holdoutCohort", "id": cohort_id},
-                            payload={"changes": effective, "version": new["version"]})
+        uow.cohorts.save(cohort_id, new)
+        uow.ledger.append(head, actor=actor, action="COHORT_UPDATED",
+                          subject={"type": "holdoutCohort", "id": cohort_id},
+                          payload={"changes": effective, "version": new["version"]})
         return new
 
-    return to_model(cohort_id, run(db().transaction()))
+    return to_model(cohort_id, atomically(work))
 
 
 def freeze(cohort_id: str, body: FreezeRequest, actor: dict[str, str]) -> Cohort:
-    ref = cohort_ref(cohort_id)
-
-    @transactional
-    def run(txn: firestore.Transaction) -> dict[str, Any]:
-        doc = _load(txn, cohort_id)
-        head = ledger_store.read_head(txn, ledger_store.cohort_chain(cohort_id))
+    def work(uow: UnitOfWork) -> CohortDoc:
+        doc = _load(uow, cohort_id)
+        head = uow.ledger.cohort_head(cohort_id)
         _check_version(doc, body.expectedVersion)
         if doc.get("frozen"):
             return doc  # idempotent: freezing twice changes nothing and writes no second entry
         now = ledger_store.now_iso()
         new = {**doc, "frozen": True, "frozenAt": now, "frozenBy": actor.get("uid", ""),
                "version": int(doc["version"]) + 1, "updatedAt": now}
-        txn.set(ref, new)
-        ledger_store.append(txn, head, actor=actor, action="COHORT_FROZEN",
-                            subject={"type": "holdoutCohort", "id": cohort_id},
-                            payload={**_ledger_view(new), "reason": body.reason})
+        uow.cohorts.save(cohort_id, new)
+        uow.ledger.append(head, actor=actor, action="COHORT_FROZEN",
+                          subject={"type": "holdoutCohort", "id": cohort_id},
+                          payload={**_ledger_view(new), "reason": body.reason})
         return new
 
-    return to_model(cohort_id, run(db().transaction()))
+    return to_model(cohort_id, atomically(work))

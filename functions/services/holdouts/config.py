@@ -15,14 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from functions.adapters.firestore import HOLDOUT_COHORTS, OFFER_EXPERIMENTS, db
+from functions.adapters.unit_of_work import reading
 from functions.config import settings
 from functions.models.holdouts import SpilloverPolicy, UnitType
 from functions.services.holdouts import corebridge
-
-LIVE_STATES = ("RUNNING", "PAUSED")
 
 
 @dataclass(frozen=True)
@@ -47,14 +43,9 @@ def _version(cohorts: dict[str, Any], experiments: dict[str, Any]) -> str:
 
 
 def load() -> Snapshot:
-    cohort_docs = {
-        s.id: s.to_dict() or {}
-        for s in db().collection(HOLDOUT_COHORTS).where(filter=FieldFilter("frozen", "==", True)).stream()
-    }
-    experiment_docs = {
-        s.id: s.to_dict() or {}
-        for s in db().collection(OFFER_EXPERIMENTS).where(filter=FieldFilter("state", "in", list(LIVE_STATES))).stream()
-    }
+    stored = reading()
+    cohort_docs = dict(stored.cohorts.all(frozen=True))
+    experiment_docs = stored.experiments.live()
     compiled = corebridge.compile_config(cohort_docs, experiment_docs)
     return Snapshot(
         version=_version(cohort_docs, experiment_docs),

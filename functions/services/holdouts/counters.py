@@ -10,10 +10,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from google.cloud import firestore
-
-from functions.adapters.firestore import Increment
-from functions.services.holdouts.keys import COUNTERS, cohort_ref
+from functions.adapters.repositories import holdouts as storage
+from functions.adapters.unit_of_work import UnitOfWork
 
 SHARDS = 8
 
@@ -29,21 +27,22 @@ def by_link(field: str, link_type: str) -> str:
     return f"{field}_{link_type}"
 
 
-def increment(
-    txn: firestore.Transaction | firestore.WriteBatch, cohort_id: str, deltas: dict[str, int], shard: int | None = None
-) -> None:
+def shard() -> int:
+    """A random shard: concurrent increments rarely share a document."""
+    return random.randrange(SHARDS)
+
+
+def increment(uow: UnitOfWork, cohort_id: str, deltas: dict[str, int], shard_index: int | None = None) -> None:
     deltas = {k: v for k, v in deltas.items() if v}
     if not deltas:
         return
-    shard = random.randrange(SHARDS) if shard is None else shard
-    ref = cohort_ref(cohort_id).collection(COUNTERS).document(f"s{shard:02d}")
-    txn.set(ref, {k: Increment(v) for k, v in deltas.items()}, merge=True)
+    uow.links.increment_counters(cohort_id, shard() if shard_index is None else shard_index, deltas)
 
 
 def totals(cohort_id: str) -> dict[str, int]:
     out: dict[str, int] = {}
-    for snap in cohort_ref(cohort_id).collection(COUNTERS).stream():
-        for k, v in (snap.to_dict() or {}).items():
+    for doc in storage.counter_shards(cohort_id):
+        for k, v in doc.items():
             if isinstance(v, int | float):
                 out[k] = out.get(k, 0) + int(v)
     return out

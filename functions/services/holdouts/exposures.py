@@ -15,16 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from google.api_core import exceptions as gexc
-from google.cloud import firestore
-from google.cloud.firestore_v1.bulk_writer import BulkWriterOptions, SendMode
-
-from functions.adapters import ledger_store
 from functions.adapters.auth import Principal
-from functions.adapters.firestore import db, transactional
+from functions.adapters.holdout_keys import assignment_id, unit_key
+from functions.adapters.repositories import holdouts as storage
+from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.models.assign import CohortSighting, ExposureRow
 from functions.services.holdouts import counters
-from functions.services.holdouts.keys import assignment_id, assignment_ref, member_ref, unit_key
 from functions.services.metrics import landing
 
 log = logging.getLogger(__name__)
@@ -59,34 +55,10 @@ def record_exposures(rows: Iterable[ExposureRow | dict[str, Any]], at: datetime 
     if not unique:
         return 0
     landing.land_exposures(unique.values(), at)  # analyses read exposures from the metric store
-    created = 0
-    failures: list[Exception] = []
-    writer = db().bulk_writer(options=BulkWriterOptions(mode=SendMode.parallel))
-
-    def on_result(reference: Any, result: Any, bulk_writer: Any) -> None:
-        nonlocal created
-        created += 1
-
-    existing: list[str] = []
-
-    def on_error(failure: Any, bulk_writer: Any) -> bool:
-        if failure.code == 6:  # ALREADY_EXISTS: recorded earlier, which is the point
-            existing.append(failure.operation.reference.path)
-            return False
-        if failure.attempts < 5 and failure.code in (4, 8, 10, 13, 14):
-            return True
-        failures.append(RuntimeError(f"exposure write failed: code {failure.code} {failure.message}"))
-        return False
-
-    writer.on_write_result(on_result)
-    writer.on_write_error(on_error)
-    for row in unique.values():
-        writer.create(assignment_ref(row.experimentId, row.unitId), exposure_document(row, at))
-    writer.close()
-    if failures:
-        raise failures[0]  # transient: let Pub/Sub redeliver; the created ones stay created
-    by_path = {assignment_ref(r.experimentId, r.unitId).path: r for r in unique.values()}
-    flag_changed_arms([by_path[p] for p in existing if p in by_path], at)
+    # transient failures raise: Pub/Sub redelivers; the created ones stay created
+    created, existing = storage.create_exposures(
+        (row.experimentId, row.unitId, exposure_document(row, at)) for row in unique.values())
+    flag_changed_arms([unique[pair] for pair in existing], at)
     return created
 
 
@@ -97,22 +69,21 @@ def _arm(status: str | None, variant: str | None) -> str:
 def _flag(row: ExposureRow, at: datetime) -> bool:
     """One transaction: mark the exposure and append the change to the experiment's ledger chain,
     once per later arm (a redelivery finds the arm already recorded)."""
-    ref = assignment_ref(row.experimentId, row.unitId)
-
-    @transactional
-    def run(txn: firestore.Transaction) -> bool:
-        doc = ref.get(transaction=txn).to_dict() or {}
+    def work(uow: UnitOfWork) -> bool:
+        doc = uow.exposures.get(row.experimentId, row.unitId) or {}
         first, later = _arm(doc.get("status"), doc.get("variant")), _arm(row.status, row.variant)
-        if not doc or first == later or later in (doc.get("otherArms") or []):
+        others = list(doc.get("otherArms") or [])
+        if not doc or first == later or later in others:
             return False
-        head = ledger_store.read_head(txn, ledger_store.experiment_chain(row.experimentId))
-        txn.update(ref, {"armChanged": True, "otherArms": firestore.ArrayUnion([later]), "armChangedAt": at})
-        ledger_store.append(txn, head, actor=EXPOSURES_ACTOR, action="EXPOSURE_ARM_CHANGED",
-                            subject={"experimentId": row.experimentId},
-                            payload={"unitKey": unit_key(row.unitId), "recordedArm": first, "otherArm": later})
+        head = uow.ledger.experiment_head(row.experimentId)
+        uow.exposures.update(row.experimentId, row.unitId,
+                             {"armChanged": True, "otherArms": [*others, later], "armChangedAt": at})
+        uow.ledger.append(head, actor=EXPOSURES_ACTOR, action="EXPOSURE_ARM_CHANGED",
+                          subject={"experimentId": row.experimentId},
+                          payload={"unitKey": unit_key(row.unitId), "recordedArm": first, "otherArm": later})
         return True
 
-    changed = run(db().transaction())
+    changed = atomically(work)
     if changed:
         log.warning("exposed unit decided into another arm", extra={"json_fields": {
             "experimentId": row.experimentId, "unitKey": unit_key(row.unitId)}})
@@ -127,25 +98,16 @@ def flag_changed_arms(rows: list[ExposureRow], at: datetime) -> int:
     experiment's ledger chain. A repeat of the same arm costs one read and changes nothing."""
     if not rows:
         return 0
-    docs = {snap.id: snap.to_dict() or {} for snap in
-            db().get_all([assignment_ref(r.experimentId, r.unitId) for r in rows], field_paths=["status", "variant"])
-            if snap.exists}
+    docs = storage.recorded_arms([(r.experimentId, r.unitId) for r in rows])
     return sum(_flag(r, at) for r in rows
                if (d := docs.get(assignment_id(r.experimentId, r.unitId))) is not None
                and _arm(d.get("status"), d.get("variant")) != _arm(r.status, r.variant))
 
 
 def _record_one(sighting: CohortSighting, at: datetime) -> bool:
-    batch = db().batch()
-    batch.create(member_ref(sighting.cohortId, sighting.unitId),
-                 {"unitId": sighting.unitId, "inHoldout": sighting.inHoldout, "firstSeenAt": at})
-    counters.increment(batch, sighting.cohortId,
-                       {counters.OBSERVED: 1, counters.HOLDOUT: int(sighting.inHoldout)})
-    try:
-        batch.commit()
-    except gexc.AlreadyExists:
-        return False
-    return True
+    return storage.record_sighting(sighting.cohortId, sighting.unitId,
+                                   {"unitId": sighting.unitId, "inHoldout": sighting.inHoldout, "firstSeenAt": at},
+                                   counters.shard(), {counters.OBSERVED: 1, counters.HOLDOUT: int(sighting.inHoldout)})
 
 
 def record_sightings(sightings: Iterable[CohortSighting | dict[str, Any]], at: datetime | None = None) -> int:

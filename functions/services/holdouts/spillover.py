@@ -23,12 +23,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from functions.adapters import ledger_store
-from functions.adapters.firestore import HOLDOUT_COHORTS, db, transactional
-from functions.core.errors import Conflict, ErrorCode, NotFound
+from functions.adapters.holdout_keys import unit_key
+from functions.adapters.repositories.links import randomisation_ids
+from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
+from functions.core.errors import Conflict, NotFound
 from functions.models.holdouts import (
     DEFAULT_POLICIES,
     CohortVerdict,
@@ -40,7 +39,6 @@ from functions.models.holdouts import (
     SpilloverResult,
 )
 from functions.services.holdouts import counters, membership
-from functions.services.holdouts.keys import UNITS, cohort_ref, spillover_event_ref, unit_key
 from functions.services.holdouts.unionfind import Forest, Node
 from functions.services.metrics import landing
 
@@ -53,8 +51,7 @@ def policy_for(cohort: dict[str, Any], link_type: LinkType) -> SpilloverPolicy:
 def _target_cohorts(link: SpilloverLinkIn) -> list[str]:
     if link.cohortIds:
         return sorted(set(link.cohortIds))
-    query = db().collection(HOLDOUT_COHORTS).where(filter=FieldFilter("frozen", "==", True))
-    return sorted(s.id for s in query.select([]).stream())
+    return sorted(reading().cohorts.ids(frozen=True))
 
 
 def _carries_treatment(link: SpilloverLinkIn) -> bool:
@@ -142,37 +139,34 @@ def _apply_cohort(
 def ingest(link: SpilloverLinkIn, actor: dict[str, str]) -> SpilloverResult:
     """Apply one link event to every targeted frozen cohort, exactly once per eventId."""
     cohort_ids = _target_cohorts(link)
-    event_ref = spillover_event_ref(link.eventId)
 
-    @transactional
-    def run(txn: firestore.Transaction) -> SpilloverResult:
-        existing = event_ref.get(transaction=txn)
-        if existing.exists:
-            stored = (existing.to_dict() or {}).get("result", {})
+    def run(uow: UnitOfWork) -> SpilloverResult:
+        existing = uow.links.event(link.eventId)
+        if existing is not None:
+            stored = existing.get("result", {})
             return SpilloverResult.model_validate({**stored, "duplicate": True})
         docs: dict[str, dict[str, Any]] = {}
         for cid in cohort_ids:
-            snap = cohort_ref(cid).get(transaction=txn)
-            if not snap.exists:
-                raise NotFound(f"cohort {cid} not found", code=ErrorCode.COHORT_NOT_FOUND)
-            doc = snap.to_dict() or {}
+            doc = uow.cohorts.get(cid)
+            if doc is None:
+                raise NotFound(f"cohort {cid} not found", code="COHORT_NOT_FOUND")
             if not doc.get("frozen"):
                 raise Conflict(f"cohort {cid} is not frozen; links apply to frozen cohorts only",
                                code=ErrorCode.COHORT_NOT_FROZEN)
             docs[cid] = doc
         at = ledger_store.now_iso()
-        forests = {cid: Forest(txn, cid) for cid in cohort_ids}
-        heads = {cid: ledger_store.read_head(txn, ledger_store.cohort_chain(cid)) for cid in cohort_ids
+        forests = {cid: Forest(uow, cid) for cid in cohort_ids}
+        heads = {cid: uow.ledger.cohort_head(cid) for cid in cohort_ids
                  if policy_for(docs[cid], link.linkType) != SpilloverPolicy.TRACK}
         staged = [(cid, *_apply_cohort(forests[cid], docs[cid], link, at)) for cid in cohort_ids]
         # every read happened above (find() reads lazily while deciding); writes start here
         verdicts = []
         for cid, verdict, deltas, contaminated_keys in staged:
             forests[cid].write()
-            counters.increment(txn, cid, deltas)
+            counters.increment(uow, cid, deltas)
             if cid in heads and (verdict.crossing or contaminated_keys):
-                ledger_store.append(
-                    txn, heads[cid], actor=actor, action=f"SPILLOVER_{verdict.action}",
+                uow.ledger.append(
+                    heads[cid], actor=actor, action=f"SPILLOVER_{verdict.action}",
                     subject={"type": "holdoutCohort", "id": cid},
                     payload={"eventId": link.eventId, "linkType": str(link.linkType), "policy": str(verdict.policy),
                              "contaminatedUnitKeys": contaminated_keys},
@@ -180,7 +174,7 @@ def ingest(link: SpilloverLinkIn, actor: dict[str, str]) -> SpilloverResult:
             verdicts.append(verdict)
         result = SpilloverResult(eventId=link.eventId, duplicate=False,
                                  blocked=any(v.action == "BLOCKED" for v in verdicts), verdicts=verdicts)
-        txn.create(event_ref, {
+        uow.links.record_event(link.eventId, {
             "eventId": link.eventId,
             "linkType": str(link.linkType),
             "sourceUnitId": link.sourceUnitId,
@@ -196,7 +190,7 @@ def ingest(link: SpilloverLinkIn, actor: dict[str, str]) -> SpilloverResult:
         })
         return result
 
-    result = run(db().transaction())
+    result = atomically(run)
     if not result.blocked:  # every delivery lands it (after the commit); reads take each row once
         landing.land_links(link, [v.cohortId for v in result.verdicts], link.occurredAt or datetime.now(UTC))
     return result
@@ -211,23 +205,15 @@ def raise_if_blocked(result: SpilloverResult) -> None:
 
 
 def spanning_components(cohort_id: str, limit: int = 100) -> ComponentList:
-    if not cohort_ref(cohort_id).get().exists:
-        raise NotFound(f"cohort {cohort_id} not found", code=ErrorCode.COHORT_NOT_FOUND)
-    query = cohort_ref(cohort_id).collection(UNITS).where(filter=FieldFilter("spans", "==", True)).limit(limit)
-    comps = [Component(rootKey=s.id, size=int(d.get("size", 1)), holdoutMembers=int(d.get("holdout", 0)),
+    stored = reading()
+    if stored.cohorts.get(cohort_id) is None:
+        raise NotFound(f"cohort {cohort_id} not found", code="COHORT_NOT_FOUND")
+    comps = [Component(rootKey=key, size=int(d.get("size", 1)), holdoutMembers=int(d.get("holdout", 0)),
                        treatedMembers=int(d.get("treated", 0)))
-             for s in query.stream() for d in [s.to_dict() or {}]]
+             for key, d in stored.links.spanning(cohort_id, limit)]
     return ComponentList(cohortId=cohort_id, components=sorted(comps, key=lambda c: (-c.size, c.rootKey)))
 
 
 def cluster_overrides(cohort_id: str, unit_ids: list[str]) -> dict[str, str]:
     """Sticky randomisation ids (CLUSTER / wallet cohorts) for the hot path: one batched read."""
-    refs = [cohort_ref(cohort_id).collection(UNITS).document(unit_key(u)) for u in unit_ids]
-    by_key = {unit_key(u): u for u in unit_ids}
-    out: dict[str, str] = {}
-    for snap in db().get_all(refs, field_paths=["randomisationId"]):
-        if snap.exists:
-            rid = (snap.to_dict() or {}).get("randomisationId")
-            if rid:
-                out[by_key[snap.id]] = rid
-    return out
+    return randomisation_ids(cohort_id, unit_ids)

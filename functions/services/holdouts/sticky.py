@@ -15,17 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.adapters.firestore import db
-from functions.services.holdouts.keys import assignment_id, assignment_ref
+from functions.adapters.holdout_keys import assignment_id
+from functions.adapters.repositories import holdouts as storage
 
 # outcomes of hashing, which a cluster id can change; every other status is a deliberate decision
 REHASHED = frozenset({"ASSIGNED", "HOLDOUT", "NOT_EXPOSED", "LAYER_EXCLUDED"})
-
-
-def _first_exposures(pairs: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
-    refs = [assignment_ref(eid, unit) for eid, unit in pairs]
-    return {snap.id: snap.to_dict() or {}
-            for snap in db().get_all(refs, field_paths=["variant", "status"]) if snap.exists}
 
 
 def _arm(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -55,7 +49,7 @@ def keep_exposed_arms(unit_ids: list[str], decisions: list[dict[str, Any]], own:
     pairs = [(eid, unit_ids[i]) for i in own for eid in decisions[i]["experiments"]]
     if not pairs:
         return 0
-    records = _first_exposures(pairs)
+    records = storage.recorded_arms(pairs)
     kept = 0
     for i, mine in own.items():
         unit, d = unit_ids[i], decisions[i]

@@ -13,9 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.cloud import firestore
-
-from functions.services.holdouts.keys import node_ref
+from functions.adapters.unit_of_work import UnitOfWork
 
 MAX_DEPTH = 64  # union by size bounds depth by log2(units); this only guards corrupt data
 
@@ -84,16 +82,16 @@ class Node:
 class Forest:
     """The nodes one transaction touched, read lazily, written back at the end."""
 
-    def __init__(self, txn: firestore.Transaction, cohort_id: str) -> None:
-        self.txn = txn
+    def __init__(self, uow: UnitOfWork, cohort_id: str) -> None:
+        self.uow = uow
         self.cohort_id = cohort_id
         self.nodes: dict[str, Node] = {}
 
     def node(self, key: str, make: Callable[[], Node] | None = None) -> Node:
         if key not in self.nodes:
-            snap = node_ref(self.cohort_id, key).get(transaction=self.txn)
-            if snap.exists:
-                self.nodes[key] = Node.from_doc(key, snap.to_dict() or {})
+            doc = self.uow.links.node(self.cohort_id, key)
+            if doc is not None:
+                self.nodes[key] = Node.from_doc(key, doc)
             else:
                 if make is None:
                     raise KeyError(key)
@@ -138,4 +136,4 @@ class Forest:
     def write(self) -> None:
         for node in self.nodes.values():
             if node.dirty or not node.exists:
-                self.txn.set(node_ref(self.cohort_id, node.key), node.to_doc())
+                self.uow.links.save_node(self.cohort_id, node.key, node.to_doc())

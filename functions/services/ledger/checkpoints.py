@@ -22,18 +22,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from google.api_core import exceptions as gexc
-
-from functions.adapters import ledger_store, outbox
-from functions.adapters.firestore import db
-from functions.core.errors import Conflict, ErrorCode
+from functions.adapters import ledger_store
+from functions.adapters import merkle_log as ledger_log
+from functions.core.errors import Conflict
 from functions.core.ledger import anchor, merkle, signing
 from functions.core.ledger.entry import timestamp_text
-from functions.services.ledger import log as ledger_log
 from functions.services.ledger.verification import RACY, anchor_state
 
 log = logging.getLogger(__name__)
-BATCH = 400
 
 
 class CheckpointRefused(Conflict):
@@ -44,32 +40,19 @@ def _raise_alert(problems: list[dict[str, Any]], latest: dict[str, Any] | None, 
     """One alert document and one `ledger-alerts` message per distinct problem set; a repeat
     (every sweep until repaired) only moves `lastSeenAt`."""
     digest = hashlib.sha256(json.dumps(problems, sort_keys=True, default=str).encode()).hexdigest()[:32]
-    ref = ledger_log.log_ref().collection(ledger_log.ALERTS).document(digest)
-    seen = ref.get()
-    if seen.exists:
-        ref.update({"lastSeenAt": now, "count": int(seen.get("count") or 0) + 1})
+    if ledger_log.repeat_alert(digest, now):
         return
     alert = {"kind": "CHECKPOINT_REFUSED", "problems": problems, "latestSignedSize": (latest or {}).get("treeSize"),
              "firstSeenAt": now, "lastSeenAt": now, "count": 1}
-    batch = db().batch()
-    batch.create(ref, alert)
-    outbox.enqueue(batch, ledger_log.log_ref(), "ledger_alerts",
-                   {**alert, "firstSeenAt": timestamp_text(now), "lastSeenAt": timestamp_text(now)},
-                   key=f"ledger-alert:{digest}")
-    try:
-        batch.commit()
-        outbox.flush(ledger_log.log_ref())
-    except gexc.AlreadyExists:
-        pass
-    except Exception:  # the sweep's outbox safety net publishes it later
-        log.exception("ledger alert not published yet")
+    ledger_log.store_alert(digest, alert,
+                           {**alert, "firstSeenAt": timestamp_text(now), "lastSeenAt": timestamp_text(now)})
 
 
 def _refuse(problems: list[dict[str, Any]], latest: dict[str, Any] | None, now: datetime) -> None:
     log.error("ledger checkpoint refused", extra={"json_fields": {"problems": problems}})
     _raise_alert(problems, latest, now)
     raise CheckpointRefused("the ledger does not extend the last signed checkpoint; nothing was signed",
-                            code=ErrorCode.CHECKPOINT_REFUSED, details={"problems": problems})
+                            code="CHECKPOINT_REFUSED", details={"problems": problems})
 
 
 def _fresh_entries(heads: dict[str, list[Any]], keyring: dict[str, Any]
@@ -124,32 +107,13 @@ def create_checkpoint(now: datetime | None = None, actor: dict[str, str] | None 
                   "treeSize": new_size, "rootHash": root.hex(), "at": timestamp_text(now), "previousSize": size,
                   "previousRoot": old_root, "headsRoot": signing.heads_root(new_heads), "keyId": signing.key_id(key)}
     signature = signing.sign(checkpoint, key)
-    writes = [(ledger_log.leaf_ref(size + i), {"index": size + i, "hash": e["hash"], "chainId": e["chainId"],
-                                               "seq": e["seq"]}) for i, e in enumerate(fresh)]
-    chunks = [writes[i:i + BATCH] for i in range(0, len(writes), BATCH)]
-    for chunk in chunks[:-1]:  # a long run of leaves first; the last run commits with the checkpoint
-        batch = db().batch()
-        for ref, doc in chunk:
-            batch.set(ref, doc)
-        batch.commit()
-    batch = db().batch()
-    for ref, doc in chunks[-1]:
-        batch.set(ref, doc)
+    leaf_docs = [{"index": size + i, "hash": e["hash"], "chainId": e["chainId"], "seq": e["seq"]}
+                 for i, e in enumerate(fresh)]
     stored = {**checkpoint, "signature": signature, "chainHeads": new_heads, "createdBy": actor or {"uid": "system"}}
     new_state = {"size": new_size, "frontier": [{"size": s, "hash": h.hex()} for s, h in frontier], "updatedAt": now}
-    if snap.exists:
-        batch.update(ledger_log.log_ref(), new_state, option=db().write_option(last_update_time=snap.update_time))
-    else:
-        batch.create(ledger_log.log_ref(), new_state)
-    batch.create(ledger_log.checkpoint_ref(new_size), stored)
-    outbox.enqueue(batch, ledger_log.log_ref(), "ledger_checkpoints",
-                   {**checkpoint, "signature": signature, "publicKey": signing.public_pem(key),
-                    "consistency": {"fromSize": size, "fromRoot": old_root, "path": [h.hex() for h in proof]}},
-                   key=f"checkpoint:{new_size}")
-    try:
-        batch.commit()
-    except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound):
-        log.info("concurrent checkpoint won; nothing changed")
+    message = {**checkpoint, "signature": signature, "publicKey": signing.public_pem(key),
+               "consistency": {"fromSize": size, "fromRoot": old_root, "path": [h.hex() for h in proof]}}
+    if not ledger_log.store_checkpoint(snap, leaf_docs, new_state, stored, message):
         return None
     return stored
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from functions.adapters import ledger_store
+from functions.adapters import merkle_log as ledger_log
 from functions.core.ledger import signing
-from functions.services.ledger import log as ledger_log
 from functions.services.ledger.verification import anchor_state, verify_chain_id
 
 EXPORT_FORMAT = "offers-ledger-export/2"

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from functions.adapters import merkle_log as ledger_log
 from functions.config import settings
 from functions.models.common import iso_text
-from functions.services.ledger import log as ledger_log
 from functions.services.ledger.verification import anchor_state
 
 

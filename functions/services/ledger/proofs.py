@@ -6,18 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from functions.adapters import ledger_store
-from functions.core.errors import ErrorCode, NotFound, Unprocessable
+from functions.adapters import merkle_log as ledger_log
+from functions.core.errors import NotFound, Unprocessable
 from functions.core.ledger import merkle, signing
-from functions.services.ledger import log as ledger_log
 
 
 def _checkpoint(size: int | None) -> dict[str, Any]:
-    cp = ledger_log.latest_checkpoint() if size is None else (ledger_log.checkpoint_ref(size).get().to_dict())
+    cp = ledger_log.latest_checkpoint() if size is None else ledger_log.checkpoint(size)
     if not cp:
-        raise NotFound("no such checkpoint; create one first (POST /ledger/checkpoints)", code=ErrorCode.NO_CHECKPOINT)
+        raise NotFound("no such checkpoint; create one first (POST /ledger/checkpoints)", code="NO_CHECKPOINT")
     return cp
 
 
@@ -27,23 +25,21 @@ def _signed(cp: dict[str, Any]) -> dict[str, Any]:
 
 def inclusion(chain_id: str, seq: int, tree_size: int | None = None) -> dict[str, Any]:
     cp = _checkpoint(tree_size)
-    query = ledger_log.log_ref().collection(ledger_log.LEAVES).where(filter=FieldFilter("chainId", "==", chain_id)) \
-        .where(filter=FieldFilter("seq", "==", seq)).limit(1)
-    found = [s.to_dict() for s in query.stream()]
-    if not found or found[0]["index"] >= cp["treeSize"]:
-        raise NotFound("entry is not covered by that checkpoint yet", code=ErrorCode.NOT_CHECKPOINTED)
+    leaf = ledger_log.find_leaf(chain_id, seq)
+    if not leaf or leaf["index"] >= cp["treeSize"]:
+        raise NotFound("entry is not covered by that checkpoint yet", code="NOT_CHECKPOINTED")
     leaves = ledger_log.all_leaf_hashes(cp["treeSize"])
-    index = found[0]["index"]
+    index = leaf["index"]
     stored = ledger_store.entries(chain_id, after=seq - 1)[:1]
     entry = {k: stored[0].get(k) for k in ("chainId", "seq", "hash", "canonical")} if stored else None
     return {"format": "offers-ledger-inclusion/2", "checkpoint": _signed(cp), "signature": cp["signature"],
-            "entryHash": found[0]["hash"], "index": index, "entry": entry,
+            "entryHash": leaf["hash"], "index": index, "entry": entry,
             "path": [h.hex() for h in merkle.inclusion_proof(index, leaves)]}
 
 
 def consistency(first: int, second: int) -> dict[str, Any]:
     if not 0 < first <= second:
-        raise Unprocessable("need 0 < first <= second", code=ErrorCode.BAD_RANGE)
+        raise Unprocessable("need 0 < first <= second", code="BAD_RANGE")
     a, b = _checkpoint(first), _checkpoint(second)
     leaves = ledger_log.all_leaf_hashes(second)
     return {"format": "offers-ledger-consistency/1", "first": _signed(a), "firstSignature": a["signature"],

@@ -9,16 +9,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
 from functions.adapters import ledger_store
-from functions.adapters.firestore import EXPERIMENT_ANALYSES, ROLLOUT_EVENTS, db
 from functions.core.ledger.entry import timestamp_text
 from functions.core.ledger.preregistration import analysis_plan, plan_hash
 from functions.core.wording import reason_text, verdict_sentence
-from functions.services.analytics import analyses as analyses_service
+from functions.services.analytics import analyses as analytics
 from functions.services.experiments import repository
 from functions.services.ledger.verification import verify_experiment
+from functions.services.rollouts import store as rollouts
 
 
 def _bodies(experiment_id: str) -> list[dict[str, Any]]:
@@ -71,11 +69,9 @@ def build(experiment_id: str) -> dict[str, Any]:
     current_hash = plan_hash(analysis_plan(doc))
     deviations = [] if not registered or registered[-1] == current_hash else [
         {"registered": registered[-1], "current": current_hash, "message": "analysis plan changed after start"}]
-    rollout = [s.to_dict() or {} for s in db().collection(ROLLOUT_EVENTS)
-               .where(filter=FieldFilter("experimentId", "==", experiment_id)).stream()]
-    analyses = [s.to_dict() or {} for s in db().collection(EXPERIMENT_ANALYSES)
-                .where(filter=FieldFilter("experimentId", "==", experiment_id)).stream()]
-    final = max(analyses, key=lambda a: str(a.get("createdAt", "")), default=None)
+    rollout = rollouts.list_events(experiment_id)
+    analyses = analytics.list_for(experiment_id)  # oldest first
+    final = analytics.get(analyses[-1]["id"]) if analyses else None  # the newest, with its result
     integrity = verify_experiment(experiment_id)
     # Rows from the first damaged entry on say so: a rewritten approver is shown, flagged, not vouched for.
     trusted_below = len(timeline) if integrity["ok"] else (integrity.get("firstBadIndex") or 0)
@@ -93,7 +89,7 @@ def build(experiment_id: str) -> dict[str, Any]:
         "rolloutPath": sorted(({"at": _time(r.get("at")), "from": r.get("fromStage"), "to": r.get("toStage"),
                                 "kind": r.get("kind"), "actor": r.get("actor"), "reason": r.get("reason")}
                                for r in rollout), key=lambda r: str(r["at"])),
-        "finalAnalysis": final_analysis(analyses_service.to_view(final) if final else None, doc.get("kpis") or [],
+        "finalAnalysis": final_analysis(analytics.to_view(final) if final else None, doc.get("kpis") or [],
                                         guardrails_held=not guardrail_actions),
         "preRegistration": {"planHash": registered[-1] if registered else None, "deviations": deviations},
         "integrity": integrity,

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.adapters import ledger_store
+from functions.adapters import merkle_log as ledger_log
 from functions.core.ledger import anchor, merkle
 from functions.core.ledger.verify import INSERTED_ENTRY, TRUNCATED_TAIL, ChainVerdict, verify_chain
-from functions.services.ledger import log as ledger_log
 
 RACY = frozenset({anchor.CHECKPOINT_MISSING, "LOG_STATE_TAMPERED"})
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from google.cloud import firestore
-
 from functions.adapters.auth import Principal
-from functions.adapters.firestore import db, transactional
-from functions.core.errors import Conflict, ErrorCode, Forbidden, Unprocessable
+from functions.adapters.unit_of_work import UnitOfWork, atomically
+from functions.core.errors import Conflict, Forbidden, Unprocessable
 from functions.core.rollout import plan as plan_core
 from functions.core.rollout.plan import Change, PlanState
 from functions.core.rollout.requirements import MANUAL_APPROVAL, RequirementResult, blocking
@@ -25,7 +23,7 @@ LIVE = ("RUNNING", "PAUSED")
 def _require_live(experiment: dict[str, Any], *allowed: str) -> None:
     state = experiment.get("state")
     if state not in (allowed or LIVE):
-        raise Conflict(f"the experiment is {state}", code=ErrorCode.EXPERIMENT_NOT_LIVE,
+        raise Conflict(f"the experiment is {state}", code="EXPERIMENT_NOT_LIVE",
                        details={"state": state, "allowed": list(allowed or LIVE)})
 
 
@@ -34,18 +32,17 @@ def _act(experiment_id: str, actor: dict[str, str], reason: str,
          exposures: dict[str, int] | None = None, kill_if_live: bool = False,
          extra: dict[str, Any] | None = None, results: Sequence[RequirementResult] = ()) -> dict[str, Any]:
 
-    @transactional
-    def run(txn: firestore.Transaction) -> dict[str, Any]:
-        current = store.read(txn, experiment_id)
+    def work(uow: UnitOfWork) -> dict[str, Any]:
+        current = store.read(uow, experiment_id)
         after, change = move(current.state, current.experiment)
         kill = None
         if kill_if_live and current.experiment.get("state") in LIVE:
             kill = {"guardrail": None, "observed": None, "bound": None, "source": "rollout-abort"}
         now = store.now_utc()
-        return store.commit(txn, current, after, change, actor=actor, reason=reason or change.kind.value, now=now,
+        return store.commit(uow, current, after, change, actor=actor, reason=reason or change.kind.value, now=now,
                             exposures=exposures, kill=kill, extra=extra, results=results)
 
-    event = run(db().transaction())
+    event = atomically(work)
     experiments.invalidate()
     return event
 
@@ -102,7 +99,7 @@ def approve_stage(experiment_id: str, actor: dict[str, str], reason: str) -> dic
 def advance(experiment_id: str, principal: Principal, reason: str, override: bool) -> dict[str, Any]:
     """Requirements are evaluated now; an operator's advance is itself the manual approval."""
     experiment = experiments.load(None, experiment_id)
-    seen = store.require_plan(None, experiment_id)
+    seen = store.require_plan(experiment_id)
     state = PlanState.from_doc(seen)
     plan_core.ensure_can_advance(state)  # a paused or final rollout says so, not "requirements not met"
     now = store.now_utc()
@@ -110,19 +107,19 @@ def advance(experiment_id: str, principal: Principal, reason: str, override: boo
     failing = blocking(results, ignore=frozenset({MANUAL_APPROVAL}))
     if override:
         if "admin" not in principal.roles:
-            raise Forbidden("only an admin may override failing requirements", code=ErrorCode.OVERRIDE_NEEDS_ADMIN)
+            raise Forbidden("only an admin may override failing requirements", code="OVERRIDE_NEEDS_ADMIN")
         if not reason.strip():
-            raise Unprocessable("an override needs a written reason", code=ErrorCode.OVERRIDE_NEEDS_REASON,
+            raise Unprocessable("an override needs a written reason", code="OVERRIDE_NEEDS_REASON",
                                 details={"reason": "reason must not be empty"})
     elif failing:
-        raise Conflict("requirements of the current stage are not met", code=ErrorCode.REQUIREMENTS_NOT_MET,
+        raise Conflict("requirements of the current stage are not met", code="REQUIREMENTS_NOT_MET",
                        details={"blocking": [r.to_dict() for r in failing]})
 
     def move(current: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
         _require_live(exp, "RUNNING")
         if current.seq != state.seq:
             raise Conflict("the rollout changed while requirements were evaluated; retry",
-                           code=ErrorCode.ROLLOUT_CHANGED, details={"seq": current.seq})
+                           code="ROLLOUT_CHANGED", details={"seq": current.seq})
         return plan_core.advance(current, now, observed.exposures, override=bool(override and failing))
 
     extra = {"override": bool(override and failing), "overriddenRequirements": [r.name for r in failing]}

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from functions.adapters.firestore import EXPERIMENT_ANALYSES, db
+from functions.adapters.unit_of_work import reading
 from functions.core.assignment.decision import expected_split
 from functions.core.rollout.plan import PlanState
 from functions.core.rollout.requirements import StageInputs
@@ -54,8 +52,7 @@ def _at(doc: Mapping[str, Any]) -> Any:
 
 def data_quality(experiment_id: str, snapshot: Mapping[str, Any] | None) -> str | None:
     """The newest trust verdict from an analysis (or the snapshot); None when nobody has judged yet."""
-    query = db().collection(EXPERIMENT_ANALYSES).where(filter=FieldFilter("experimentId", "==", experiment_id))
-    docs = [s.to_dict() or {} for s in query.limit(50).stream()]
+    docs = reading().analyses.of_experiment(experiment_id, limit=50)
     if snapshot:
         docs.append(dict(snapshot))
     judged = [d for d in docs if _trust(d) is not None]

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.cloud import firestore
-
-from functions.adapters.firestore import db, transactional
+from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
 from functions.core.errors import Conflict, ErrorCode, Unprocessable
 from functions.core.lifecycle import Action
@@ -44,18 +42,18 @@ def _requirements(body: PlanRequest, stages: tuple[float, ...]) -> tuple[StageRe
     return tuple(out)
 
 
-def _content_changed(txn: firestore.Transaction, current: store.Read, state: PlanState,
+def _content_changed(uow: UnitOfWork, current: store.Read, state: PlanState,
                      actor: dict[str, str]) -> store.Read:
     """A plan is part of what approvers approve: its author joins the editors (barred from approving
     it) and, once submitted, every approval is void and the experiment is PENDING_APPROVAL again."""
     experiment = current.experiment
     editors = edited_by(experiment, actor)
     if experiment.get("state") == "DRAFT":
-        txn.update(experiments.ref(experiment["id"]), editors)
+        uow.experiments.update(experiment["id"], editors)
         return current
     four_eyes.check_approvable({**experiment, **editors})
     content_hash = four_eyes.content_hash(experiment["id"], experiments.definition_of(experiment), state.to_doc())
-    after = apply_transition(txn, experiments.ref(experiment["id"]), experiment, Action.EDIT.value, actor,
+    after = apply_transition(uow, experiment, Action.EDIT.value, actor,
                              "rollout plan changed", {"changed": ["rolloutPlan"], "contentHash": content_hash,
                                                       "approvalsVoided": sorted(experiment.get("approvals") or {}),
                                                       "editor": actor["uid"]},
@@ -68,9 +66,8 @@ def put_plan(experiment_id: str, body: PlanRequest, actor: dict[str, str]) -> di
     if body.stages is not None:
         validate_stages(body.stages, 0.0)  # shape errors answer before any read; the capacity check needs the doc
 
-    @transactional
-    def run(txn: firestore.Transaction) -> dict[str, Any]:
-        current = store.read(txn, experiment_id)
+    def work(uow: UnitOfWork) -> dict[str, Any]:
+        current = store.read(uow, experiment_id)
         state_name = current.experiment.get("state")
         if state_name not in EDITABLE_STATES:
             raise Conflict(f"the rollout plan of a {state_name} experiment cannot be replaced; use the "
@@ -80,17 +77,17 @@ def put_plan(experiment_id: str, body: PlanRequest, actor: dict[str, str]) -> di
         previous = PlanState.from_doc(current.plan) if current.plan else None
         state, change = new_plan(stages, _requirements(body, stages), previous)
         now = store.now_utc()
-        current = _content_changed(txn, current, state, actor)
-        event = store.commit(txn, current, state, change, actor=actor, reason=body.reason or change.kind.value,
+        current = _content_changed(uow, current, state, actor)
+        event = store.commit(uow, current, state, change, actor=actor, reason=body.reason or change.kind.value,
                              now=now, extra={"stages": list(stages),
                                              "requirementsByStage": [r.to_dict() for r in state.requirements]})
         return {"plan": {**state.to_doc(), "experimentId": experiment_id}, "event": event}
 
-    result = run(db().transaction())
+    result = atomically(work)
     experiments.invalidate()
     return result
 
 
 def get_plan(experiment_id: str) -> dict[str, Any]:
     experiments.load(None, experiment_id)
-    return store.require_plan(None, experiment_id)
+    return store.require_plan(experiment_id)

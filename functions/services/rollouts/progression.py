@@ -14,10 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.cloud import firestore
 
 from functions.adapters.auth import SYSTEM
-from functions.adapters.firestore import db, transactional
+from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core.rollout import plan as plan_core
 from functions.core.rollout.plan import PlanState
 from functions.core.rollout.progression import Decision, Step, decide
@@ -42,7 +41,7 @@ def _summary(eid: str, state: PlanState, decision: Decision, **more: Any) -> dic
 
 def progress_experiment(experiment_id: str, now: datetime) -> dict[str, Any] | None:
     """One sweep step for one experiment; None when it has no rollout plan."""
-    plan_doc = store.read_plan(None, experiment_id)
+    plan_doc = store.find_plan(experiment_id)
     if plan_doc is None:
         return None
     experiment = experiments.load(None, experiment_id)
@@ -51,9 +50,8 @@ def progress_experiment(experiment_id: str, now: datetime) -> dict[str, Any] | N
     if decision.step in (Step.HOLD, Step.NONE):
         return _summary(experiment_id, seen, decision)
 
-    @transactional
-    def run(txn: firestore.Transaction) -> dict[str, Any] | None:
-        current = store.read(txn, experiment_id)
+    def work(uow: UnitOfWork) -> dict[str, Any] | None:
+        current = store.read(uow, experiment_id)
         state = current.state
         if state.seq != seen.seq:
             return None  # someone else moved the rollout since we looked
@@ -63,7 +61,7 @@ def progress_experiment(experiment_id: str, now: datetime) -> dict[str, Any] | N
             if exp_state != "RUNNING":
                 return None
             after, change = plan_core.advance(state, now, observed.exposures)
-            return store.commit(txn, current, after, change, actor=actor, reason=decision.reason, now=now,
+            return store.commit(uow, current, after, change, actor=actor, reason=decision.reason, now=now,
                                 results=results, exposures=observed.exposures)
         after, change = plan_core.abort(state)
         if decision.step == Step.ABORT and exp_state in ("RUNNING", "PAUSED"):
@@ -71,13 +69,13 @@ def progress_experiment(experiment_id: str, now: datetime) -> dict[str, Any] | N
             kill = {"guardrail": breach.get("guardrail"), "observed": breach.get("observed"),
                     "bound": breach.get("bound"), "arm": breach.get("arm"), "snapshotId": observed.snapshot_id,
                     "source": "rollout"}
-            return store.commit(txn, current, after, change, actor=actor, reason=decision.reason, now=now,
+            return store.commit(uow, current, after, change, actor=actor, reason=decision.reason, now=now,
                                 results=results, exposures=observed.exposures, kill=kill)
-        return store.commit(txn, current, after, change, actor=actor, reason=f"sync: {decision.reason}", now=now,
+        return store.commit(uow, current, after, change, actor=actor, reason=f"sync: {decision.reason}", now=now,
                             results=results, exposures=observed.exposures)
 
     try:
-        event = run(db().transaction())
+        event = atomically(work)
     except gexc.AlreadyExists:  # the deterministic event id exists: a concurrent sweep made this very move
         event = None
     experiments.invalidate()

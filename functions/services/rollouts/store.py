@@ -10,42 +10,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from functions.adapters import ledger_store
-from functions.adapters.firestore import ROLLOUT_EVENTS, ROLLOUT_PLANS, db
-from functions.core.errors import ErrorCode, NotFound
+from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.ledger import Head
+from functions.adapters.repositories.rollouts import PlanDoc, RolloutEventDoc
+from functions.adapters.unit_of_work import UnitOfWork, reading
+from functions.core.errors import NotFound
 from functions.core.rollout.plan import Change, ChangeKind, PlanState
 from functions.core.rollout.requirements import RequirementResult
-from functions.services.experiments import repository as experiments
 from functions.services.experiments.transitions import apply_transition, record_event
 
 HISTORY_LIMIT = 200
 
 
-def plan_ref(experiment_id: str) -> firestore.DocumentReference:
-    return db().collection(ROLLOUT_PLANS).document(experiment_id)
+def list_events(experiment_id: str) -> list[RolloutEventDoc]:
+    return reading().rollouts.events(experiment_id)
 
 
-def event_ref(event_id: str) -> firestore.DocumentReference:
-    return db().collection(ROLLOUT_EVENTS).document(event_id)
+def find_plan(experiment_id: str) -> PlanDoc | None:
+    return reading().rollouts.plan(experiment_id)
 
 
-def read_plan(txn: firestore.Transaction | None, experiment_id: str) -> dict[str, Any] | None:
-    snap = plan_ref(experiment_id).get(transaction=txn)
-    return (snap.to_dict() or {}) if snap.exists else None
-
-
-def list_events(experiment_id: str) -> list[dict[str, Any]]:
-    query = db().collection(ROLLOUT_EVENTS).where(filter=FieldFilter("experimentId", "==", experiment_id))
-    return sorted((s.to_dict() or {} for s in query.stream()), key=lambda d: d["seq"])
-
-
-def require_plan(txn: firestore.Transaction | None, experiment_id: str) -> dict[str, Any]:
-    doc = read_plan(txn, experiment_id)
+def require_plan(experiment_id: str) -> PlanDoc:
+    doc = find_plan(experiment_id)
     if doc is None:
-        raise NotFound(f"experiment {experiment_id} has no rollout plan", code=ErrorCode.ROLLOUT_PLAN_NOT_FOUND)
+        raise NotFound(f"experiment {experiment_id} has no rollout plan", code="ROLLOUT_PLAN_NOT_FOUND")
     return doc
 
 
@@ -53,27 +41,27 @@ def require_plan(txn: firestore.Transaction | None, experiment_id: str) -> dict[
 class Read:
     """The read phase of a rollout transaction (Firestore reads every document before writing)."""
 
-    experiment: dict[str, Any]
-    plan: dict[str, Any] | None
-    head: ledger_store.Head
+    experiment: ExperimentDoc
+    plan: PlanDoc | None
+    head: Head
 
     @property
     def state(self) -> PlanState:
         if self.plan is None:
             raise NotFound(f"experiment {self.experiment.get('id')} has no rollout plan",
-                           code=ErrorCode.ROLLOUT_PLAN_NOT_FOUND)
+                           code="ROLLOUT_PLAN_NOT_FOUND")
         return PlanState.from_doc(self.plan)
 
 
-def read(txn: firestore.Transaction, experiment_id: str) -> Read:
-    experiment = experiments.load(txn, experiment_id)
-    plan = read_plan(txn, experiment_id)
-    head = ledger_store.read_head(txn, ledger_store.experiment_chain(experiment_id))
+def read(uow: UnitOfWork, experiment_id: str) -> Read:
+    experiment = uow.experiments.get(experiment_id)
+    plan = uow.rollouts.plan(experiment_id)
+    head = uow.ledger.experiment_head(experiment_id)
     return Read(experiment, plan, head)
 
 
 def commit(
-    txn: firestore.Transaction,
+    uow: UnitOfWork,
     current: Read,
     state: PlanState,
     change: Change,
@@ -105,22 +93,21 @@ def commit(
     history.append({"seq": change.seq, "kind": change.kind.value, "fromStage": change.from_stage,
                     "toStage": change.to_stage, "at": now, "actor": actor, "reason": reason, "eventId": event_id})
     created_at = (current.plan or {}).get("createdAt") or now
-    txn.set(plan_ref(eid), {**state.to_doc(), "experimentId": eid, "createdAt": created_at, "updatedAt": now,
-                            "history": history[-HISTORY_LIMIT:]})
-    txn.create(event_ref(event_id), {**record, "at": now})
+    uow.rollouts.save_plan(eid, {**state.to_doc(), "experimentId": eid, "createdAt": created_at, "updatedAt": now,
+                                 "history": history[-HISTORY_LIMIT:]})
+    uow.rollouts.add_event(event_id, {**record, "at": now})
     ledger_payload = {k: v for k, v in record.items() if k != "actor"}
     action = f"ROLLOUT_{change.kind.value}"
     updates = {"rollout": state.mirror()}
-    experiment_ref = experiments.ref(eid)
     if kill is not None:
         details = {**kill, "rolloutEventId": event_id, "rollout": state.mirror()}
-        after = apply_transition(txn, experiment_ref, current.experiment, "KILL", actor, reason, details,
+        after = apply_transition(uow, current.experiment, "KILL", actor, reason, details,
                                  current.head, updates=updates)
-        ledger_store.append(txn, current.head, actor=actor, action=f"EXPERIMENT_{action}",
-                            subject={"experimentId": eid},
-                            payload={**ledger_payload, "experimentVersion": after["version"]})
+        uow.ledger.append(current.head, actor=actor, action=f"EXPERIMENT_{action}",
+                          subject={"experimentId": eid},
+                          payload={**ledger_payload, "experimentVersion": after["version"]})
     else:
-        after = record_event(txn, experiment_ref, current.experiment, action, actor, reason,
+        after = record_event(uow, current.experiment, action, actor, reason,
                              {"rolloutEventId": event_id, "fromStage": change.from_stage,
                               "toStage": change.to_stage}, current.head, updates=updates,
                              ledger_payload=ledger_payload)

@@ -8,6 +8,7 @@ import threading
 from datetime import UTC, datetime
 
 from functions.adapters import outbox
+from functions.adapters.repositories.experiments import document as experiment_document
 from functions.core.stats.corrections import ExclusionConfig
 from functions.models.experiments import KpiEvent
 from functions.services import sweep
@@ -93,7 +94,7 @@ def test_refund_guardrail_breach_kills_and_the_kill_switch_is_published(topics):
     mine = next(r for r in summary["experiments"] if r["experimentId"] == eid)
     assert mine["acted"] == "KILL"
     assert repository.load(None, eid)["state"] == "KILLED"
-    outbox.flush(repository.ref(eid))
+    outbox.flush(experiment_document(eid))
     kills = topics.drain(kill_sub)
     assert len(kills) == 1
     message = kills[0]
@@ -197,7 +198,7 @@ def test_the_firestore_trigger_publishes_state_changes_once(topics):
 
     sub, kills = topics.subscribe("experiment_state"), topics.subscribe("kill_switch")
     eid = running_experiment()
-    outbox.flush(repository.ref(eid))  # the creation-time announcements
+    outbox.flush(experiment_document(eid))  # the creation-time announcements
     topics.drain(sub)
     transition(eid, "PAUSE", {"uid": "op", "role": "operator"}, "checking a spike")
     event = CloudEvent({"id": "w1", "type": "google.cloud.firestore.document.v1.written",

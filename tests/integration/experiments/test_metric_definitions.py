@@ -10,7 +10,8 @@ import pytest
 from functions.adapters import ledger_store
 from functions.adapters.metric_store import store
 from functions.adapters.metric_store.duckdb_store import DuckDBStore
-from functions.services.experiments import metrics, repository
+from functions.adapters.repositories.experiments import document as experiment_document
+from functions.services.experiments import metrics
 from localdev import ga4_sample as ga4
 from localdev.tokens import bearer
 from tests.support.factories import definition, frozen_cohort
@@ -39,7 +40,7 @@ BROKEN = {"name": "revenue", "source": f"{ga4.DATASET}.events_*", "unitColumn": 
 
 def _nothing_written(client, experiment_id: str) -> None:
     assert client.get("/", headers=PM).get_json()["experiments"] == []
-    assert not repository.ref(experiment_id).get().exists
+    assert not experiment_document(experiment_id).get().exists
     assert not ledger_store.read_head(None, ledger_store.experiment_chain(experiment_id)).exists
 
 

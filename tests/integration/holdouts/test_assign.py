@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from functions.adapters.firestore import HOLDOUT_ASSIGNMENTS, db
+from functions.adapters.holdout_keys import assignment_id
 from functions.services.holdouts import corebridge, exposures, health
-from functions.services.holdouts.keys import assignment_id
 from localdev.tokens import bearer
 from tests.integration.holdouts.conftest import SERVICE, VIEWER, make_cohort, seed_experiment
 from tests.support.pubsub import push_envelope

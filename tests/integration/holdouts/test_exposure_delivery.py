@@ -12,12 +12,13 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters import outbox, pubsub
 from functions.adapters.firestore import OUTBOX
+from functions.adapters.holdout_keys import assignment_ref
+from functions.adapters.repositories import holdouts as storage
 from functions.config import settings
 from functions.models.experiments import KpiEvent
 from functions.services.experiments import repository
 from functions.services.experiments.kpi import ingest_one
 from functions.services.holdouts import assign, corebridge
-from functions.services.holdouts.keys import assignment_ref
 from tests.integration.holdouts.conftest import SERVICE, make_cohort, seed_experiment
 from tests.support.pubsub import push_envelope
 
@@ -34,7 +35,7 @@ def _topic(create: bool) -> None:
 
 def _kept(timeout: float = 30.0) -> list[dict]:
     """Unsent exposure messages in the outbox, once the failed publish has settled."""
-    query = assign.retry_parent().collection(OUTBOX).where(filter=FieldFilter("sent", "==", False))
+    query = storage.retry_parent().collection(OUTBOX).where(filter=FieldFilter("sent", "==", False))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         docs = [s.to_dict() for s in query.stream()]

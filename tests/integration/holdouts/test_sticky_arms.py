@@ -12,8 +12,8 @@ import pytest
 
 from functions.adapters import ledger_store
 from functions.adapters.firestore import OFFER_EXPERIMENTS, db
+from functions.adapters.holdout_keys import assignment_ref, unit_key
 from functions.services.holdouts import config, corebridge, health
-from functions.services.holdouts.keys import assignment_ref, unit_key
 from functions.services.metrics import analysis_inputs
 from tests.integration.holdouts.conftest import SERVICE, make_cohort, seed_experiment
 from tests.support.pubsub import push_envelope

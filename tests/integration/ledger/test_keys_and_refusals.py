@@ -11,11 +11,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from functions.adapters import ledger_store
+from functions.adapters import merkle_log as ledger_log
 from functions.config import reset_settings
 from functions.core.ledger import signing
 from functions.core.ledger.__main__ import main as cli
 from functions.services.ledger import checkpoints, verification
-from functions.services.ledger import log as ledger_log
 from localdev.tokens import bearer
 from tests.integration.ledger.test_offline_cli import _append
 

@@ -9,10 +9,10 @@ import threading
 import pytest
 
 from functions.adapters import ledger_store
+from functions.adapters import merkle_log as ledger_log
 from functions.adapters.firestore import db, transactional
 from functions.core.ledger.offline import verify_consistency_proof, verify_export, verify_inclusion_proof
 from functions.services.ledger import checkpoints, proofs, verification
-from functions.services.ledger import log as ledger_log
 from localdev.tokens import bearer
 
 VIEWER = bearer("auditor", ["viewer"])
@@ -216,6 +216,7 @@ def test_time_range_exports_verify_offline_and_bad_ranges_are_422(function_clien
 
 
 def test_a_plan_changed_after_start_is_a_flagged_deviation(function_client):
+    from functions.adapters.repositories.experiments import document as experiment_document
     from functions.services.experiments import repository
     from tests.support.factories import running_experiment
 
@@ -223,7 +224,7 @@ def test_a_plan_changed_after_start_is_a_flagged_deviation(function_client):
     client = function_client("ledger")
     assert client.get(f"/reports/{eid}", headers=VIEWER).get_json()["preRegistration"]["deviations"] == []
     doc = repository.load(None, eid)
-    repository.ref(eid).update({"guardrails": [{**doc["guardrails"][0], "absoluteMax": 0.5}]})  # behind our back
+    experiment_document(eid).update({"guardrails": [{**doc["guardrails"][0], "absoluteMax": 0.5}]})  # behind our back
     report = client.get(f"/reports/{eid}", headers=VIEWER).get_json()
     assert len(report["preRegistration"]["deviations"]) == 1
     page = client.get(f"/reports/{eid}/html", headers=VIEWER).data.decode()

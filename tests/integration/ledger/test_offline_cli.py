@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from functions.adapters import ledger_store
+from functions.adapters import merkle_log as ledger_log
 from functions.core.ledger.__main__ import main as cli
 from functions.services.ledger import checkpoints
-from functions.services.ledger import log as ledger_log
 from localdev.tokens import bearer
 from tests.integration.ledger.test_insider_attacks import _rechain
 from tests.integration.ledger.test_ledger_on_emulator import append as _append

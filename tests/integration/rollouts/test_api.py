@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from functions.adapters import ledger_store
+from functions.adapters.repositories.experiments import document as experiment_document
 from functions.models.experiments import CreateExperiment
 from functions.services.experiments import definitions, repository
 from localdev.tokens import bearer
@@ -67,7 +68,7 @@ def test_pause_resume_and_emergency_abort_kills_with_a_kill_switch_message(funct
     assert aborted.status_code == 200 and aborted.get_json()["experimentState"] == "KILLED"
     doc = repository.load(None, eid)
     assert doc["state"] == "KILLED" and doc["rollout"]["stage"] == 0.0 and doc["rollout"]["status"] == "ABORTED"
-    messages = [s.to_dict() for s in repository.ref(eid).collection("outbox").stream()]
+    messages = [s.to_dict() for s in experiment_document(eid).collection("outbox").stream()]
     assert any(m["topic"] == "kill_switch" and "pricing bug" in m["payload"] for m in messages)
     kinds = [e["kind"] for e in client.get(f"/{eid}/events", headers=OPS).get_json()["events"]]
     assert kinds == ["PLAN_CREATED", "PAUSE", "RESUME", "ABORT"]

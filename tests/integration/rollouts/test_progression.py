@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from functions.adapters import ledger_store
+from functions.adapters.firestore import db
+from functions.adapters.repositories.experiments import document as experiment_document
 from functions.core.stats.quality import srm
 from functions.models.experiments import KpiEvent
 from functions.services import sweep
@@ -114,14 +116,14 @@ def test_rollout_aborts_the_experiment_itself_on_a_kill_breach_in_the_snapshot()
     snapshot = {"experimentId": eid, "windowStart": now, "takenAt": now, "guardrails": [
         {"guardrail": "refund", "arm": "treatment", "action": "KILL", "status": "BREACHED", "observed": 0.5,
          "bound": 0.3}]}
-    store.db().collection("experimentSnapshots").document(f"{eid}__manual").set(snapshot)
+    db().collection("experimentSnapshots").document(f"{eid}__manual").set(snapshot)
     result = progress_experiment(eid, now)
     assert result["step"] == "ABORT"
     doc = repository.load(None, eid)
     assert doc["state"] == "KILLED" and doc["rollout"]["status"] == "ABORTED"
     chain = ledger_actions(eid)
     assert "EXPERIMENT_KILL" in chain and "EXPERIMENT_ROLLOUT_ABORT" in chain
-    outbox = [s.to_dict() for s in repository.ref(eid).collection("outbox").stream()]
+    outbox = [s.to_dict() for s in experiment_document(eid).collection("outbox").stream()]
     assert any(m["topic"] == "kill_switch" for m in outbox)
 
 

@@ -6,7 +6,7 @@ from functions.services.holdouts.unionfind import Forest, Node
 
 
 def forest(*nodes: Node) -> Forest:
-    f = Forest(txn=None, cohort_id="c")  # type: ignore[arg-type]
+    f = Forest(uow=None, cohort_id="c")  # type: ignore[arg-type]
     f.nodes = {n.key: n for n in nodes}
     return f
 

@@ -1,0 +1,35 @@
+"""experimentAnalyses: one document per analysis run (never overwritten), holding the result as
+JSON (`resultJson`), the statistics and fingerprint it used, and its recommendation. Ids starting
+with `_` are not analyses (fraud flags live under `_fraud`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from functions.adapters.firestore import EXPERIMENT_ANALYSES
+from functions.adapters.repositories.session import Query, Session
+
+AnalysisDoc = dict[str, Any]
+
+
+class AnalysisRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, analysis_id: str) -> AnalysisDoc | None:
+        if analysis_id.startswith("_"):
+            return None
+        return self._session.get((EXPERIMENT_ANALYSES, analysis_id))
+
+    def create(self, analysis_id: str, doc: AnalysisDoc) -> None:
+        self._session.create((EXPERIMENT_ANALYSES, analysis_id), doc)
+
+    def of_experiment(self, experiment_id: str, limit: int | None = None) -> list[AnalysisDoc]:
+        return self._session.query(EXPERIMENT_ANALYSES, [("experimentId", "==", experiment_id)], limit=limit)
+
+    def of_experiments(self, experiment_ids: list[str], fields: Sequence[str] | None = None) -> list[AnalysisDoc]:
+        """One IN-query: at most 30 ids (Firestore's limit); callers chunk."""
+        found = self._session.run(Query(EXPERIMENT_ANALYSES, [("experimentId", "in", experiment_ids)],
+                                        select=fields))
+        return [doc for _, doc in found]
