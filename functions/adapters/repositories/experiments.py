@@ -14,7 +14,7 @@ from google.cloud import firestore
 
 from functions.adapters.firestore import EXPERIMENT_EVENTS, OFFER_EXPERIMENTS
 from functions.adapters.repositories.session import DocPath, FirestoreSession, Query, Session
-from functions.core.errors import Conflict, NotFound
+from functions.core.errors import Conflict, ErrorCode, NotFound
 
 ExperimentDoc = dict[str, Any]
 LIVE_STATES = ("RUNNING", "PAUSED")
@@ -35,7 +35,7 @@ def event_id(experiment_id: str, version: int) -> str:
 
 def check_version(doc: ExperimentDoc, expected: int | None) -> None:
     if expected is not None and expected != doc.get("version"):
-        raise Conflict("experiment changed since you read it", code="VERSION_MISMATCH",
+        raise Conflict("experiment changed since you read it", code=ErrorCode.VERSION_MISMATCH,
                        details={"expected": expected, "actual": doc.get("version")})
 
 
@@ -49,7 +49,7 @@ class ExperimentRepository:
         """The experiment (404 if absent); with `expected_version`, 409 unless it is that version."""
         doc = self._session.get(path(experiment_id))
         if doc is None:
-            raise NotFound(f"experiment {experiment_id} not found", code="EXPERIMENT_NOT_FOUND")
+            raise NotFound(f"experiment {experiment_id} not found", code=ErrorCode.EXPERIMENT_NOT_FOUND)
         check_version(doc, expected_version)
         return doc
 

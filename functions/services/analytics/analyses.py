@@ -122,7 +122,7 @@ def to_view(stored: dict[str, Any]) -> dict[str, Any]:
 def get(analysis_id: str) -> dict[str, Any]:
     doc = reading().analyses.get(analysis_id)
     if doc is None:
-        raise NotFound(f"analysis {analysis_id} not found", code="ANALYSIS_NOT_FOUND")
+        raise NotFound(f"analysis {analysis_id} not found", code=ErrorCode.ANALYSIS_NOT_FOUND)
     return doc
 
 

@@ -12,7 +12,7 @@ from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.repositories.ledger import Head
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
-from functions.core.errors import Conflict, Forbidden
+from functions.core.errors import Conflict, ErrorCode, Forbidden
 from functions.core.lifecycle import Action, State
 from functions.services.experiments import repository
 from functions.services.experiments.transitions import apply_transition, record_event
@@ -49,14 +49,14 @@ def check_approve(current: dict[str, Any], principal: Principal, content_hash: s
                   expected_hash: str | None = None) -> None:
     """Every refusal of an approval, before anything is written."""
     if not principal.has_any(APPROVER_ROLES):
-        raise Forbidden("only approvers approve experiments", code="NOT_AN_APPROVER")
+        raise Forbidden("only approvers approve experiments", code=ErrorCode.NOT_AN_APPROVER)
     if current["state"] != State.PENDING_APPROVAL.value:
-        raise Conflict(f"cannot approve an experiment in {current['state']}", code="ILLEGAL_TRANSITION",
+        raise Conflict(f"cannot approve an experiment in {current['state']}", code=ErrorCode.ILLEGAL_TRANSITION,
                        details={"state": current["state"]})
     four_eyes.check_approver(current, principal.uid)
     four_eyes.check_content(current, content_hash)
     if expected_hash is not None and expected_hash != content_hash:
-        raise Conflict("the experiment changed since you reviewed it", code="CONTENT_HASH_MISMATCH",
+        raise Conflict("the experiment changed since you reviewed it", code=ErrorCode.CONTENT_HASH_MISMATCH,
                        details={"reviewed": expected_hash, "current": content_hash})
 
 
@@ -79,7 +79,7 @@ def approve(experiment_id: str, principal: Principal, comment: str = "",
             expected_hash: str | None = None) -> ExperimentDoc:
     """Record one approval of the current content; the last one required moves it to APPROVED."""
     if not principal.has_any(APPROVER_ROLES):
-        raise Forbidden("only approvers approve experiments", code="NOT_AN_APPROVER")
+        raise Forbidden("only approvers approve experiments", code=ErrorCode.NOT_AN_APPROVER)
 
     def work(uow: UnitOfWork) -> ExperimentDoc:
         current = uow.experiments.get(experiment_id)
@@ -93,12 +93,12 @@ def approve(experiment_id: str, principal: Principal, comment: str = "",
 
 def reject(experiment_id: str, principal: Principal, reason: str) -> ExperimentDoc:
     if not principal.has_any(APPROVER_ROLES):
-        raise Forbidden("only approvers reject experiments", code="NOT_AN_APPROVER")
+        raise Forbidden("only approvers reject experiments", code=ErrorCode.NOT_AN_APPROVER)
 
     def work(uow: UnitOfWork) -> ExperimentDoc:
         current = uow.experiments.get(experiment_id)
         if current.get("author") == principal.uid:
-            raise Forbidden("four eyes: the author cannot review their own experiment", code="FOUR_EYES")
+            raise Forbidden("four eyes: the author cannot review their own experiment", code=ErrorCode.FOUR_EYES)
         head = uow.ledger.experiment_head(experiment_id)
         return apply_transition(uow, current, Action.REJECT.value, principal.to_dict(), reason,
                                 {"rejectedBy": principal.uid}, head,

@@ -11,7 +11,7 @@ from functions.adapters.repositories.ledger import Head
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
 from functions.core.assignment.eligibility import compile_rules
-from functions.core.errors import Conflict, Unprocessable
+from functions.core.errors import Conflict, ErrorCode, Unprocessable
 from functions.core.lifecycle import DEFINITION_LOCKED, Action, State
 from functions.models.experiments import CreateExperiment, ExperimentDefinition
 from functions.services.experiments import metrics, repository
@@ -20,12 +20,12 @@ from functions.services.experiments.transitions import apply_transition
 
 def require_frozen_holdout(uow: UnitOfWork, cohort_id: str | None) -> dict[str, Any]:
     if not cohort_id:
-        raise Conflict("an experiment needs a frozen holdout cohort (holdoutCohortId)", code="HOLDOUT_REQUIRED")
+        raise Conflict("an experiment needs a frozen holdout cohort (holdoutCohortId)", code=ErrorCode.HOLDOUT_REQUIRED)
     cohort = uow.cohorts.get(cohort_id)
     if cohort is None:
-        raise Conflict(f"holdout cohort {cohort_id} does not exist", code="HOLDOUT_NOT_FOUND")
+        raise Conflict(f"holdout cohort {cohort_id} does not exist", code=ErrorCode.HOLDOUT_NOT_FOUND)
     if not cohort.get("frozen"):
-        raise Conflict(f"holdout cohort {cohort_id} is not frozen; freeze it first", code="HOLDOUT_NOT_FROZEN")
+        raise Conflict(f"holdout cohort {cohort_id} is not frozen; freeze it first", code=ErrorCode.HOLDOUT_NOT_FROZEN)
     return cohort
 
 
@@ -34,10 +34,10 @@ def validate_definition(definition: ExperimentDefinition) -> None:
     kpi_metrics = {k.metric for k in definition.kpis}
     for kpi in definition.kpis:
         if kpi.type.value == "RATIO" and kpi.numerator == kpi.denominator:
-            raise Unprocessable("a ratio needs two different metrics", code="INVALID_KPI",
+            raise Unprocessable("a ratio needs two different metrics", code=ErrorCode.INVALID_KPI,
                                 details={"metric": kpi.metric})
     if len(kpi_metrics) != len(definition.kpis):
-        raise Unprocessable("KPI metrics must be unique", code="INVALID_KPI")
+        raise Unprocessable("KPI metrics must be unique", code=ErrorCode.INVALID_KPI)
     metrics.check(definition)  # last: the only check that asks the metric store
 
 
@@ -56,7 +56,7 @@ def read_create(uow: UnitOfWork, doc: ExperimentDoc) -> Head:
     """The reads of a creation: a frozen holdout, a free id, the (empty) chain head."""
     require_frozen_holdout(uow, doc.get("holdoutCohortId"))
     if uow.experiments.exists(doc["id"]):
-        raise Conflict(f"experiment {doc['id']} already exists", code="ALREADY_EXISTS")
+        raise Conflict(f"experiment {doc['id']} already exists", code=ErrorCode.ALREADY_EXISTS)
     return uow.ledger.experiment_head(doc["id"])
 
 
@@ -89,7 +89,7 @@ def update(experiment_id: str, definition: ExperimentDefinition, actor: dict[str
         current = uow.experiments.get(experiment_id)
         if current["state"] in DEFINITION_LOCKED:
             raise Conflict(f"the definition of a {current['state']} experiment is immutable",
-                           code="DEFINITION_LOCKED", details={"state": current["state"]})
+                           code=ErrorCode.DEFINITION_LOCKED, details={"state": current["state"]})
         check_version(current, expected_version)
         require_frozen_holdout(uow, definition.holdoutCohortId)
         plan = uow.rollouts.plan(experiment_id)

@@ -16,7 +16,7 @@ from functions.adapters.auth import Principal, authenticate
 from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
-from functions.core.errors import AppError, Conflict, Forbidden, Unprocessable
+from functions.core.errors import AppError, Conflict, ErrorCode, Forbidden, Unprocessable
 from functions.models.experiments import CreateExperiment, LifecycleRequest
 from functions.services.experiments import approvals, definitions, repository, start
 
@@ -28,7 +28,7 @@ def intended_hash(body: CreateExperiment) -> str:
     """The content hash a lifecycle call for `body` will run (a new experiment has no rollout plan)."""
     if not body.id:
         raise Unprocessable("the lifecycle call needs definition.id: approver tokens are bound to it",
-                            code="EXPERIMENT_ID_REQUIRED", details={"field": "definition.id"})
+                            code=ErrorCode.EXPERIMENT_ID_REQUIRED, details={"field": "definition.id"})
     return four_eyes.content_hash(body.id, body.model_dump(mode="json", exclude={"id"}), None)
 
 
@@ -51,16 +51,18 @@ def _authenticated(tokens: list[str]) -> list[Principal]:
 
 def _roles_and_four_eyes(draft: dict[str, Any], approver: Principal, seen: set[str]) -> None:
     if not approver.has_any(approvals.APPROVER_ROLES):
-        raise Forbidden("only approvers approve experiments", code="NOT_AN_APPROVER")
+        raise Forbidden("only approvers approve experiments", code=ErrorCode.NOT_AN_APPROVER)
     four_eyes.check_approver(draft, approver.uid)
     if approver.uid in seen:
-        raise Conflict(f"{approver.uid} approves twice; four eyes need distinct approvers", code="DUPLICATE_APPROVER")
+        raise Conflict(f"{approver.uid} approves twice; four eyes need distinct approvers",
+                       code=ErrorCode.DUPLICATE_APPROVER)
     seen.add(approver.uid)
 
 
 def _binding(approver: Principal, content_hash: str) -> None:
     if approver.claims.get(BINDING_CLAIM) != content_hash:
-        raise Forbidden("the approver token is not bound to this experiment's content", code="APPROVAL_NOT_BOUND",
+        raise Forbidden("the approver token is not bound to this experiment's content",
+                        code=ErrorCode.APPROVAL_NOT_BOUND,
                         details={"claim": BINDING_CLAIM, "contentHash": content_hash})
 
 
@@ -80,7 +82,7 @@ def _approvers(request: LifecycleRequest, author: Principal, content_hash: str) 
                 raise _at(index, err) from None
     if not four_eyes.complete(draft, seen):
         raise Conflict("the approver tokens do not complete the approvals, so the experiment could not start",
-                       code="APPROVALS_INCOMPLETE",
+                       code=ErrorCode.APPROVALS_INCOMPLETE,
                        details={"requiredApprovers": request.definition.requiredApprovers, "approvers": sorted(seen)})
     return approvers
 
@@ -95,7 +97,7 @@ def run_full_lifecycle(request: LifecycleRequest, author: Principal) -> dict[str
     def work(uow: UnitOfWork) -> tuple[ExperimentDoc, list[dict[str, Any]]]:
         head = definitions.read_create(uow, doc)
         if uow.rollouts.plan(doc["id"]) is not None:  # a leftover plan would change what runs
-            raise Conflict(f"a rollout plan already exists for {doc['id']}", code="ALREADY_EXISTS")
+            raise Conflict(f"a rollout plan already exists for {doc['id']}", code=ErrorCode.ALREADY_EXISTS)
         occupied = start.read_layer(uow, doc)
         current = definitions.stage_create(uow, dict(doc), actor, head)
         steps = [{"step": "CREATED", "state": current["state"]}]

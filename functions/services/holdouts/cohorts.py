@@ -15,7 +15,7 @@ from typing import Any
 from functions.adapters import ledger_store
 from functions.adapters.repositories.cohorts import CohortDoc
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
-from functions.core.errors import Conflict, NotFound
+from functions.core.errors import Conflict, ErrorCode, NotFound
 from functions.models.holdouts import (
     DEFAULT_POLICIES,
     FROZEN_FIELDS,
@@ -81,13 +81,13 @@ def list_cohorts(frozen: bool | None = None, limit: int = 100) -> list[Cohort]:
 def _load(uow: UnitOfWork, cohort_id: str) -> CohortDoc:
     doc = uow.cohorts.get(cohort_id)
     if doc is None:
-        raise NotFound(f"cohort {cohort_id} not found", code="COHORT_NOT_FOUND")
+        raise NotFound(f"cohort {cohort_id} not found", code=ErrorCode.COHORT_NOT_FOUND)
     return doc
 
 
 def _check_version(doc: dict[str, Any], expected: int | None) -> None:
     if expected is not None and int(doc["version"]) != expected:
-        raise Conflict("cohort changed since you read it", code="VERSION_MISMATCH",
+        raise Conflict("cohort changed since you read it", code=ErrorCode.VERSION_MISMATCH,
                        details={"expectedVersion": expected, "version": doc["version"]})
 
 
@@ -103,7 +103,8 @@ def update(cohort_id: str, body: CohortUpdate, actor: dict[str, str]) -> Cohort:
             touched = sorted(k for k in changes if k in FROZEN_FIELDS)
             if touched:
                 raise Conflict(f"cohort {cohort_id} is frozen; {', '.join(touched)} can never change",
-                               code="FROZEN_COHORT", details={"fields": touched, "frozenAt": doc.get("frozenAt")})
+                               code=ErrorCode.FROZEN_COHORT,
+                               details={"fields": touched, "frozenAt": doc.get("frozenAt")})
         if "eligibility" in changes:  # after the frozen check: a frozen cohort's answer is 409 whatever the rule
             changes["eligibility"] = rules.validate(changes["eligibility"])
         effective = {k: v for k, v in changes.items() if doc.get(k) != v}

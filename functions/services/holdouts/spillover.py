@@ -27,7 +27,7 @@ from functions.adapters import ledger_store
 from functions.adapters.holdout_keys import unit_key
 from functions.adapters.repositories.links import randomisation_ids
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
-from functions.core.errors import Conflict, NotFound
+from functions.core.errors import Conflict, ErrorCode, NotFound
 from functions.models.holdouts import (
     DEFAULT_POLICIES,
     CohortVerdict,
@@ -149,7 +149,7 @@ def ingest(link: SpilloverLinkIn, actor: dict[str, str]) -> SpilloverResult:
         for cid in cohort_ids:
             doc = uow.cohorts.get(cid)
             if doc is None:
-                raise NotFound(f"cohort {cid} not found", code="COHORT_NOT_FOUND")
+                raise NotFound(f"cohort {cid} not found", code=ErrorCode.COHORT_NOT_FOUND)
             if not doc.get("frozen"):
                 raise Conflict(f"cohort {cid} is not frozen; links apply to frozen cohorts only",
                                code=ErrorCode.COHORT_NOT_FROZEN)
@@ -207,7 +207,7 @@ def raise_if_blocked(result: SpilloverResult) -> None:
 def spanning_components(cohort_id: str, limit: int = 100) -> ComponentList:
     stored = reading()
     if stored.cohorts.get(cohort_id) is None:
-        raise NotFound(f"cohort {cohort_id} not found", code="COHORT_NOT_FOUND")
+        raise NotFound(f"cohort {cohort_id} not found", code=ErrorCode.COHORT_NOT_FOUND)
     comps = [Component(rootKey=key, size=int(d.get("size", 1)), holdoutMembers=int(d.get("holdout", 0)),
                        treatedMembers=int(d.get("treated", 0)))
              for key, d in stored.links.spanning(cohort_id, limit)]

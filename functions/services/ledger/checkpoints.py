@@ -24,7 +24,7 @@ from typing import Any
 
 from functions.adapters import ledger_store
 from functions.adapters import merkle_log as ledger_log
-from functions.core.errors import Conflict
+from functions.core.errors import Conflict, ErrorCode
 from functions.core.ledger import anchor, merkle, signing
 from functions.core.ledger.entry import timestamp_text
 from functions.services.ledger.verification import RACY, anchor_state
@@ -52,7 +52,7 @@ def _refuse(problems: list[dict[str, Any]], latest: dict[str, Any] | None, now: 
     log.error("ledger checkpoint refused", extra={"json_fields": {"problems": problems}})
     _raise_alert(problems, latest, now)
     raise CheckpointRefused("the ledger does not extend the last signed checkpoint; nothing was signed",
-                            code="CHECKPOINT_REFUSED", details={"problems": problems})
+                            code=ErrorCode.CHECKPOINT_REFUSED, details={"problems": problems})
 
 
 def _fresh_entries(heads: dict[str, list[Any]], keyring: dict[str, Any]

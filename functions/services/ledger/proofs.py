@@ -8,14 +8,14 @@ from typing import Any
 
 from functions.adapters import ledger_store
 from functions.adapters import merkle_log as ledger_log
-from functions.core.errors import NotFound, Unprocessable
+from functions.core.errors import ErrorCode, NotFound, Unprocessable
 from functions.core.ledger import merkle, signing
 
 
 def _checkpoint(size: int | None) -> dict[str, Any]:
     cp = ledger_log.latest_checkpoint() if size is None else ledger_log.checkpoint(size)
     if not cp:
-        raise NotFound("no such checkpoint; create one first (POST /ledger/checkpoints)", code="NO_CHECKPOINT")
+        raise NotFound("no such checkpoint; create one first (POST /ledger/checkpoints)", code=ErrorCode.NO_CHECKPOINT)
     return cp
 
 
@@ -27,7 +27,7 @@ def inclusion(chain_id: str, seq: int, tree_size: int | None = None) -> dict[str
     cp = _checkpoint(tree_size)
     leaf = ledger_log.find_leaf(chain_id, seq)
     if not leaf or leaf["index"] >= cp["treeSize"]:
-        raise NotFound("entry is not covered by that checkpoint yet", code="NOT_CHECKPOINTED")
+        raise NotFound("entry is not covered by that checkpoint yet", code=ErrorCode.NOT_CHECKPOINTED)
     leaves = ledger_log.all_leaf_hashes(cp["treeSize"])
     index = leaf["index"]
     stored = ledger_store.entries(chain_id, after=seq - 1)[:1]
@@ -39,7 +39,7 @@ def inclusion(chain_id: str, seq: int, tree_size: int | None = None) -> dict[str
 
 def consistency(first: int, second: int) -> dict[str, Any]:
     if not 0 < first <= second:
-        raise Unprocessable("need 0 < first <= second", code="BAD_RANGE")
+        raise Unprocessable("need 0 < first <= second", code=ErrorCode.BAD_RANGE)
     a, b = _checkpoint(first), _checkpoint(second)
     leaves = ledger_log.all_leaf_hashes(second)
     return {"format": "offers-ledger-consistency/1", "first": _signed(a), "firstSignature": a["signature"],

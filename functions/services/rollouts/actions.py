@@ -9,7 +9,7 @@ from typing import Any
 
 from functions.adapters.auth import Principal
 from functions.adapters.unit_of_work import UnitOfWork, atomically
-from functions.core.errors import Conflict, Forbidden, Unprocessable
+from functions.core.errors import Conflict, ErrorCode, Forbidden, Unprocessable
 from functions.core.rollout import plan as plan_core
 from functions.core.rollout.plan import Change, PlanState
 from functions.core.rollout.requirements import MANUAL_APPROVAL, RequirementResult, blocking
@@ -23,7 +23,7 @@ LIVE = ("RUNNING", "PAUSED")
 def _require_live(experiment: dict[str, Any], *allowed: str) -> None:
     state = experiment.get("state")
     if state not in (allowed or LIVE):
-        raise Conflict(f"the experiment is {state}", code="EXPERIMENT_NOT_LIVE",
+        raise Conflict(f"the experiment is {state}", code=ErrorCode.EXPERIMENT_NOT_LIVE,
                        details={"state": state, "allowed": list(allowed or LIVE)})
 
 
@@ -107,19 +107,19 @@ def advance(experiment_id: str, principal: Principal, reason: str, override: boo
     failing = blocking(results, ignore=frozenset({MANUAL_APPROVAL}))
     if override:
         if "admin" not in principal.roles:
-            raise Forbidden("only an admin may override failing requirements", code="OVERRIDE_NEEDS_ADMIN")
+            raise Forbidden("only an admin may override failing requirements", code=ErrorCode.OVERRIDE_NEEDS_ADMIN)
         if not reason.strip():
-            raise Unprocessable("an override needs a written reason", code="OVERRIDE_NEEDS_REASON",
+            raise Unprocessable("an override needs a written reason", code=ErrorCode.OVERRIDE_NEEDS_REASON,
                                 details={"reason": "reason must not be empty"})
     elif failing:
-        raise Conflict("requirements of the current stage are not met", code="REQUIREMENTS_NOT_MET",
+        raise Conflict("requirements of the current stage are not met", code=ErrorCode.REQUIREMENTS_NOT_MET,
                        details={"blocking": [r.to_dict() for r in failing]})
 
     def move(current: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
         _require_live(exp, "RUNNING")
         if current.seq != state.seq:
             raise Conflict("the rollout changed while requirements were evaluated; retry",
-                           code="ROLLOUT_CHANGED", details={"seq": current.seq})
+                           code=ErrorCode.ROLLOUT_CHANGED, details={"seq": current.seq})
         return plan_core.advance(current, now, observed.exposures, override=bool(override and failing))
 
     extra = {"override": bool(override and failing), "overriddenRequirements": [r.name for r in failing]}

@@ -14,7 +14,7 @@ from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.repositories.ledger import Head
 from functions.adapters.repositories.rollouts import PlanDoc, RolloutEventDoc
 from functions.adapters.unit_of_work import UnitOfWork, reading
-from functions.core.errors import NotFound
+from functions.core.errors import ErrorCode, NotFound
 from functions.core.rollout.plan import Change, ChangeKind, PlanState
 from functions.core.rollout.requirements import RequirementResult
 from functions.services.experiments.transitions import apply_transition, record_event
@@ -33,7 +33,7 @@ def find_plan(experiment_id: str) -> PlanDoc | None:
 def require_plan(experiment_id: str) -> PlanDoc:
     doc = find_plan(experiment_id)
     if doc is None:
-        raise NotFound(f"experiment {experiment_id} has no rollout plan", code="ROLLOUT_PLAN_NOT_FOUND")
+        raise NotFound(f"experiment {experiment_id} has no rollout plan", code=ErrorCode.ROLLOUT_PLAN_NOT_FOUND)
     return doc
 
 
@@ -49,7 +49,7 @@ class Read:
     def state(self) -> PlanState:
         if self.plan is None:
             raise NotFound(f"experiment {self.experiment.get('id')} has no rollout plan",
-                           code="ROLLOUT_PLAN_NOT_FOUND")
+                           code=ErrorCode.ROLLOUT_PLAN_NOT_FOUND)
         return PlanState.from_doc(self.plan)
 
 
