@@ -267,14 +267,16 @@ def _results(analysis: dict[str, Any] | None, doc: dict[str, Any], guardrails_he
                 rows.append(charts.ForestRow(f"{arm}: against the holdout (long-term)", held_out.get("lift"),
                                              *(held_out.get("liftCi") or [None, None])))
             rec = data.get("recommendation") or {}
-            impact = wording.monthly_impact(primary, units_per_day, money.rate) \
-                if kpi.get("type", "MEAN") == "MEAN" else None
+            monetary = kpi.get("type", "MEAN") == "MEAN"
+            impact = wording.monthly_impact(primary, units_per_day, money.rate) if monetary else None
+            # the same figure in the base currency, beside a page shown in the experiment's own
+            in_base = wording.monthly_impact(primary, units_per_day) if monetary and money.rate != 1.0 else None
             verdicts.append({
                 "arm": arm, "sentence": verdict_sentence(arm, metric, kpi.get("type"), primary, rec,
                                                                  guardrails_held),
                 "trust": rec.get("trust"), "decision": rec.get("decision"),
                 "reasons": [reason_text(r) for r in rec.get("reasons") or []],
-                "impact": impact, "power": (data.get("power") or {}).get("message"),
+                "impact": impact, "impactBase": in_base, "power": (data.get("power") or {}).get("message"),
             })
         out_kpis.append({
             "metric": metric, "role": result.get("role"), "type": result.get("type"),
@@ -287,7 +289,8 @@ def _results(analysis: dict[str, Any] | None, doc: dict[str, Any], guardrails_he
     out_kpis.sort(key=lambda k: k["role"] != "PRIMARY")
     return {"id": analysis.get("id"), "createdAt": wording.when(analysis.get("createdAt")), "kpis": out_kpis,
             "unitsAnalysed": analysis.get("unitsAnalysed"), "fraudFlagged": analysis.get("fraudFlagged"),
-            "crossingUnits": analysis.get("crossingUnits"), "currency": money.currency}
+            "crossingUnits": analysis.get("crossingUnits"), "currency": money.currency,
+            "baseCurrency": wording.Money.base().currency}
 
 
 _analyses: OrderedDict[str, dict[str, Any]] = OrderedDict()  # published analyses never change

@@ -189,6 +189,12 @@ def test_money_is_shown_in_the_experiments_own_currency(console):
         assert currency == "EUR" and sign == "+", path
         expected = diff * float(per_month.replace(",", "")) / 1.08  # CURRENCY_RATES: 1 EUR = 1.08 USD
         assert abs(float(shown.replace(",", "")) - expected) <= 1 + abs(diff), (path, shown, expected)
+    # the experiment page also gives the figure in the deployment's base currency, unconverted
+    page = console("vera", "viewer").get(f"/experiments/{eid}").get_data(as_text=True)
+    base = re.search(r'in the base currency <b class="impact-base">([+-])([\d,]+) USD</b>', page)
+    assert base, "no base-currency figure"
+    per_month = float(re.search(r"\(([\d,]+) users/month\)", page).group(1).replace(",", ""))
+    assert abs(float(base.group(2).replace(",", "")) - diff * per_month) <= 1 + abs(diff)
 
 
 def test_the_board_report_prints_the_ledgers_content(console, function_client):
