@@ -47,12 +47,10 @@ def use_project(project_id: str) -> None:
     from functions.adapters.firestore import reset_client
     from functions.adapters.pubsub import ensure_topics
     from functions.config import reset_settings
-    from functions.services.experiments import repository
 
     os.environ["GOOGLE_CLOUD_PROJECT"] = os.environ["GCLOUD_PROJECT"] = project_id
     reset_settings()
     reset_client()
-    repository.invalidate()
     ensure_topics()
 
 

@@ -20,7 +20,7 @@ from functions.adapters.auth import SYSTEM
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.config import settings
 from functions.core.errors import AppError
-from functions.services.experiments import guardrails, repository
+from functions.services.experiments import guardrails
 from functions.services.experiments.transitions import apply_transition, record_event
 from functions.services.ledger import checkpoints
 from functions.services.metrics import snapshot_stats
@@ -79,8 +79,6 @@ def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = N
         skipped, acted = atomically(work)
     except gexc.AlreadyExists:  # a concurrent sweep created this window's snapshot first
         skipped, acted = True, None
-    if acted in ("KILL", "PAUSE"):
-        repository.invalidate()
     if skipped:
         return {"experimentId": eid, "snapshot": sid, "skipped": True}
     return {"experimentId": eid, "snapshot": sid, "skipped": False, "acted": acted,

@@ -107,7 +107,6 @@ def update(experiment_id: str, definition: ExperimentDefinition, actor: dict[str
                                  "editor": actor["uid"]}, head, updates=updates)
 
     after = atomically(work)
-    repository.invalidate()
     return after
 
 

@@ -18,7 +18,7 @@ from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
 from functions.core.errors import AppError, Conflict, ErrorCode, Forbidden, Unprocessable
 from functions.models.experiments import CreateExperiment, LifecycleRequest
-from functions.services.experiments import approvals, definitions, repository, start
+from functions.services.experiments import approvals, definitions, start
 
 BINDING_CLAIM = "approvesContentHash"
 COMMENT = "approved via lifecycle helper"
@@ -112,5 +112,4 @@ def run_full_lifecycle(request: LifecycleRequest, author: Principal) -> dict[str
         return current, steps
 
     after, steps = atomically(work)
-    repository.invalidate()
     return {"experimentId": after["id"], "state": after["state"], "contentHash": content_hash, "steps": steps}

@@ -4,7 +4,6 @@ the API) may know about an experiment. Storage lives in
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from functions.adapters.repositories.experiments import ExperimentDoc
@@ -38,22 +37,6 @@ def to_out(doc: dict[str, Any]) -> ExperimentOut:
 
 def list_experiments(state: str | None = None, limit: int = 100) -> list[ExperimentDoc]:
     return reading().experiments.all(state, limit)
-
-
-_cache: dict[str, Any] = {"at": 0.0, "docs": []}
-
-
-def live_experiments(max_age: float = 2.0) -> list[ExperimentDoc]:
-    """RUNNING and PAUSED experiments, cached briefly: KPI attribution runs per event."""
-    if time.monotonic() - _cache["at"] > max_age:
-        _cache["docs"] = list(reading().experiments.live().values())
-        _cache["at"] = time.monotonic()
-    docs: list[ExperimentDoc] = _cache["docs"]
-    return docs
-
-
-def invalidate() -> None:
-    _cache["at"] = 0.0
 
 
 def events(experiment_id: str) -> list[dict[str, Any]]:

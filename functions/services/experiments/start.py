@@ -13,7 +13,6 @@ from functions.core import four_eyes
 from functions.core.errors import Conflict, ErrorCode
 from functions.core.ledger.preregistration import analysis_plan, plan_hash
 from functions.core.lifecycle import Action, next_state
-from functions.services.experiments import repository
 from functions.services.experiments.approvals import current_hash
 from functions.services.experiments.definitions import require_frozen_holdout
 from functions.services.experiments.transitions import apply_transition
@@ -74,5 +73,4 @@ def start(experiment_id: str, actor: dict[str, str], expected_version: int | Non
         return stage_start(uow, current, actor, head, occupied, content_hash)
 
     after = atomically(work)
-    repository.invalidate()
     return after

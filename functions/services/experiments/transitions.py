@@ -11,7 +11,6 @@ from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.repositories.ledger import Head
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core.lifecycle import TERMINAL, Action, State, next_state
-from functions.services.experiments import repository
 
 KILL_SWITCH_ACTIONS = {Action.PAUSE, Action.KILL}
 
@@ -89,7 +88,6 @@ def transition(experiment_id: str, action: str, actor: dict[str, str], reason: s
         return apply_transition(uow, current, action, actor, reason, details or {}, head)
 
     after = atomically(work)
-    repository.invalidate()
     return after
 
 

@@ -43,7 +43,6 @@ def _act(experiment_id: str, actor: dict[str, str], reason: str,
                             exposures=exposures, kill=kill, extra=extra, results=results)
 
     event = atomically(work)
-    experiments.invalidate()
     return event
 
 

@@ -84,7 +84,6 @@ def put_plan(experiment_id: str, body: PlanRequest, actor: dict[str, str]) -> di
         return {"plan": {**state.to_doc(), "experimentId": experiment_id}, "event": event}
 
     result = atomically(work)
-    experiments.invalidate()
     return result
 
 

@@ -78,7 +78,6 @@ def progress_experiment(experiment_id: str, now: datetime) -> dict[str, Any] | N
         event = atomically(work)
     except gexc.AlreadyExists:  # the deterministic event id exists: a concurrent sweep made this very move
         event = None
-    experiments.invalidate()
     if event is None:
         return _summary(experiment_id, seen, Decision(Step.HOLD, "another sweep moved the rollout first"))
     return _summary(experiment_id, seen, decision, toStage=event["toStage"], eventId=event["eventId"])

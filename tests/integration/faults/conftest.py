@@ -115,11 +115,9 @@ class RestartableFirestore:
 
 def fresh_client() -> None:
     """Drop the cached client (and its gRPC channel) so the next db() connects anew."""
-    from functions.services.experiments import repository
 
     old = fs_adapter._client
     fs_adapter.reset_client()
-    repository.invalidate()
     if old is not None:
         with contextlib.suppress(Exception):
             old.close()

@@ -16,7 +16,6 @@ from functions.adapters.holdout_keys import assignment_ref
 from functions.adapters.repositories import holdouts as storage
 from functions.config import settings
 from functions.models.experiments import KpiEvent
-from functions.services.experiments import repository
 from functions.services.experiments.kpi import ingest_one
 from functions.services.holdouts import assign, corebridge
 from tests.integration.holdouts.conftest import SERVICE, make_cohort, seed_experiment
@@ -54,7 +53,6 @@ def _exposed_unit(cohort: dict) -> str:
 
 
 def _revenue(unit: str) -> str:
-    repository.invalidate()
     event = {"eventId": f"rev-{unit}-{time.monotonic_ns()}", "unitId": unit, "metric": "revenue", "value": 9.0,
              "timestamp": datetime.now(UTC).isoformat()}
     return ingest_one(KpiEvent.model_validate(event))

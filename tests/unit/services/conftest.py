@@ -6,13 +6,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from functions.services.experiments import repository
+from functions.adapters.metric_store.duckdb_store import DuckDBStore
+from functions.services.experiments import metrics
 from tests.support.fake_storage import FakeStore, fake_storage
 
 
 @pytest.fixture
 def store() -> Iterator[FakeStore]:
-    repository.invalidate()
     with fake_storage() as fake:
         yield fake
-    repository.invalidate()
+
+
+@pytest.fixture
+def warehouse(monkeypatch: pytest.MonkeyPatch) -> Iterator[DuckDBStore]:
+    """The embedded metric store in memory: definitions are dry-run against real tables."""
+    store = DuckDBStore()
+    store.ensure_schema()
+    monkeypatch.setattr(metrics, "store", lambda: store)
+    yield store
+    store.close()

@@ -4,14 +4,12 @@ entry and its outbox messages land together, and every refusal leaves the store 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from functions.adapters.auth import Principal
-from functions.adapters.metric_store.duckdb_store import DuckDBStore
 from functions.adapters.repositories.session import ReadAfterWrite
 from functions.adapters.unit_of_work import atomically
 from functions.core.errors import AppError
@@ -19,7 +17,7 @@ from functions.core.ledger.entry import GENESIS_HASH
 from functions.core.stats.sufficient import MomentStats
 from functions.models.experiments import CreateExperiment
 from functions.services import sweep
-from functions.services.experiments import approvals, definitions, metrics, start, transitions
+from functions.services.experiments import approvals, definitions, start, transitions
 from functions.services.metrics.snapshot_stats import ExperimentStats
 from tests.support.factories import APPROVER, PM, definition
 from tests.support.fake_storage import FakeStore
@@ -28,14 +26,7 @@ COHORT = "hc-frozen"
 SECOND = Principal("approver-dan", frozenset({"approver"}))
 
 
-@pytest.fixture(autouse=True)
-def metric_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[DuckDBStore]:
-    """The embedded metric store in memory: definitions are dry-run against real tables."""
-    warehouse = DuckDBStore()
-    warehouse.ensure_schema()
-    monkeypatch.setattr(metrics, "store", lambda: warehouse)
-    yield warehouse
-    warehouse.close()
+pytestmark = pytest.mark.usefixtures("warehouse")  # definitions are dry-run against real tables
 
 
 @pytest.fixture

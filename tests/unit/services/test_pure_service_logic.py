@@ -4,7 +4,6 @@ currency normalisation and definition validation (the embedded metric store in m
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -122,15 +121,6 @@ def test_an_unknown_currency_is_refused_with_the_known_ones() -> None:
 
 
 # -- validate_definition: 422 before anything is stored --
-
-@pytest.fixture
-def warehouse(monkeypatch: pytest.MonkeyPatch) -> Iterator[DuckDBStore]:
-    store = DuckDBStore()
-    store.ensure_schema()
-    monkeypatch.setattr(metrics, "store", lambda: store)
-    yield store
-    store.close()
-
 
 def _body(**overrides: Any) -> CreateExperiment:
     return CreateExperiment.model_validate(definition("hc-1", **overrides))
