@@ -3,13 +3,18 @@
 # metric-store dataset with its landing tables and the BigQuery subscriptions that land rows in
 # them, and the Cloud Scheduler job.
 #
-#   ./deploy.sh --dry-run [--project P] [--region R]   print every command, touch nothing
+#   ./deploy.sh --dry-run [--existing] [--project P] [--region R]   print every command, touch nothing
 #   ./deploy.sh --project P [--region R]               deploy for real (gcloud + firebase CLIs)
 #
+# Re-runnable: every resource is looked up first (describe) and created only if missing, else
+# updated to what this script says; functions deploy, IAM bindings, `CREATE TABLE IF NOT EXISTS`
+# and `firebase deploy` are create-or-update by themselves. A dry run prints each lookup and
+# answers it "missing" (a first deploy), or "there" with --existing (a second deploy).
 # The trigger table mirrors functions/triggers.py (a test keeps them in step).
 set -euo pipefail
 
 DRY_RUN=0
+DRY_RUN_EXISTING=0
 PROJECT="${GOOGLE_CLOUD_PROJECT:-}"
 REGION="${FUNCTION_REGION:-europe-west1}"
 RUNTIME="python311"
@@ -22,9 +27,10 @@ LEDGER_KEYRING_SECRET="${LEDGER_KEYRING_SECRET:-}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dry-run) DRY_RUN=1; shift ;;
+    --existing) DRY_RUN_EXISTING=1; shift ;;
     --project) PROJECT="$2"; shift 2 ;;
     --region) REGION="$2"; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -51,31 +57,70 @@ lookup() {
   fi
 }
 
+# exists DESCRIBE...: whether a resource is there (its describe succeeds). A dry run prints the
+# describe and answers "missing", or "there" with --existing. Every create is guarded by one:
+#   if exists gcloud X describe NAME; then run gcloud X update NAME ...; else run gcloud X create NAME ...; fi
+exists() {
+  if [[ $DRY_RUN -eq 1 ]]; then
+    run "$@"
+    [[ $DRY_RUN_EXISTING -eq 1 ]]
+    return
+  fi
+  "$@" >/dev/null 2>&1
+}
+ensure_topic() {  # ensure_topic NAME: create the topic unless it exists (a topic has nothing to update)
+  exists gcloud pubsub topics describe "$1" --project="$PROJECT" ||
+    run gcloud pubsub topics create "$1" --project="$PROJECT"
+}
+# hold SUBSCRIPTION TOPIC: a pull subscription that keeps what reaches TOPIC for a week and
+# never expires (a topic without a subscription drops what is published to it).
+hold() {
+  local flags=(--project="$PROJECT" --message-retention-duration=7d --expiration-period=never)
+  if exists gcloud pubsub subscriptions describe "$1" --project="$PROJECT"; then
+    run gcloud pubsub subscriptions update "$1" "${flags[@]}"
+  else
+    run gcloud pubsub subscriptions create "$1" --topic="$2" "${flags[@]}"
+  fi
+}
+
 SA_FLAG=()
 [[ -n "$SERVICE_ACCOUNT" ]] && SA_FLAG=(--service-account="$SERVICE_ACCOUNT")
 COMMON=(--gen2 --runtime="$RUNTIME" --region="$REGION" --source=. --project="$PROJECT" "${SA_FLAG[@]}"
         --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FUNCTION_REGION=$REGION,METRIC_STORE=bigquery,METRIC_DATASET=$METRIC_DATASET,METRIC_LOCATION=$METRIC_LOCATION,METRIC_LANDING=pubsub"
         --set-secrets="LEDGER_SIGNING_KEY=ledger-signing-key:latest${LEDGER_KEYRING_SECRET:+,LEDGER_KEYRING=$LEDGER_KEYRING_SECRET:latest}")
 
-# -- topics ---------------------------------------------------------------------------------
-TOPICS=(kpi-events fraud-signals spillover-events exposures sweep-ticks kill-switch experiment-state
-        ledger-checkpoints ledger-alerts quarantined-events dead-letter)
-for topic in "${TOPICS[@]}"; do
-  run gcloud pubsub topics create "$topic" --project="$PROJECT"
+PY=.venv/bin/python
+[[ -x "$PY" ]] || PY=python3
+
+# -- topics: every one functions/config.py names (inbound, outbound, landing, dead letters) -----
+read -r -a TOPICS <<<"$("$PY" -c 'from functions.config import Topics; print(*Topics().all().values())')"
+for name in "${TOPICS[@]}"; do
+  ensure_topic "$name"
 done
+# The Pub/Sub service agent writes BigQuery rows and moves dead letters.
+PROJECT_NUMBER=$(lookup project-number gcloud projects describe "$PROJECT" --format='value(projectNumber)')
+PUBSUB_AGENT="serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
+# The functions' dead letter: what a Pub/Sub function failed 10 times. Its hold subscription
+# keeps each message 7 days for an operator to read and replay (docs/operations.md).
+read -r DEAD_LETTER_TOPIC DEAD_LETTER_TOPIC_HOLD <<<"$("$PY" -c 'from functions.adapters.pubsub import hold_id
+from functions.config import settings
+print(settings().topic("dead_letter"), hold_id("dead_letter"))')"
+hold "$DEAD_LETTER_TOPIC_HOLD" "$DEAD_LETTER_TOPIC"
+run gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" --project="$PROJECT" \
+  --member="$PUBSUB_AGENT" --role=roles/pubsub.publisher
 
 # -- metric store: the BigQuery dataset and its landing tables, before the functions using them --
 # The DDL comes from functions/adapters/metric_store/schema.py (partitioned by day, clustered), so
 # the tables the functions expect and the tables deployed cannot drift.
-PY=.venv/bin/python
-[[ -x "$PY" ]] || PY=python3
 METRIC_DDL=$("$PY" -c 'import sys
 from functions.adapters.metric_store import schema
 for table in schema.COLUMNS:
     print(schema.ddl(table, dataset=sys.argv[1]))' "$PROJECT.$METRIC_DATASET")
-run bq --project_id="$PROJECT" --location="$METRIC_LOCATION" mk --force --dataset \
-  --description="Offer experiments: unit-level landing tables (KPI events, exposures, fraud flags, links)" \
-  "$PROJECT:$METRIC_DATASET"
+exists bq --project_id="$PROJECT" show --dataset "$PROJECT:$METRIC_DATASET" ||
+  run bq --project_id="$PROJECT" --location="$METRIC_LOCATION" mk --force --dataset \
+    --description="Offer experiments: unit-level landing tables (KPI events, exposures, fraud flags, links)" \
+    "$PROJECT:$METRIC_DATASET"
+# CREATE TABLE IF NOT EXISTS: a table already there is kept as it is.
 while IFS= read -r statement; do
   run bq --project_id="$PROJECT" --location="$METRIC_LOCATION" query --use_legacy_sql=false --nouse_cache "$statement"
 done <<<"$METRIC_DDL"
@@ -91,21 +136,19 @@ print(settings().topic(landing.DEAD_LETTER_KEY), landing.dead_letter_hold_id())
 for table, key in landing.TOPIC_KEYS.items():
     print(table, settings().topic(key), landing.subscription_id(table, "bigquery"))')
 read -r DEAD_LETTER DEAD_LETTER_HOLD <<<"$(head -n 1 <<<"$LANDING")"
-# The Pub/Sub service agent writes the rows and moves dead letters.
-PROJECT_NUMBER=$(lookup project-number gcloud projects describe "$PROJECT" --format='value(projectNumber)')
-PUBSUB_AGENT="serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
-run gcloud pubsub topics create "$DEAD_LETTER" --project="$PROJECT"
-run gcloud pubsub subscriptions create "$DEAD_LETTER_HOLD" --project="$PROJECT" --topic="$DEAD_LETTER" \
-  --message-retention-duration=7d --expiration-period=never
+hold "$DEAD_LETTER_HOLD" "$DEAD_LETTER"
 run gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER" --project="$PROJECT" \
   --member="$PUBSUB_AGENT" --role=roles/pubsub.publisher
 while read -r table topic subscription; do
-  run gcloud pubsub topics create "$topic" --project="$PROJECT"
   run bq --project_id="$PROJECT" add-iam-policy-binding --member="$PUBSUB_AGENT" --role=roles/bigquery.dataEditor \
     "$PROJECT:$METRIC_DATASET.$table"
-  run gcloud pubsub subscriptions create "$subscription" --project="$PROJECT" --topic="$topic" \
-    --bigquery-table="$PROJECT:$METRIC_DATASET.$table" --use-table-schema \
-    --dead-letter-topic="$DEAD_LETTER" --max-delivery-attempts=5
+  flags=(--project="$PROJECT" --bigquery-table="$PROJECT:$METRIC_DATASET.$table" --use-table-schema
+         --dead-letter-topic="$DEAD_LETTER" --max-delivery-attempts=5)
+  if exists gcloud pubsub subscriptions describe "$subscription" --project="$PROJECT"; then
+    run gcloud pubsub subscriptions update "$subscription" "${flags[@]}"
+  else
+    run gcloud pubsub subscriptions create "$subscription" --topic="$topic" "${flags[@]}"
+  fi
   run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project="$PROJECT" \
     --member="$PUBSUB_AGENT" --role=roles/pubsub.subscriber
 done < <(tail -n +2 <<<"$LANDING")
@@ -153,7 +196,10 @@ for spec in "${PUBSUB_FUNCTIONS[@]}"; do
   subscription=$(lookup "subscription-of-$name" gcloud eventarc triggers describe "$trigger" \
     --location="$REGION" --project="$PROJECT" --format='value(transport.pubsub.subscription)')
   run gcloud pubsub subscriptions update "$subscription" --project="$PROJECT" \
-    --dead-letter-topic=dead-letter --max-delivery-attempts=10
+    --dead-letter-topic="$DEAD_LETTER_TOPIC" --max-delivery-attempts=10
+  # Dead lettering needs the Pub/Sub agent to read the subscription (and publish, granted above).
+  run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project="$PROJECT" \
+    --member="$PUBSUB_AGENT" --role=roles/pubsub.subscriber
 done
 
 # -- Firestore-triggered functions ------------------------------------------------------------
@@ -168,8 +214,13 @@ run gcloud functions deploy experiment_written "${COMMON[@]}" --entry-point=expe
 run firebase deploy --only firestore:rules,firestore:indexes --project "$PROJECT" --non-interactive
 
 # -- Scheduler: the sweep every 5 minutes -----------------------------------------------------
-run gcloud scheduler jobs create pubsub offers-sweep --project="$PROJECT" --location="$REGION" \
-  --schedule="*/5 * * * *" --topic=sweep-ticks --message-body='{}' --time-zone=UTC
+SWEEP_JOB=(offers-sweep --project="$PROJECT" --location="$REGION" --schedule="*/5 * * * *" --topic=sweep-ticks
+           --message-body='{}' --time-zone=UTC)
+if exists gcloud scheduler jobs describe offers-sweep --project="$PROJECT" --location="$REGION"; then
+  run gcloud scheduler jobs update pubsub "${SWEEP_JOB[@]}"
+else
+  run gcloud scheduler jobs create pubsub "${SWEEP_JOB[@]}"
+fi
 
 [[ $DRY_RUN -eq 1 ]] && echo "# dry run: nothing was deployed"
 exit 0

@@ -29,6 +29,8 @@ class Topics:
     ledger_checkpoints: str = "ledger-checkpoints"
     ledger_alerts: str = "ledger-alerts"
     quarantine: str = "quarantined-events"
+    # what a Pub/Sub-triggered function failed max-delivery-attempts times (held 7 days for replay)
+    dead_letter: str = "dead-letter"
     # metric-store landing (METRIC_LANDING=pubsub): one topic per landing table, one dead letter
     landing_kpi_events: str = "landing-kpi-events"
     landing_exposures: str = "landing-exposures"

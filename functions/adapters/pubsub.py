@@ -49,6 +49,12 @@ def publish_many(topic_key: str, payloads: list[dict[str, Any]]) -> list[str]:
     return [str(f.result(timeout=PUBLISH_TIMEOUT_SECONDS)) for f in futures]
 
 
+def hold_id(topic_key: str) -> str:
+    """The pull subscription that keeps what reaches a dead-letter topic until an operator reads
+    it (Pub/Sub drops what is published to a topic without subscriptions)."""
+    return f"{settings().topic(topic_key)}-hold"
+
+
 def ensure_topics(*topic_keys: str) -> list[str]:
     """Create the topics if missing (local runs and tests; deploy.sh creates them in the cloud)."""
     created = []

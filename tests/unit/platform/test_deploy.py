@@ -1,25 +1,47 @@
-"""deploy.sh --dry-run names every entry point of main.py with the trigger functions/triggers.py declares."""
+"""deploy.sh --dry-run names every entry point of main.py with the trigger functions/triggers.py declares,
+and shows that a second run updates what the first created instead of failing on it."""
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 
 from functions.adapters.metric_store import schema
+from functions.adapters.pubsub import hold_id
 from functions.config import Topics
 from functions.triggers import FIRESTORE_FUNCTIONS, HTTP_FUNCTIONS, PUBSUB_FUNCTIONS, SWEEP_SCHEDULE
 from localdev.targets import entry_points
 from tests.conftest import ROOT
 
 
-def dry_run() -> list[list[str]]:
-    """Each printed command as its argv (the script prints shell-quoted words)."""
+def dry_run(*flags: str) -> list[list[str]]:
+    """Each printed command as its argv (the script prints shell-quoted words). Without flags every
+    existence check answers "missing" (a first deploy); `--existing` answers "there" (a re-run)."""
     out = subprocess.run(
-        ["bash", str(ROOT / "deploy.sh"), "--dry-run", "--project", "demo-check"],
+        ["bash", str(ROOT / "deploy.sh"), "--dry-run", *flags, "--project", "demo-check"],
         capture_output=True, text=True, check=True, cwd=ROOT, timeout=60,
     )
     return [shlex.split(line[2:]) for line in out.stdout.splitlines() if line.startswith("+ ")]
+
+
+def creates(argv: list[str]) -> bool:
+    """Whether a command makes a resource that a second run would find existing."""
+    verbs = [w for w in argv[:5] if not w.startswith("-")]
+    return "create" in verbs or (argv[0] == "bq" and "mk" in argv) or (
+        argv[0] == "bq" and "query" in argv and bool(re.match(r"\s*CREATE\b", argv[-1], re.I)))
+
+
+def guard_of(argv: list[str]) -> list[str]:
+    """The describe that must come right before a create: same command group, same resource."""
+    if argv[0] == "bq" and "mk" in argv:
+        return ["bq", f"--project_id={'demo-check'}", "show", "--dataset", argv[-1]]
+    at = argv.index("create")
+    rest = argv[at + 1:]
+    if argv[:3] == ["gcloud", "scheduler", "jobs"]:
+        rest = rest[1:]  # `create pubsub JOB`: the target type comes first
+    return [*argv[:at], "describe", rest[0]]
 
 
 def deployed() -> dict[str, list[str]]:
@@ -154,3 +176,59 @@ def test_each_landing_table_gets_a_topic_and_a_bigquery_subscription_with_a_dead
     for name, flags in deployed().items():
         env = next(f for f in flags if f.startswith("--set-env-vars=")).split("=", 1)[1].split(",")
         assert "METRIC_LANDING=pubsub" in env, name
+
+
+def test_every_create_is_guarded_by_a_describe_of_the_same_resource():
+    """A first deploy: each create comes right after the lookup of the same resource, and tables
+    are created only IF NOT EXISTS. A bare create added to the script fails here."""
+    commands = dry_run()
+    made = [i for i, argv in enumerate(commands) if creates(argv)]
+    assert len(made) >= len(Topics().all()) + 5  # topics, two holds, the landing subscriptions, ...
+    for i in made:
+        argv = commands[i]
+        if "query" in argv:
+            assert argv[-1].startswith("CREATE TABLE IF NOT EXISTS "), argv[-1][:80]
+            continue
+        guard = guard_of(argv)
+        assert commands[i - 1][:len(guard)] == guard, (argv[:6], commands[i - 1][:6])
+
+
+def test_a_second_run_updates_instead_of_creating():
+    """Every resource there already: nothing is created again; subscriptions and the scheduler
+    job are updated to what the script says, with the same settings a create would give them."""
+    first, second = dry_run(), dry_run("--existing")
+    assert not [argv for argv in second if creates(argv) and "query" not in argv]
+    for argv in first:
+        if not creates(argv) or "query" in argv or argv[:3] == ["gcloud", "pubsub", "topics"] or argv[0] == "bq":
+            continue
+        group, name = argv[:argv.index("create")], guard_of(argv)[-1]
+        updated = [a for a in second if a[:len(group)] == group and a[len(group)] == "update" and name in a]
+        assert len(updated) == 1, argv[:6]
+        dropped = {"--topic=" + a.split("=", 1)[1] for a in argv if a.startswith("--topic=")}
+        if argv[:3] == ["gcloud", "scheduler", "jobs"]:
+            dropped = set()  # a job's target topic can be updated; a subscription's cannot
+        assert set(argv) - {"create"} - dropped == set(updated[0]) - {"update"}, argv[:6]
+    # the rest (functions, IAM bindings, table DDL, rules and indexes) is the same in both runs
+    def steady(cmds: list[list[str]]) -> list[list[str]]:
+        return [a for a in cmds if "describe" not in a[:4] and "create" not in a[:5] and "update" not in a[:5]
+                and not (a[0] == "bq" and ("mk" in a or "show" in a))]
+    assert steady(first) == steady(second)
+
+
+def test_the_functions_dead_letter_keeps_what_it_gets_for_a_week():
+    """A topic without a subscription drops what is published to it: the functions' dead letter
+    has a pull subscription that holds messages 7 days, and the Pub/Sub agent may move them."""
+    commands = dry_run()
+    dead_letter = Topics().dead_letter
+    agent = "serviceAccount:service-<project-number>@gcp-sa-pubsub.iam.gserviceaccount.com"
+    hold = [a for a in commands if a[:5] == ["gcloud", "pubsub", "subscriptions", "create", hold_id("dead_letter")]]
+    assert len(hold) == 1 and hold_id("dead_letter") == f"{dead_letter}-hold"
+    assert {f"--topic={dead_letter}", "--message-retention-duration=7d", "--expiration-period=never"} <= set(hold[0])
+    publisher = [a for a in commands if a[:5] == ["gcloud", "pubsub", "topics", "add-iam-policy-binding", dead_letter]]
+    assert len(publisher) == 1 and {f"--member={agent}", "--role=roles/pubsub.publisher"} <= set(publisher[0])
+    for name in PUBSUB_FUNCTIONS:
+        sub = f"<subscription-of-{name}>"
+        policy = [a for a in commands if a[:5] == ["gcloud", "pubsub", "subscriptions", "update", sub]]
+        assert len(policy) == 1 and f"--dead-letter-topic={dead_letter}" in policy[0]
+        reader = [a for a in commands if a[:5] == ["gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", sub]]
+        assert len(reader) == 1 and {f"--member={agent}", "--role=roles/pubsub.subscriber"} <= set(reader[0])
