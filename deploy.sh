@@ -102,9 +102,10 @@ PROJECT_NUMBER=$(lookup project-number gcloud projects describe "$PROJECT" --for
 PUBSUB_AGENT="serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
 # The functions' dead letter: what a Pub/Sub function failed 10 times. Its hold subscription
 # keeps each message 7 days for an operator to read and replay (docs/operations.md).
-read -r DEAD_LETTER_TOPIC DEAD_LETTER_TOPIC_HOLD <<<"$("$PY" -c 'from functions.adapters.pubsub import hold_id
+read -r DEAD_LETTER_TOPIC DEAD_LETTER_TOPIC_HOLD DEAD_LETTER_AFTER <<<"$("$PY" -c 'from functions.adapters.pubsub import hold_id
 from functions.config import settings
-print(settings().topic("dead_letter"), hold_id("dead_letter"))')"
+from functions.triggers import DEAD_LETTER_AFTER_ATTEMPTS
+print(settings().topic("dead_letter"), hold_id("dead_letter"), DEAD_LETTER_AFTER_ATTEMPTS)')"
 hold "$DEAD_LETTER_TOPIC_HOLD" "$DEAD_LETTER_TOPIC"
 run gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" --project="$PROJECT" \
   --member="$PUBSUB_AGENT" --role=roles/pubsub.publisher
@@ -186,7 +187,8 @@ for spec in "${PUBSUB_FUNCTIONS[@]}"; do
   run gcloud functions deploy "$name" "${COMMON[@]}" --entry-point="$name" --trigger-topic="$topic" \
     --retry --memory="$memory" --min-instances=0 --max-instances="$max" --timeout=540s
 done
-# Poison messages go to a dead-letter topic after 10 attempts instead of retrying forever.
+# Poison messages go to the dead-letter topic after DEAD_LETTER_AFTER_ATTEMPTS (10) attempts
+# instead of retrying forever.
 # Eventarc names each trigger's subscription itself (transport.pubsub.subscription is output
 # only), so the script looks the name up instead of guessing it.
 for spec in "${PUBSUB_FUNCTIONS[@]}"; do
@@ -196,7 +198,7 @@ for spec in "${PUBSUB_FUNCTIONS[@]}"; do
   subscription=$(lookup "subscription-of-$name" gcloud eventarc triggers describe "$trigger" \
     --location="$REGION" --project="$PROJECT" --format='value(transport.pubsub.subscription)')
   run gcloud pubsub subscriptions update "$subscription" --project="$PROJECT" \
-    --dead-letter-topic="$DEAD_LETTER_TOPIC" --max-delivery-attempts=10
+    --dead-letter-topic="$DEAD_LETTER_TOPIC" --max-delivery-attempts="$DEAD_LETTER_AFTER"
   # Dead lettering needs the Pub/Sub agent to read the subscription (and publish, granted above).
   run gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project="$PROJECT" \
     --member="$PUBSUB_AGENT" --role=roles/pubsub.subscriber

@@ -28,3 +28,7 @@ FIRESTORE_FUNCTIONS = {
 OUTBOUND_TOPICS = ("kill_switch", "experiment_state", "ledger_checkpoints", "quarantine")
 
 SWEEP_SCHEDULE = "*/5 * * * *"
+
+# A message a Pub/Sub function failed this many times moves to the `dead-letter` topic (deploy.sh
+# and the local push subscriptions; Pub/Sub accepts 5 to 100).
+DEAD_LETTER_AFTER_ATTEMPTS = 10

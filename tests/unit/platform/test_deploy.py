@@ -11,7 +11,13 @@ import subprocess
 from functions.adapters.metric_store import schema
 from functions.adapters.pubsub import hold_id
 from functions.config import Topics
-from functions.triggers import FIRESTORE_FUNCTIONS, HTTP_FUNCTIONS, PUBSUB_FUNCTIONS, SWEEP_SCHEDULE
+from functions.triggers import (
+    DEAD_LETTER_AFTER_ATTEMPTS,
+    FIRESTORE_FUNCTIONS,
+    HTTP_FUNCTIONS,
+    PUBSUB_FUNCTIONS,
+    SWEEP_SCHEDULE,
+)
 from localdev.targets import entry_points
 from tests.conftest import ROOT
 
@@ -230,5 +236,6 @@ def test_the_functions_dead_letter_keeps_what_it_gets_for_a_week():
         sub = f"<subscription-of-{name}>"
         policy = [a for a in commands if a[:5] == ["gcloud", "pubsub", "subscriptions", "update", sub]]
         assert len(policy) == 1 and f"--dead-letter-topic={dead_letter}" in policy[0]
+        assert f"--max-delivery-attempts={DEAD_LETTER_AFTER_ATTEMPTS}" in policy[0]
         reader = [a for a in commands if a[:5] == ["gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", sub]]
         assert len(reader) == 1 and {f"--member={agent}", "--role=roles/pubsub.subscriber"} <= set(reader[0])
