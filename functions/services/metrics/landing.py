@@ -104,11 +104,17 @@ def link_event_id(link_event_id: str, cohort_id: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def link_row(event_id: str, cohort_id: str, source_unit_id: str, target_unit_id: str, link_type: str,
+             occurred_at: datetime, received_at: datetime) -> dict[str, Any]:
+    """One `links` row: a link event as one cohort took it (the live path and the backfill)."""
+    return {"event_id": link_event_id(event_id, cohort_id), "link_event_id": event_id, "cohort_id": cohort_id,
+            "source_unit_id": source_unit_id, "target_unit_id": target_unit_id, "link_type": link_type,
+            "occurred_at": occurred_at, "received_at": received_at}
+
+
 def land_links(link: SpilloverLinkIn, cohort_ids: Iterable[str], occurred_at: datetime) -> int:
     """A link the cohorts took (not refused under BLOCK), for analyses to find units linked across
     arms. Landed after the link's Firestore record commits, again on every redelivery."""
     now = datetime.now(UTC)
-    return land(LINKS, [
-        {"event_id": link_event_id(link.eventId, cid), "link_event_id": link.eventId, "cohort_id": cid,
-         "source_unit_id": link.sourceUnitId, "target_unit_id": link.targetUnitId, "link_type": str(link.linkType),
-         "occurred_at": occurred_at, "received_at": now} for cid in sorted(set(cohort_ids))])
+    return land(LINKS, [link_row(link.eventId, cid, link.sourceUnitId, link.targetUnitId, str(link.linkType),
+                                 occurred_at, now) for cid in sorted(set(cohort_ids))])
