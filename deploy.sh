@@ -5,6 +5,7 @@
 #
 #   ./deploy.sh --dry-run [--existing] [--project P] [--region R]   print every command, touch nothing
 #   ./deploy.sh --project P [--region R]               deploy for real (gcloud + firebase CLIs)
+#   ... --backfill-links   then land the spillover links Firestore recorded that BigQuery lacks
 #
 # Re-runnable: every resource is looked up first (describe) and created only if missing, else
 # updated to what this script says; functions deploy, IAM bindings, `CREATE TABLE IF NOT EXISTS`
@@ -15,6 +16,7 @@ set -euo pipefail
 
 DRY_RUN=0
 DRY_RUN_EXISTING=0
+BACKFILL_LINKS=0
 PROJECT="${GOOGLE_CLOUD_PROJECT:-}"
 REGION="${FUNCTION_REGION:-europe-west1}"
 RUNTIME="python311"
@@ -28,9 +30,10 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --dry-run) DRY_RUN=1; shift ;;
     --existing) DRY_RUN_EXISTING=1; shift ;;
+    --backfill-links) BACKFILL_LINKS=1; shift ;;
     --project) PROJECT="$2"; shift 2 ;;
     --region) REGION="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -222,6 +225,13 @@ if exists gcloud scheduler jobs describe offers-sweep --project="$PROJECT" --loc
   run gcloud scheduler jobs update pubsub "${SWEEP_JOB[@]}"
 else
   run gcloud scheduler jobs create pubsub "${SWEEP_JOB[@]}"
+fi
+
+# -- links recorded before the metric store had them (a project older than the warehouse) ------
+# Idempotent: lands only the (link, cohort) rows the links table lacks (docs/operations.md).
+if [[ $BACKFILL_LINKS -eq 1 ]]; then
+  run env GOOGLE_CLOUD_PROJECT="$PROJECT" METRIC_STORE=bigquery METRIC_DATASET="$METRIC_DATASET" \
+    METRIC_LOCATION="$METRIC_LOCATION" "$PY" -m localdev.backfill_links
 fi
 
 [[ $DRY_RUN -eq 1 ]] && echo "# dry run: nothing was deployed"

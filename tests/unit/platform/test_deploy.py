@@ -239,3 +239,13 @@ def test_the_functions_dead_letter_keeps_what_it_gets_for_a_week():
         assert f"--max-delivery-attempts={DEAD_LETTER_AFTER_ATTEMPTS}" in policy[0]
         reader = [a for a in commands if a[:5] == ["gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", sub]]
         assert len(reader) == 1 and {f"--member={agent}", "--role=roles/pubsub.subscriber"} <= set(reader[0])
+
+
+def test_the_links_backfill_runs_on_request_after_everything_is_deployed():
+    plain, asked = dry_run(), dry_run("--backfill-links")
+    backfill = [i for i, a in enumerate(asked) if a[:1] == ["env"] and a[-2:] == ["-m", "localdev.backfill_links"]]
+    assert not [a for a in plain if "localdev.backfill_links" in a]
+    last_function = max(i for i, a in enumerate(asked) if a[:3] == ["gcloud", "functions", "deploy"])
+    assert len(backfill) == 1 and backfill[0] > last_function
+    env = {"GOOGLE_CLOUD_PROJECT=demo-check", "METRIC_STORE=bigquery", "METRIC_DATASET=offers_metrics"}
+    assert env <= set(asked[backfill[0]])
