@@ -1,9 +1,11 @@
 """The local push subscriptions dead-letter like the deployed ones (real Pub/Sub emulator): a
 message a function keeps failing moves to the `dead-letter` topic, and its hold subscription keeps
-it, unacknowledged, for an operator to read and replay; Pub/Sub would drop it without the hold."""
+it, unacknowledged, for an operator to read and replay (`localdev.replay_dead_letters`); Pub/Sub
+would drop it without the hold."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -17,17 +19,23 @@ from functions.adapters.pubsub import publish
 from functions.config import settings
 from functions.triggers import DEAD_LETTER_AFTER_ATTEMPTS, PUBSUB_FUNCTIONS
 from localdev.pubsub_setup import HOLD_SECONDS, hold_path, setup_push, subscription_path
+from localdev.replay_dead_letters import replay
 
 
 class _Failing(BaseHTTPRequestHandler):
-    """A function that fails every delivery (as a crashing handler would: HTTP 500)."""
+    """A function that fails every delivery (as a crashing handler would: HTTP 500) until fixed;
+    `handled` lists the event ids it took once fixed."""
 
     hits: list[str] = []
+    fixed = False
+    handled: list[str] = []
 
     def do_POST(self) -> None:
         self.hits.append(self.path)
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(500)
+        envelope = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        if self.fixed:
+            self.handled.append(json.loads(base64.b64decode(envelope["message"]["data"]))["eventId"])
+        self.send_response(204 if self.fixed else 500)
         self.end_headers()
 
     def log_message(self, *args: object) -> None:
@@ -37,7 +45,7 @@ class _Failing(BaseHTTPRequestHandler):
 @pytest.fixture
 def failing_functions(topics) -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
-    _Failing.hits = []
+    _Failing.hits, _Failing.fixed, _Failing.handled = [], False, []
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     subscriber = pubsub_v1.SubscriberClient()
@@ -81,9 +89,23 @@ def test_a_message_a_function_keeps_failing_is_dead_lettered_and_held(failing_fu
                                                 "ack_deadline_seconds": 0})
         again = _pull(subscriber, hold_path())
         assert [m.message.message_id for m in again] == [letters[0].message.message_id]
-        subscriber.acknowledge(request={"subscription": hold_path(), "ack_ids": [m.ack_id for m in again]})
+        subscriber.modify_ack_deadline(request={"subscription": hold_path(), "ack_ids": [m.ack_id for m in again],
+                                                "ack_deadline_seconds": 0})
     finally:
         subscriber.close()
+
+    listed = replay()  # listing changes nothing
+    assert (listed.held, listed.replayed, listed.left) == (1, 0, 1)
+    assert listed.messages[0]["from"] == source and '"poison-1"' in listed.messages[0]["data"]
+    _Failing.fixed = True  # the fix is deployed: replay
+    replayed = replay(apply=True)
+    assert (replayed.held, replayed.replayed) == (1, 1)
+    assert replayed.messages[0]["replayedTo"] == settings().topic_path("kpi_events")
+    deadline = time.monotonic() + 60
+    while not _Failing.handled and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _Failing.handled == ["poison-1"]
+    assert replay().held == 0  # acknowledged: the hold is empty
 
 
 def test_setting_up_twice_keeps_the_dead_letter_policy_and_repoints_the_push(failing_functions):
