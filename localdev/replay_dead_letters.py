@@ -8,7 +8,10 @@ Pub/Sub marks a dead letter with the subscription it came from
 (`CloudPubSubDeadLetterSourceSubscription`); a replay publishes the message's data and its own
 attributes to that subscription's topic, waits until Pub/Sub has it, then acknowledges the dead
 letter. A crash in between replays it twice, which changes nothing: every handler is idempotent
-on the event's id. Messages without the mark (not Pub/Sub's dead letters) are left held.
+on the event's id. A replay renews the publish time the handlers' age check reads, so a message
+first published more than MAX_EVENT_AGE_SECONDS ago is not replayed (a replay must not bring
+back stale events), and neither is one without the mark (not Pub/Sub's dead letter): both stay
+held until they expire.
 Uses the configured project (GOOGLE_CLOUD_PROJECT; PUBSUB_EMULATOR_HOST locally). Prints one
 JSON line per message, then a summary line.
 """
@@ -19,15 +22,18 @@ import argparse
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from functions.adapters.pubsub import PUBLISH_TIMEOUT_SECONDS, hold_id, publisher
 from functions.config import settings
+from functions.models.common import parse_time
 
 SOURCE = "CloudPubSubDeadLetterSourceSubscription"
 SOURCE_PROJECT = "CloudPubSubDeadLetterSourceSubscriptionProject"
+FIRST_PUBLISHED = "CloudPubSubDeadLetterSourceTopicPublishTime"
 MARK = "CloudPubSubDeadLetter"  # the prefix of every attribute Pub/Sub adds when dead-lettering
 PULL_TIMEOUT_SECONDS = 10.0
 
@@ -36,7 +42,7 @@ PULL_TIMEOUT_SECONDS = 10.0
 class Replayed:
     held: int = 0
     replayed: int = 0
-    left: int = 0  # held on: listing only, or no source mark
+    left: int = 0  # held on: listing only, no source mark, or stale
     messages: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -52,6 +58,7 @@ def replay(hold: str | None = None, apply: bool = False, limit: int = 1000,
     topics: dict[str, str] = {}
     seen: set[str] = set()
     out = Replayed()
+    now = datetime.now(UTC)
     subscriber = pubsub_v1.SubscriberClient()
     with subscriber:
         while out.held < limit:
@@ -70,11 +77,14 @@ def replay(hold: str | None = None, apply: bool = False, limit: int = 1000,
                 seen.add(message.message_id)
                 attributes = dict(message.attributes)
                 source = attributes.get(SOURCE)
+                first = parse_time(attributes.get(FIRST_PUBLISHED))
+                stale = first is None or (now - first).total_seconds() > settings().max_event_age_seconds
                 info = {"messageId": message.message_id, "from": source,
+                        "firstPublished": attributes.get(FIRST_PUBLISHED), "stale": stale,
                         "deliveries": attributes.get("CloudPubSubDeadLetterSourceDeliveryCount"),
                         "data": message.data[:200].decode("utf-8", "replace")}
                 out.held += 1
-                if apply and source:
+                if apply and source and not stale:
                     sub = _subscription(attributes.get(SOURCE_PROJECT) or project, source)
                     if sub not in topics:
                         topics[sub] = subscriber.get_subscription(request={"subscription": sub}).topic

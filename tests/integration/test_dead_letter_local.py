@@ -16,7 +16,7 @@ import pytest
 from google.cloud import pubsub_v1
 
 from functions.adapters.pubsub import publish
-from functions.config import settings
+from functions.config import reset_settings, settings
 from functions.triggers import DEAD_LETTER_AFTER_ATTEMPTS, PUBSUB_FUNCTIONS
 from localdev.pubsub_setup import HOLD_SECONDS, hold_path, setup_push, subscription_path
 from localdev.replay_dead_letters import replay
@@ -64,7 +64,7 @@ def _pull(subscriber, path: str, timeout: float = 60.0) -> list:
     return []
 
 
-def test_a_message_a_function_keeps_failing_is_dead_lettered_and_held(failing_functions):
+def test_a_message_a_function_keeps_failing_is_dead_lettered_and_held(failing_functions, monkeypatch):
     attempts = 5  # Pub/Sub's minimum, to keep the test short; the default is DEAD_LETTER_AFTER_ATTEMPTS
     setup_push(failing_functions, max_delivery_attempts=attempts)
     subscriber = pubsub_v1.SubscriberClient()
@@ -98,6 +98,12 @@ def test_a_message_a_function_keeps_failing_is_dead_lettered_and_held(failing_fu
     assert (listed.held, listed.replayed, listed.left) == (1, 0, 1)
     assert listed.messages[0]["from"] == source and '"poison-1"' in listed.messages[0]["data"]
     _Failing.fixed = True  # the fix is deployed: replay
+    monkeypatch.setenv("MAX_EVENT_AGE_SECONDS", "0")  # were it older than the age limit: not replayed
+    reset_settings()
+    stale = replay(apply=True)
+    assert (stale.held, stale.replayed, stale.left) == (1, 0, 1) and stale.messages[0]["stale"]
+    monkeypatch.delenv("MAX_EVENT_AGE_SECONDS")
+    reset_settings()
     replayed = replay(apply=True)
     assert (replayed.held, replayed.replayed) == (1, 1)
     assert replayed.messages[0]["replayedTo"] == settings().topic_path("kpi_events")
