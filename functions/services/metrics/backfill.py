@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from functions.adapters.metric_store import schema, store
+from functions.adapters.metric_store import MetricStore, schema, store
 from functions.services.holdouts import links as holdout_links
 from functions.services.metrics.landing import link_row
 
@@ -34,10 +34,10 @@ class BackfillResult:
                 "landed": self.landed, "perCohort": self.per_cohort}
 
 
-def landed_ids(cohort_id: str) -> set[str]:
+def landed_ids(cohort_id: str, target: MetricStore | None = None) -> set[str]:
     """The `event_id`s of the cohort's rows already in the store (duplicates once)."""
     sql = f"SELECT DISTINCT event_id FROM {schema.LINKS} WHERE cohort_id = @cohort_id"
-    return {str(r["event_id"]) for r in store().query(sql, {"cohort_id": cohort_id})}
+    return {str(r["event_id"]) for r in (target or store()).query(sql, {"cohort_id": cohort_id})}
 
 
 def backfill_links(cohort_ids: list[str] | None = None) -> BackfillResult:

@@ -342,3 +342,17 @@ def test_ga4_wildcard_tables_and_timestamp_micros_differ(duckdb_store, bigquery_
         assert (stamp.tzinfo is None) is (store.engine == "duckdb"), store.engine
     assert results["bigquery"] == [{"n": 3, "first": "20261101"}]
     assert isinstance(results["duckdb"], str) and "events_*" in results["duckdb"]
+
+
+def test_the_links_backfill_finds_what_a_cohort_has_landed_on_both_engines(store):
+    """The backfill's lookup (functions.services.metrics.backfill.landed_ids): each landed row id
+    of the cohort once, however often it landed, and nothing of another cohort."""
+    from functions.services.metrics.backfill import landed_ids
+    from functions.services.metrics.landing import link_row
+
+    rows = [link_row(f"l{i}", cohort, "u1", f"u{i + 2}", "REFERRAL", T0, T0)
+            for i, cohort in enumerate(["c1", "c1", "c2"])]
+    store.append(schema.LINKS, rows + rows[:1])  # l0 landed twice
+    assert landed_ids("c1", store) == {rows[0]["event_id"], rows[1]["event_id"]}
+    assert landed_ids("c2", store) == {rows[2]["event_id"]}
+    assert landed_ids("c3", store) == set()
