@@ -40,6 +40,7 @@ done
 if [[ -z "$PROJECT" ]]; then
   if [[ $DRY_RUN -eq 1 ]]; then PROJECT="my-project"; else echo "--project is required" >&2; exit 2; fi
 fi
+if [[ $DRY_RUN_EXISTING -eq 1 && $DRY_RUN -eq 0 ]]; then echo "--existing goes with --dry-run" >&2; exit 2; fi
 METRIC_LOCATION="${METRIC_LOCATION:-$REGION}"
 
 exec 3>&1  # commands are printed on fd 3, so a lookup's own output can be captured
@@ -96,7 +97,9 @@ PY=.venv/bin/python
 [[ -x "$PY" ]] || PY=python3
 
 # -- topics: every one functions/config.py names (inbound, outbound, landing, dead letters) -----
-read -r -a TOPICS <<<"$("$PY" -c 'from functions.config import Topics; print(*Topics().all().values())')"
+# (assigned first: a failing $(...) stops the script only in an assignment)
+TOPIC_NAMES=$("$PY" -c 'from functions.config import Topics; print(*Topics().all().values())')
+read -r -a TOPICS <<<"$TOPIC_NAMES"
 for name in "${TOPICS[@]}"; do
   ensure_topic "$name"
 done
@@ -105,10 +108,11 @@ PROJECT_NUMBER=$(lookup project-number gcloud projects describe "$PROJECT" --for
 PUBSUB_AGENT="serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
 # The functions' dead letter: what a Pub/Sub function failed 10 times. Its hold subscription
 # keeps each message 7 days for an operator to read and replay (docs/operations.md).
-read -r DEAD_LETTER_TOPIC DEAD_LETTER_TOPIC_HOLD DEAD_LETTER_AFTER <<<"$("$PY" -c 'from functions.adapters.pubsub import hold_id
+DEAD_LETTER_SPEC=$("$PY" -c 'from functions.adapters.pubsub import hold_id
 from functions.config import settings
 from functions.triggers import DEAD_LETTER_AFTER_ATTEMPTS
-print(settings().topic("dead_letter"), hold_id("dead_letter"), DEAD_LETTER_AFTER_ATTEMPTS)')"
+print(settings().topic("dead_letter"), hold_id("dead_letter"), DEAD_LETTER_AFTER_ATTEMPTS)')
+read -r DEAD_LETTER_TOPIC DEAD_LETTER_TOPIC_HOLD DEAD_LETTER_AFTER <<<"$DEAD_LETTER_SPEC"
 hold "$DEAD_LETTER_TOPIC_HOLD" "$DEAD_LETTER_TOPIC"
 run gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" --project="$PROJECT" \
   --member="$PUBSUB_AGENT" --role=roles/pubsub.publisher
