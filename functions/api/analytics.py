@@ -16,12 +16,14 @@ from functions.models.analytics import (
     AnalysisView,
     FraudBatch,
     FraudRecorded,
+    MetricProfile,
+    MetricProfileQuery,
     PowerRequest,
     PowerResult,
     ReplayResult,
 )
 from functions.models.common import Id, StrictModel
-from functions.services.analytics import analyses, fraud, programme
+from functions.services.analytics import analyses, fraud, metric_profile, programme
 
 router = Router("analytics", "Bias-corrected analytics", "Exclusions, corrections, tests, data quality, trust.")
 
@@ -65,6 +67,12 @@ class ProgrammeEffect(StrictModel):
             summary="Long-term effect of every shipped variant against the global holdout")
 def programme_effect(ctx: RequestContext, query: ProgrammeQuery) -> ProgrammeEffect:
     return ProgrammeEffect.model_validate(programme.holdout_effect(query.metric, query.cohortId))
+
+
+@router.get("/metrics/{metric}/profile", roles=ANY_STAFF, query=MetricProfileQuery, response=MetricProfile,
+            summary="A metric's per-unit shape over its history (sets a KPI's historicalSkewness)")
+def profile_metric(ctx: RequestContext, metric: str, query: MetricProfileQuery) -> dict[str, Any]:
+    return metric_profile.profile(metric, query.days, query.experimentId)
 
 
 @router.post("/analyses/{analysis_id}/replay", roles=ANY_STAFF, response=ReplayResult,

@@ -119,3 +119,27 @@ class PowerResult(StrictModel):
     alpha: float
     power: float
     zAlpha: float
+
+
+class MetricProfileQuery(StrictModel):
+    days: int = Field(default=28, ge=1, le=365, description="the window: the last `days` days")
+    experimentId: Id | None = Field(default=None, description="only units exposed to this experiment "
+                                                              "(default: to any experiment)")
+
+
+class MetricProfile(StrictModel):
+    """A metric's shape over its history: what `Kpi.historicalSkewness` is set from."""
+
+    metric: str
+    since: str
+    until: str
+    experimentId: str | None
+    units: int = Field(description="units with analytics consent exposed to any experiment (or the one named)")
+    nonZeroUnits: int = Field(description="of them, units whose total in the window is not zero")
+    mean: float | None
+    sd: float | None
+    skewness: float | None = Field(description="k3 / k2^1.5 of the per-unit totals, zeros included; "
+                                               "null below 3 units or without spread")
+    neededUnitsPerArm: int | None = Field(description="355 skewness²: units the smaller arm needs before a t "
+                                                      "interval on this metric is published")
+    estimand: str

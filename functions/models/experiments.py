@@ -68,6 +68,9 @@ class Kpi(StrictModel):
     type: KpiType = KpiType.MEAN
     direction: Direction = Direction.INCREASE
     perUnitCap: FiniteFloat | None = Field(default=None, gt=0)
+    # A MEAN KPI's per-unit skewness read from its history (e.g. 28 days of all users,
+    # docs/statistics.md "Skewness gate"): with it the gate's shape is not read from the samples.
+    historicalSkewness: FiniteFloat | None = Field(default=None, ge=0, le=1e6)
     numerator: Id | None = None
     denominator: Id | None = None
     # where the metric's facts come from (docs/metrics.md); without it, the KPI events `kpi.<metric>`
@@ -82,6 +85,8 @@ class Kpi(StrictModel):
             raise ValueError("a RATIO KPI's definition is a ratio (name, numerator, denominator)")
         if self.type == KpiType.RATIO and not (self.numerator and self.denominator):
             raise ValueError("a RATIO KPI names its numerator and denominator metrics")
+        if self.historicalSkewness is not None and self.type != KpiType.MEAN:
+            raise ValueError("historicalSkewness is for MEAN KPIs (a 0/1 or ratio metric's shape comes from its data)")
         return self
 
 

@@ -38,7 +38,7 @@ from functions.core.stats.inference import (
 from functions.core.stats.sufficient import MomentStats, RatioStats
 from functions.core.stats.trust import recommend
 
-ENGINE_VERSION = "offers-stats/2.1.0"  # 2.1: third moments and the skewness gate
+ENGINE_VERSION = "offers-stats/2.2.0"  # 2.1: third moments and the skewness gate; 2.2: its shape from history
 MEAN, PROPORTION, RATIO = "MEAN", "PROPORTION", "RATIO"
 Stats = MomentStats | RatioStats
 
@@ -55,13 +55,16 @@ class AnalysisConfig:
     exclusions: ExclusionConfig = field(default_factory=ExclusionConfig)
     use_cuped: bool = True
     metric_type: str = MEAN  # MEAN | PROPORTION (0/1 per unit) | RATIO (numerator / denominator per unit)
+    # A mean's unit skewness read from its history (Kpi.historicalSkewness): the skewness gate then
+    # reads the shape from it, not from the samples (docs/statistics.md, "Skewness gate").
+    historical_skewness: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"control": self.control, "direction": self.direction,
                 "expectedSplit": dict(self.expected_split or {}), "alpha": self.alpha,
                 "plannedMdeRelative": self.planned_mde_relative, "minUnitsPerArm": self.min_units_per_arm,
                 "dailyUnitsPerArm": self.daily_units_per_arm, "metricType": self.metric_type,
-                "useCuped": self.use_cuped,
+                "useCuped": self.use_cuped, "historicalSkewness": self.historical_skewness,
                 "winsorPercentile": self.exclusions.winsor_percentile, "winsorCap": self.exclusions.winsor_cap,
                 "winsorRule": "percentile of the pooled non-zero (positive) values"}
 
@@ -77,11 +80,13 @@ def _compare(control: Stats, treatment: Stats, cfg: AnalysisConfig, capped: bool
     if isinstance(control, RatioStats) and isinstance(treatment, RatioStats):
         return {"primary": delta_ratio(control, treatment, cfg.alpha), "welch": None, "cuped": None, "zTest": None}
     assert isinstance(control, MomentStats) and isinstance(treatment, MomentStats)
-    # Both t-tests of a mean publish an interval only while the difference is near normal.
+    # Both t-tests of a mean publish an interval only while the difference is near normal. The
+    # history's skewness is of the raw values: capped values are bounded, their samples read their shape.
+    known = 0.0 if capped else float(cfg.historical_skewness or 0.0)
     plain = skew_gate(welch(control, treatment, cfg.alpha, CAPPED_MEAN if capped else MEAN_ESTIMAND),
-                      control, treatment)
+                      control, treatment, known)
     adjusted = (skew_gate(cuped(control, treatment, cfg.alpha, CUPED_CAPPED_MEAN if capped else CUPED_MEAN),
-                          control, treatment) if cfg.use_cuped else None)
+                          control, treatment, known) if cfg.use_cuped else None)
     z = (skew_gate(two_proportion_z(control.total_x, control.n, treatment.total_x, treatment.n, cfg.alpha),
                    control, treatment) if cfg.metric_type == PROPORTION else None)
     if adjusted is not None and adjusted.status in (OK, SKEWED_INSUFFICIENT_DATA) and "fallback" not in adjusted.extra:
@@ -196,7 +201,9 @@ def analyse_stats(stats: Mapping[str, Stats], cfg: AnalysisConfig, assigned: Map
         "methods": {"primary": primary, "srm": "chi-square", "lift": "Fieller interval for the ratio of means",
                     "cuped": "pooled slope (Deng et al. 2013), per-arm adjusted variances, Welch-Satterthwaite t",
                     "moments": "shifted sums, pairwise (Chan et al.; Pébay for the third) merge",
-                    "skewGate": "no t interval while |skew(mean diff)| > 1/sqrt(355) (Kohavi et al. 2020)",
+                    "skewGate": "no t interval while |skew(mean diff)| > 1/sqrt(355) (Kohavi et al. 2020); shape from "
+                                + ("the KPI's historical skewness, smaller arm"
+                                   if cfg.historical_skewness and cfg.metric_type == MEAN else "the samples"),
                     "cap": "percentile of the pooled non-zero values; capped effects beside, decision uncapped"},
         "inputs": inputs,
         "fingerprint": fingerprint(inputs),
@@ -217,6 +224,7 @@ def replay_stats(document: Mapping[str, Any]) -> dict[str, Any]:
                          planned_mde_relative=cfg_raw["plannedMdeRelative"],
                          min_units_per_arm=cfg_raw["minUnitsPerArm"], use_cuped=cfg_raw["useCuped"],
                          daily_units_per_arm=cfg_raw.get("dailyUnitsPerArm"), metric_type=metric_type,
+                         historical_skewness=cfg_raw.get("historicalSkewness"),
                          exclusions=ExclusionConfig(winsor_percentile=cfg_raw.get("winsorPercentile"),
                                                     winsor_cap=cfg_raw.get("winsorCap")))
     stats = {arm: _from_dict(raw, metric_type) for arm, raw in inputs["stats"].items()}

@@ -69,7 +69,8 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
         cfg = AnalysisConfig(control=keys[0], direction=kpi.get("direction", "INCREASE"),
                              expected_split=split, planned_mde_relative=float(doc.get("minimumDetectableEffect", 0.05)),
                              daily_units_per_arm=daily, exclusions=exclusions,
-                             metric_type=str(kpi.get("type") or MEAN))
+                             metric_type=str(kpi.get("type") or MEAN),
+                             historical_skewness=kpi.get("historicalSkewness"))
         results[kpi["metric"]] = {"role": kpi["role"], "type": cfg.metric_type, **analyse_aggregated(agg, cfg, checks)}
         if held is not None and held.units and cfg.metric_type != RATIO:
             # every arm against the holdout, without the members reached by treatment (contaminated):

@@ -181,6 +181,21 @@ def test_kpi_and_guardrail_definitions():
     assert isinstance(guard.definition, CatalogRef)
 
 
+@pytest.mark.parametrize(("kpi", "accepted"), [
+    ({"historicalSkewness": 6.18}, True), ({"historicalSkewness": 0}, True),
+    ({"historicalSkewness": -1}, False), ({"historicalSkewness": "NaN"}, False), ({"historicalSkewness": 1e300}, False),
+    ({"historicalSkewness": 3, "type": "PROPORTION"}, False),
+    ({"historicalSkewness": 3, "type": "RATIO", "numerator": "a", "denominator": "b"}, False),
+])
+def test_a_historical_skewness_is_a_finite_non_negative_number_of_a_mean_kpi(kpi, accepted):
+    if accepted:
+        assert validate(CreateExperiment, _experiment(**kpi)).kpis[0].historicalSkewness == kpi["historicalSkewness"]
+        return
+    with pytest.raises(Unprocessable) as info:
+        validate(CreateExperiment, _experiment(**kpi))
+    assert info.value.status == 422 and info.value.details["errors"][0]["field"].startswith("kpis.0")
+
+
 def test_an_experiments_sql_is_bounded_before_any_of_it_is_parsed(monkeypatch):
     from functions.core.metrics import facts
 

@@ -136,6 +136,34 @@ def test_capped_and_uncapped_effects_are_both_published_and_the_decision_uses_th
     assert again["fingerprint"] == result["fingerprint"] and again["arms"] == result["arms"]
 
 
+def test_a_history_read_shape_gates_the_raw_mean_and_leaves_the_capped_one_to_its_samples():
+    """Heavy-tailed spend at 50/50 whose samples happen to read a small skewness: with the KPI's
+    historical skewness the raw comparison is refused until the smaller arm has 355 g² units; the
+    capped values are bounded, so their own samples still decide their interval."""
+    r = np.random.default_rng(105)
+    a = np.minimum(r.lognormal(0, 1, 10_000), 20.0)  # the largest values did not turn up
+    b = np.minimum(r.lognormal(0, 1, 10_000), 20.0) * 1.5
+    arms = {"control": UnitData(a), "treatment": UnitData(b)}
+    plain = _strict(analyse_units(arms, _cfg(use_cuped=False)))["arms"]["treatment"]
+    known = _strict(analyse_units(arms, _cfg(use_cuped=False, historical_skewness=6.18)))
+    arm = known["arms"]["treatment"]
+    assert plain["primary"]["status"] == "OK"
+    assert arm["primary"]["status"] == "SKEWED_INSUFFICIENT_DATA" and arm["primary"]["extra"]["shapeFrom"] == "history"
+    assert arm["primary"]["extra"]["neededUnits"]["treatment"] == math.ceil(355 * 6.18**2)
+    assert arm["capped"]["primary"]["status"] == plain["capped"]["primary"]["status"]
+    assert arm["capped"]["primary"]["extra"]["shapeFrom"] == "sample"
+    assert arm["recommendation"]["decision"] == "KEEP_RUNNING"
+    assert "historical skewness" in known["methods"]["skewGate"]
+    assert known["inputs"]["config"]["historicalSkewness"] == 6.18
+    again = replay_stats(known)
+    assert again["arms"] == known["arms"] and again["fingerprint"] == known["fingerprint"]
+    # a 0/1 metric's shape is its rate: a history is not read for it
+    conv = {arm: UnitData((r.random(5000) < 0.1).astype(float)) for arm in ("control", "treatment")}
+    with_history = analyse_units(conv, _cfg(metric_type="PROPORTION", historical_skewness=50.0))
+    without = analyse_units(conv, _cfg(metric_type="PROPORTION"))
+    assert with_history["arms"]["treatment"]["primary"] == without["arms"]["treatment"]["primary"]
+
+
 def test_the_decision_is_calibrated_for_the_mean_when_only_the_spread_changes():
     """98/2, equal means, lognormal spread 1.2 in control and 0.6 in treatment: the capped means
     differ although the means do not. A decision on capped means rejected ~31% of such data sets;

@@ -1,0 +1,41 @@
+"""A metric's shape over its history, read once over many more units than one experiment has.
+
+The skewness gate (docs/statistics.md) needs the per-unit skewness of a mean KPI. Read from an
+experiment's own samples it is low exactly when they missed their largest values, and those are
+the data sets whose interval is too narrow; read from history it does not depend on them. This
+profile is what `Kpi.historicalSkewness` is set from."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from functions.adapters.metric_store import store
+from functions.adapters.metric_store.profile import PROFILE_SQL
+from functions.core.stats.inference import MAX_MEAN_SKEWNESS, finite
+from functions.core.stats.sufficient import MomentStats
+
+ESTIMAND = ("per-unit total of {metric} over {days} days, every unit with analytics consent exposed to {who}, "
+            "zeros included")
+
+
+def profile(metric: str, days: int, experiment_id: str | None = None) -> dict[str, Any]:
+    until = datetime.now(UTC)
+    since = until - timedelta(days=days)
+    [row] = store().query(PROFILE_SQL, {"metric": metric, "since": since, "until": until,
+                                        "experiments": [experiment_id] if experiment_id else []})
+    n = int(row.get("n") or 0)
+    stats = MomentStats(n=float(n), sum_x=float(row.get("sx") or 0.0), sum_x2=float(row.get("sxx") or 0.0),
+                        shift_x=float(row.get("kx") or 0.0), sum_x3=float(row.get("sxxx") or 0.0))
+    shaped = n >= 3 and stats.var > 0
+    skewness = stats.k3 / stats.var**1.5 if shaped else None
+    return finite({
+        "metric": metric, "since": since.isoformat(), "until": until.isoformat(), "experimentId": experiment_id,
+        "units": n, "nonZeroUnits": int(row.get("nonzero") or 0),
+        "mean": stats.mean if n else None, "sd": math.sqrt(stats.var) if n >= 2 else None,
+        "skewness": skewness,
+        "neededUnitsPerArm": math.ceil((skewness / MAX_MEAN_SKEWNESS) ** 2) if skewness is not None else None,
+        "estimand": ESTIMAND.format(metric=metric, days=days,
+                                    who=f"experiment {experiment_id}" if experiment_id else "any experiment"),
+    })

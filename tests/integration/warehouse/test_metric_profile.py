@@ -1,0 +1,82 @@
+"""A metric's history profile (`GET /metrics/{metric}/profile`) on both engines against scipy
+over the per-unit totals written out in Python: zeros for exposed units without events, each
+event id once, only the window, only consenting units, only the metric asked for."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from scipy import stats as scipy_stats
+
+from functions.services.analytics import metric_profile
+
+NOW = datetime.now(UTC)
+
+
+def _exposure(unit: str, experiment: str, consent: bool = True) -> dict:
+    at = NOW - timedelta(days=40)
+    return {"event_id": f"{experiment}|{unit}", "experiment_id": experiment, "unit_id": unit, "status": "ASSIGNED",
+            "variant": "control", "analytics_consent": consent, "exposed_at": at, "received_at": at}
+
+
+def _event(eid: str, unit: str, value: float, days_ago: float, metric: str = "revenue") -> dict:
+    at = NOW - timedelta(days=days_ago)
+    return {"event_id": eid, "unit_id": unit, "metric": metric, "value": value, "pre_value": None, "region": "DE",
+            "event_time": at, "received_at": at}
+
+
+def _land(store) -> dict[str, dict[str, float]]:
+    """Rows for two experiments, and the per-unit totals each profile must see."""
+    rng = random.Random(21)
+    exposures, events = [], []
+    totals: dict[str, dict[str, float]] = {"all": {}, "exp-b": {}}
+    for i in range(400):
+        unit, experiment = f"u{i}", "exp-a" if i < 300 else "exp-b"
+        exposures.append(_exposure(unit, experiment))
+        totals["all"][unit] = 0.0
+        if experiment == "exp-b":
+            totals["exp-b"][unit] = 0.0
+        if rng.random() < 0.08:  # sparse, heavy-tailed spend
+            for j in range(rng.randint(1, 3)):
+                value = round(rng.lognormvariate(3.0, 1.5), 2)
+                events.append(_event(f"{unit}-{j}", unit, value, rng.uniform(0.5, 27.5)))
+                totals["all"][unit] += value
+                if experiment == "exp-b":
+                    totals["exp-b"][unit] += value
+    exposures.append({**exposures[0], "received_at": NOW})  # a redelivered exposure
+    events += [dict(events[0], received_at=NOW), dict(events[1], value=5e6, received_at=NOW)]  # redelivered ids
+    events.append(_event("old", "u1", 7e5, 30.0))  # before the window
+    events.append(_event("future", "u1", 7e5, -1.0))  # after it
+    events.append(_event("other", "u2", 7e5, 1.0, metric="sessions"))  # another metric
+    exposures.append(_exposure("nc", "exp-a", consent=False))  # no consent: not in the population
+    events.append(_event("nc-1", "nc", 7e5, 1.0))
+    events.append(_event("never-exposed", "stranger", 7e5, 1.0))  # exposed to no experiment
+    store.append("exposures", exposures)
+    store.append("kpi_events", events)
+    return totals
+
+
+def test_the_profile_is_scipys_skewness_of_the_per_unit_totals(store, monkeypatch):
+    totals = _land(store)
+    monkeypatch.setattr(metric_profile, "store", lambda: store)
+    for experiment, expected in ((None, totals["all"]), ("exp-b", totals["exp-b"])):
+        got = metric_profile.profile("revenue", 28, experiment)
+        values = list(expected.values())
+        assert got["units"] == len(values) and got["nonZeroUnits"] == sum(v != 0 for v in values)
+        assert got["mean"] == pytest.approx(sum(values) / len(values), rel=1e-9)
+        assert got["sd"] == pytest.approx(scipy_stats.tstd(values), rel=1e-9)
+        skew = float(scipy_stats.skew(values, bias=False))
+        assert got["skewness"] == pytest.approx(skew, rel=1e-9)
+        assert 355 * skew**2 * (1 - 1e-9) <= got["neededUnitsPerArm"] < 355 * skew**2 * (1 + 1e-9) + 1
+        assert got["skewness"] > 3  # sparse lognormal spend: the gate's history is far from symmetric
+
+
+def test_without_data_the_profile_has_no_shape(store, monkeypatch):
+    monkeypatch.setattr(metric_profile, "store", lambda: store)
+    got = metric_profile.profile("revenue", 28)
+    assert (got["units"], got["skewness"], got["neededUnitsPerArm"], got["mean"]) == (0, None, None, None)
+    store.append("exposures", [_exposure(f"z{i}", "exp-z") for i in range(5)])
+    flat = metric_profile.profile("revenue", 28)  # five units, all zero: no spread, no shape
+    assert (flat["units"], flat["sd"], flat["skewness"]) == (5, 0.0, None)
