@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +14,7 @@ from google.cloud import pubsub_v1
 
 from functions.adapters.pubsub import publish_many
 from functions.config import settings
+from functions.core.ids import new_id, random_hex
 from localdev.tokens import bearer, mint
 
 PM = bearer("demo-pm", ["pm"])
@@ -53,7 +53,7 @@ DEMO_TEAM = "demo-team"
 def _lifecycle(base: str, definition: dict[str, Any]) -> dict[str, Any]:
     """Create, submit, approve and start in one call. The approver reviews the content hash and
     signs in with a token bound to it (four eyes on what runs)."""
-    definition = {**definition, "id": f"exp-demo-{uuid.uuid4().hex[:8]}", "teamId": DEMO_TEAM}
+    definition = {**definition, "id": new_id("exp-demo", 8), "teamId": DEMO_TEAM}
     bound = _call("POST", f"{base}/experiments/lifecycle/content-hash", PM, definition)["contentHash"]
     approver = mint("demo-approver", ["approver"], approvesContentHash=bound)
     return _call("POST", f"{base}/experiments/lifecycle", PM, {"definition": definition, "approverTokens": [approver]})
@@ -64,7 +64,7 @@ def run_demo(base: str, units: int = 400, seed: int = 7) -> dict[str, Any]:
     _CLOCK["start"] = time.monotonic()
     print("demo: an annual-plan price test with a frozen 10% team holdout", flush=True)
     subscriber = pubsub_v1.SubscriberClient()
-    kill_sub = f"projects/{settings().project_id}/subscriptions/demo-kill-switch-{uuid.uuid4().hex[:6]}"
+    kill_sub = f"projects/{settings().project_id}/subscriptions/demo-kill-switch-{random_hex(6)}"
     subscriber.create_subscription(request={"name": kill_sub, "topic": settings().topic_path("kill_switch")})
 
     # The demo's holdout and experiments live in their own team, so a quick start run on the same

@@ -9,7 +9,6 @@ it sent did not).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -20,12 +19,13 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters import pubsub
 from functions.adapters.firestore import OUTBOX, db
+from functions.core.ids import short_digest
 
 log = logging.getLogger(__name__)
 
 
 def message_id(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:40]
+    return short_digest(key, 40)
 
 
 def message(topic_key: str, payload: dict[str, Any], key: str) -> tuple[str, dict[str, Any]]:

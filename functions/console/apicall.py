@@ -9,7 +9,6 @@ A page that needs `GET /experiments/{id}/health` calls `call(experiments_api.rou
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import flask
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 from functions.adapters.auth import Principal
 from functions.api.router import RequestContext, Router, json_response, validate
 from functions.core.errors import ErrorCode, Forbidden, MethodNotAllowed, NotFound
+from functions.core.ids import random_hex
 from functions.models.common import ID_PATTERN, is_document_id
 
 
@@ -56,7 +56,7 @@ def call(router: Router, method: str, path: str, principal: Principal, body: Any
     if not route.public and not principal.has_any(route.roles):
         raise Forbidden(f"role not allowed; needs one of {sorted(route.roles | {'admin'})}",
                         details={"required": sorted(route.roles | {"admin"}), "roles": sorted(principal.roles)})
-    ctx = RequestContext(principal=principal, request_id=request_id or uuid.uuid4().hex,
+    ctx = RequestContext(principal=principal, request_id=request_id or random_hex(),
                          request=flask.request if flask.has_request_context() else None)  # type: ignore[arg-type]
     kwargs: dict[str, Any] = dict(params)
     if route.query is not None:

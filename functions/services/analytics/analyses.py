@@ -8,7 +8,6 @@ one commit with its ledger entry, so anyone can recompute a published verdict of
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +16,7 @@ from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.config import settings
 from functions.core.assignment.decision import expected_split
 from functions.core.errors import ErrorCode, NotFound
+from functions.core.ids import random_hex
 from functions.core.stats.corrections import ExclusionConfig
 from functions.core.stats.pipeline import (
     MEAN,
@@ -86,7 +86,7 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
     primary_metric = next(k["metric"] for k in doc["kpis"] if k["role"] == "PRIMARY")
     primary = results.get(primary_metric, {})
     recommendation = {arm: data["recommendation"] for arm, data in primary.get("arms", {}).items()}
-    analysis_id = f"{experiment_id}__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}__{uuid.uuid4().hex[:6]}"
+    analysis_id = f"{experiment_id}__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}__{random_hex(6)}"
     stored = {
         "id": analysis_id, "experimentId": experiment_id, "createdAt": datetime.now(UTC), "createdBy": actor,
         "engineVersion": primary.get("engineVersion"), "fingerprint": primary.get("fingerprint"),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from functions.adapters import pubsub
 from functions.adapters.repositories import holdouts as storage
 from functions.config import settings
 from functions.core.errors import ErrorCode, Forbidden
+from functions.core.ids import random_hex
 from functions.models.assign import (
     AssignBatchResponse,
     CohortSighting,
@@ -195,7 +195,7 @@ def publish_exposures(outcome: Outcome, request_id: str | None = None, wait: boo
     entries = [(k, kind, item.model_dump()) for k, (kind, item) in keyed.items() if k in fresh]
     if not entries:
         return 0
-    base = f"assign-{request_id or uuid.uuid4().hex}"
+    base = f"assign-{request_id or random_hex()}"
     at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     chunks = _chunks(entries)
     for i, chunk in enumerate(chunks):

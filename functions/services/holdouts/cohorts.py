@@ -9,13 +9,13 @@ who is held out (FROZEN_FIELDS) are refused with 409 FROZEN_COHORT, which is wha
 from __future__ import annotations
 
 import secrets
-import uuid
 from typing import Any
 
 from functions.adapters import ledger_store
 from functions.adapters.repositories.cohorts import CohortDoc
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.core.errors import Conflict, ErrorCode, NotFound
+from functions.core.ids import new_id
 from functions.models.holdouts import (
     DEFAULT_POLICIES,
     FROZEN_FIELDS,
@@ -36,7 +36,7 @@ def _ledger_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def create(body: CohortCreate, actor: dict[str, str]) -> Cohort:
-    cohort_id = f"hc-{uuid.uuid4().hex[:16]}"
+    cohort_id = new_id("hc", 16)
     now = ledger_store.now_iso()
     policies = {**{str(k): str(v) for k, v in DEFAULT_POLICIES.items()},
                 **{str(k): str(v) for k, v in body.spilloverPolicies.items()}}

@@ -15,7 +15,6 @@ concurrent second checkpointer loses on the log document's update-time precondit
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from typing import Any
 from functions.adapters import ledger_store
 from functions.adapters import merkle_log as ledger_log
 from functions.core.errors import Conflict, ErrorCode
+from functions.core.ids import short_digest
 from functions.core.ledger import anchor, merkle, signing
 from functions.core.ledger.entry import timestamp_text
 from functions.services.ledger.verification import RACY, anchor_state
@@ -39,7 +39,7 @@ class CheckpointRefused(Conflict):
 def _raise_alert(problems: list[dict[str, Any]], latest: dict[str, Any] | None, now: datetime) -> None:
     """One alert document and one `ledger-alerts` message per distinct problem set; a repeat
     (every sweep until repaired) only moves `lastSeenAt`."""
-    digest = hashlib.sha256(json.dumps(problems, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    digest = short_digest(json.dumps(problems, sort_keys=True, default=str), 32)
     if ledger_log.repeat_alert(digest, now):
         return
     alert = {"kind": "CHECKPOINT_REFUSED", "problems": problems, "latestSignedSize": (latest or {}).get("treeSize"),

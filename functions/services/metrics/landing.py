@@ -11,7 +11,6 @@ kill or before its exposure is recorded still counts wherever it belongs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from functions.adapters.metric_store.landing import land
 from functions.adapters.metric_store.schema import EXPOSURES, FRAUD_FLAGS, KPI_EVENTS, LINKS
 from functions.config import settings
 from functions.core.errors import ErrorCode, Unprocessable
+from functions.core.ids import short_digest
 from functions.models.analytics import FraudSignal
 from functions.models.assign import ExposureRow
 from functions.models.experiments import KpiEvent
@@ -80,7 +80,7 @@ def exposure_event_id(row: ExposureRow) -> str:
     """One id per (experiment, unit, decision): repeats of a decision de-duplicate, a second
     decision for the same unit stays visible (and takes the unit out of analysis)."""
     key = json.dumps([row.experimentId, row.unitId, row.status, row.variant], separators=(",", ":"))
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    return short_digest(key, 32)
 
 
 def land_exposures(rows: Iterable[ExposureRow], at: datetime) -> int:
@@ -101,7 +101,7 @@ def land_fraud_flags(signals: Iterable[FraudSignal]) -> int:
 def link_event_id(link_event_id: str, cohort_id: str) -> str:
     """One row per (link event, cohort): a redelivered link lands the same ids again."""
     key = json.dumps([link_event_id, cohort_id], separators=(",", ":"))
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    return short_digest(key, 32)
 
 
 def land_links(link: SpilloverLinkIn, cohort_ids: Iterable[str], occurred_at: datetime) -> int:
