@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from datetime import UTC, datetime
 
 import requests
 
 from functions.adapters.firestore import db
 from functions.config import settings
+from functions.core.clock import utc_now
 from functions.core.ids import random_hex
 from functions.triggers import FIRESTORE_FUNCTIONS
 
@@ -45,7 +45,7 @@ class FirestoreBridge:
                 "ce-type": EVENT_TYPE,
                 "ce-source": f"//firestore.googleapis.com/projects/{settings().project_id}/databases/(default)",
                 "ce-subject": f"documents/{path}",
-                "ce-time": datetime.now(UTC).isoformat(),
+                "ce-time": utc_now().isoformat(),
                 "Content-Type": "application/json",
             }
             try:

@@ -18,11 +18,11 @@ import signal
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from werkzeug.serving import make_server
 
+from functions.core.clock import utc_now
 from localdev.emulators import Emulators, EmulatorUnavailable, free_port
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def _ticker(stop: threading.Event, seconds: float) -> None:
 
     while not stop.wait(seconds):
         with contextlib.suppress(Exception):
-            now = datetime.now(UTC)
+            now = utc_now()
             publish("sweep_ticks", {"eventId": f"tick-{now.isoformat()}", "tick": now.isoformat()})
 
 

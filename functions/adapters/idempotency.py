@@ -6,12 +6,12 @@ either finds the key (and does nothing) or the earlier attempt never committed a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
 
 from functions.adapters.firestore import PROCESSED_EVENTS
+from functions.core.clock import utc_now
 from functions.core.ids import short_digest
 
 
@@ -21,7 +21,7 @@ def key_id(event_id: str) -> str:
 
 
 def key_document(event_id: str) -> dict[str, Any]:
-    return {"eventId": event_id, "at": datetime.now(UTC)}
+    return {"eventId": event_id, "at": utc_now()}
 
 
 def key_ref(parent: firestore.DocumentReference, event_id: str) -> firestore.DocumentReference:

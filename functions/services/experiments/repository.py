@@ -8,7 +8,7 @@ from typing import Any
 
 from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.unit_of_work import reading
-from functions.models.common import iso_text
+from functions.core.clock import iso_text
 from functions.models.experiments import ExperimentDefinition, ExperimentOut
 
 DEFINITION_FIELDS = tuple(ExperimentDefinition.model_fields)

@@ -15,12 +15,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from functions.adapters import pubsub
 from functions.adapters.repositories import holdouts as storage
 from functions.config import settings
+from functions.core.clock import now_text
 from functions.core.errors import ErrorCode, Forbidden
 from functions.core.ids import random_hex
 from functions.models.assign import (
@@ -196,7 +196,7 @@ def publish_exposures(outcome: Outcome, request_id: str | None = None, wait: boo
     if not entries:
         return 0
     base = f"assign-{request_id or random_hex()}"
-    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    at = now_text()
     chunks = _chunks(entries)
     for i, chunk in enumerate(chunks):
         message = {"eventId": base if len(chunks) == 1 else f"{base}-{i}", "at": at,

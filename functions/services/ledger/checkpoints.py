@@ -18,15 +18,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from functions.adapters import ledger_store
 from functions.adapters import merkle_log as ledger_log
+from functions.core.clock import timestamp_text, utc_now
 from functions.core.errors import Conflict, ErrorCode
 from functions.core.ids import short_digest
 from functions.core.ledger import anchor, merkle, signing
-from functions.core.ledger.entry import timestamp_text
 from functions.services.ledger.verification import RACY, anchor_state
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def _fresh_entries(heads: dict[str, list[Any]], keyring: dict[str, Any]
 def create_checkpoint(now: datetime | None = None, actor: dict[str, str] | None = None) -> dict[str, Any] | None:
     """The new checkpoint, or None when nothing new was appended (or another checkpointer won).
     Raises CheckpointRefused (after alerting) when the ledger does not extend the signed one."""
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     keyring, key = ledger_log.keyring(), ledger_log.signing_key()
     for attempt in range(2):  # a checkpoint another sweep commits between our reads is not damage
         snap, state = ledger_log.log_state()

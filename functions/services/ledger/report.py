@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from functions.adapters import ledger_store
-from functions.core.ledger.entry import timestamp_text
+from functions.core.clock import timestamp_text
 from functions.core.ledger.preregistration import analysis_plan, plan_hash
 from functions.core.wording import reason_text, verdict_sentence
 from functions.services.analytics import analyses as analytics

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from functions.adapters.metric_store.landing import land
 from functions.adapters.metric_store.schema import EXPOSURES, FRAUD_FLAGS, KPI_EVENTS, LINKS
 from functions.config import settings
+from functions.core.clock import utc_now
 from functions.core.errors import ErrorCode, Unprocessable
 from functions.core.ids import short_digest
 from functions.models.analytics import FraudSignal
@@ -62,7 +63,7 @@ def land_kpi_events(events: Iterable[KpiEvent]) -> IngestResult:
     """Validate and land a batch in one append. Events without analytics consent are counted,
     never stored; an event the system cannot value (unknown currency) is rejected with its code."""
     result = IngestResult()
-    now = datetime.now(UTC)
+    now = utc_now()
     rows = []
     for event in events:
         if not event.consent.analytics:
@@ -84,7 +85,7 @@ def exposure_event_id(row: ExposureRow) -> str:
 
 
 def land_exposures(rows: Iterable[ExposureRow], at: datetime) -> int:
-    now = datetime.now(UTC)
+    now = utc_now()
     return land(EXPOSURES, [
         {"event_id": exposure_event_id(r), "experiment_id": r.experimentId, "unit_id": r.unitId, "status": r.status,
          "variant": r.variant, "analytics_consent": r.analyticsConsent, "exposed_at": at, "received_at": now}
@@ -92,7 +93,7 @@ def land_exposures(rows: Iterable[ExposureRow], at: datetime) -> int:
 
 
 def land_fraud_flags(signals: Iterable[FraudSignal]) -> int:
-    now = datetime.now(UTC)
+    now = utc_now()
     return land(FRAUD_FLAGS, [
         {"event_id": s.eventId, "unit_id": s.unitId, "reason": s.reason, "source": s.source,
          "flagged_at": s.flaggedAt or now, "received_at": now} for s in signals])
@@ -107,7 +108,7 @@ def link_event_id(link_event_id: str, cohort_id: str) -> str:
 def land_links(link: SpilloverLinkIn, cohort_ids: Iterable[str], occurred_at: datetime) -> int:
     """A link the cohorts took (not refused under BLOCK), for analyses to find units linked across
     arms. Landed after the link's Firestore record commits, again on every redelivery."""
-    now = datetime.now(UTC)
+    now = utc_now()
     return land(LINKS, [
         {"event_id": link_event_id(link.eventId, cid), "link_event_id": link.eventId, "cohort_id": cid,
          "source_unit_id": link.sourceUnitId, "target_unit_id": link.targetUnitId, "link_type": str(link.linkType),
