@@ -34,7 +34,7 @@ from functions.services.metrics.analysis_inputs import HOLDOUT_ARM
 
 
 def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> dict[str, Any]:
-    doc = repository.load(None, experiment_id)
+    doc = repository.load(experiment_id)
     variants = [(v["key"], float(v["weight"])) for v in doc["variants"]]
     keys = [k for k, _ in variants]
     now = utc_now()

@@ -37,7 +37,7 @@ def latest_snapshot(experiment_id: str) -> dict[str, Any] | None:
 
 
 def health(experiment_id: str) -> dict[str, Any]:
-    doc = repository.load(None, experiment_id)
+    doc = repository.load(experiment_id)
     exposures = exposure_counts(experiment_id, [v["key"] for v in doc["variants"]])
     return assess(experiment_id, doc, exposures, latest_snapshot(experiment_id), sweep_status())
 

@@ -14,10 +14,9 @@ from functions.models.experiments import ExperimentDefinition, ExperimentOut
 DEFINITION_FIELDS = tuple(ExperimentDefinition.model_fields)
 
 
-def load(txn: None, experiment_id: str) -> ExperimentDoc:
-    """The experiment, read outside any transaction (404 EXPERIMENT_NOT_FOUND if absent).
-    `txn` must be None: reads inside a transaction go through `uow.experiments`."""
-    assert txn is None, "inside a transaction, read through the unit of work"
+def load(experiment_id: str) -> ExperimentDoc:
+    """The experiment, read outside any transaction (404 EXPERIMENT_NOT_FOUND if absent); reads
+    inside a transaction go through `uow.experiments`."""
     return reading().experiments.get(experiment_id)
 
 

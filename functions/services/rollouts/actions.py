@@ -48,7 +48,7 @@ def _act(experiment_id: str, actor: dict[str, str], reason: str,
 
 
 def _counts(experiment_id: str) -> dict[str, int]:
-    experiment = experiments.load(None, experiment_id)
+    experiment = experiments.load(experiment_id)
     return inputs.exposure_counts(experiment_id, [k for k, _ in inputs.weights(experiment)])
 
 
@@ -98,7 +98,7 @@ def approve_stage(experiment_id: str, actor: dict[str, str], reason: str) -> dic
 
 def advance(experiment_id: str, principal: Principal, reason: str, override: bool) -> dict[str, Any]:
     """Requirements are evaluated now; an operator's advance is itself the manual approval."""
-    experiment = experiments.load(None, experiment_id)
+    experiment = experiments.load(experiment_id)
     seen = store.require_plan(experiment_id)
     state = PlanState.from_doc(seen)
     plan_core.ensure_can_advance(state)  # a paused or final rollout says so, not "requirements not met"

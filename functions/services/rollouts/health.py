@@ -15,7 +15,7 @@ from functions.services.rollouts.progression import assess
 
 def health(experiment_id: str, now: datetime | None = None) -> dict[str, Any]:
     now = now or utc_now()
-    experiment = experiments.load(None, experiment_id)
+    experiment = experiments.load(experiment_id)
     state = PlanState.from_doc(store.require_plan(experiment_id))
     observed, results, decision = assess(experiment, state, now)
     started = experiment.get("startedAt") is not None

@@ -89,5 +89,5 @@ def put_plan(experiment_id: str, body: PlanRequest, actor: dict[str, str]) -> di
 
 
 def get_plan(experiment_id: str) -> dict[str, Any]:
-    experiments.load(None, experiment_id)
+    experiments.load(experiment_id)
     return store.require_plan(experiment_id)
