@@ -8,8 +8,10 @@ setup:
 setup-tests:
 	@bash scripts/setup.sh --tests
 
+# Flags pass through: make run ARGS="--quiet --no-demo" (see python -m localdev.run --help).
+ARGS ?=
 run: setup
-	.venv/bin/python -m localdev.run
+	.venv/bin/python -m localdev.run $(ARGS)
 
 test: setup-tests
 	.venv/bin/ruff check .

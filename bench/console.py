@@ -37,7 +37,7 @@ def seed_snapshots(experiment_ids: list[str], count: int, seed: int = 11) -> int
     writer = db().bulk_writer()
     written = 0
     for eid in experiment_ids:
-        doc = repository.load(None, eid)
+        doc = repository.load(eid)
         arms = [v["key"] for v in doc["variants"]]
         for i in range(count):
             taken = now - timedelta(minutes=5 * (count - i))

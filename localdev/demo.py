@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import requests
@@ -15,6 +14,8 @@ from google.cloud import pubsub_v1
 
 from functions.adapters.pubsub import publish_many
 from functions.config import settings
+from functions.core.clock import utc_now
+from functions.core.ids import new_id, random_hex
 from localdev.tokens import bearer, mint
 
 PM = bearer("demo-pm", ["pm"])
@@ -53,7 +54,7 @@ DEMO_TEAM = "demo-team"
 def _lifecycle(base: str, definition: dict[str, Any]) -> dict[str, Any]:
     """Create, submit, approve and start in one call. The approver reviews the content hash and
     signs in with a token bound to it (four eyes on what runs)."""
-    definition = {**definition, "id": f"exp-demo-{uuid.uuid4().hex[:8]}", "teamId": DEMO_TEAM}
+    definition = {**definition, "id": new_id("exp-demo", 8), "teamId": DEMO_TEAM}
     bound = _call("POST", f"{base}/experiments/lifecycle/content-hash", PM, definition)["contentHash"]
     approver = mint("demo-approver", ["approver"], approvesContentHash=bound)
     return _call("POST", f"{base}/experiments/lifecycle", PM, {"definition": definition, "approverTokens": [approver]})
@@ -64,7 +65,7 @@ def run_demo(base: str, units: int = 400, seed: int = 7) -> dict[str, Any]:
     _CLOCK["start"] = time.monotonic()
     print("demo: an annual-plan price test with a frozen 10% team holdout", flush=True)
     subscriber = pubsub_v1.SubscriberClient()
-    kill_sub = f"projects/{settings().project_id}/subscriptions/demo-kill-switch-{uuid.uuid4().hex[:6]}"
+    kill_sub = f"projects/{settings().project_id}/subscriptions/demo-kill-switch-{random_hex(6)}"
     subscriber.create_subscription(request={"name": kill_sub, "topic": settings().topic_path("kill_switch")})
 
     # The demo's holdout and experiments live in their own team, so a quick start run on the same
@@ -109,10 +110,10 @@ def run_demo(base: str, units: int = 400, seed: int = 7) -> dict[str, Any]:
     for unit, arm in arms.items():
         events.append({"eventId": f"rev-{unit}", "unitId": unit, "metric": "revenue",
                        "value": 54.99 if arm == "treatment" else 49.99, "currency": "EUR",
-                       "timestamp": datetime.now(UTC).isoformat(), "region": "DE"})
+                       "timestamp": utc_now().isoformat(), "region": "DE"})
         refunded = rng.random() < (0.35 if arm == "treatment" else 0.03)
         events.append({"eventId": f"ref-{unit}", "unitId": unit, "metric": "refund", "region": "DE",
-                       "value": 1.0 if refunded else 0.0, "timestamp": datetime.now(UTC).isoformat()})
+                       "value": 1.0 if refunded else 0.0, "timestamp": utc_now().isoformat()})
     sent = len(publish_many("kpi_events", events))
     _say(f"published {sent} KPI events to Pub/Sub (treatment refunds ~35%, control ~3%)")
     stopped = ("KILLED", "PAUSED")
@@ -175,7 +176,7 @@ def _ga4_export(arms: dict[str, str] | None = None, rng: random.Random | None = 
     engine = store()
     if not isinstance(engine, DuckDBStore):
         return 0
-    now = datetime.now(UTC)
+    now = utc_now()
     rows = ga4_sample.generate(users=200, days=14, start=now - timedelta(days=15))
     if arms:
         rows += ga4_sample.purchases(arms, now, rng or random.Random(3), {"value_first": 1.06})
@@ -210,7 +211,7 @@ def _running_experiment(base: str, cohort_id: str, rng: random.Random, units: in
             if r["experiments"].get(eid, {}).get("status") == "ASSIGNED"}
     _wait(lambda: sum(_call("GET", f"{base}/experiments/{eid}/health", VIEWER)["exposures"].values())
           >= len(arms), 60, "exposure log")
-    now = datetime.now(UTC).isoformat()
+    now = utc_now().isoformat()
     events = []
     for unit, arm in arms.items():
         pre = max(0.0, rng.gauss(40, 12))

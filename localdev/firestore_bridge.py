@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import uuid
-from datetime import UTC, datetime
 
 import requests
 
 from functions.adapters.firestore import db
 from functions.config import settings
+from functions.core.clock import utc_now
+from functions.core.ids import random_hex
 from functions.triggers import FIRESTORE_FUNCTIONS
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,12 @@ class FirestoreBridge:
         while (item := self.queue.get()) is not None:
             function, path = item
             headers = {
-                "ce-id": uuid.uuid4().hex,
+                "ce-id": random_hex(),
                 "ce-specversion": "1.0",
                 "ce-type": EVENT_TYPE,
                 "ce-source": f"//firestore.googleapis.com/projects/{settings().project_id}/databases/(default)",
                 "ce-subject": f"documents/{path}",
-                "ce-time": datetime.now(UTC).isoformat(),
+                "ce-time": utc_now().isoformat(),
                 "Content-Type": "application/json",
             }
             try:

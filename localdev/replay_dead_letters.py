@@ -22,14 +22,13 @@ import argparse
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from functions.adapters.pubsub import PUBLISH_TIMEOUT_SECONDS, hold_id, publisher
 from functions.config import settings
-from functions.models.common import parse_time
+from functions.core.clock import parse_time, utc_now
 
 SOURCE = "CloudPubSubDeadLetterSourceSubscription"
 SOURCE_PROJECT = "CloudPubSubDeadLetterSourceSubscriptionProject"
@@ -58,7 +57,7 @@ def replay(hold: str | None = None, apply: bool = False, limit: int = 1000,
     topics: dict[str, str] = {}
     seen: set[str] = set()
     out = Replayed()
-    now = datetime.now(UTC)
+    now = utc_now()
     subscriber = pubsub_v1.SubscriberClient()
     with subscriber:
         while out.held < limit:

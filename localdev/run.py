@@ -1,8 +1,12 @@
 """Run the whole system locally: emulators, every function, Pub/Sub push, the sweep ticker,
 the Firestore trigger bridge, then the demo that walks a full experiment lifecycle.
 
-    python -m localdev.run [--port 8000] [--tick-seconds 30] [--no-demo] [--exit-after-demo]
+    python -m localdev.run [--port 8000] [--tick-seconds 30] [--no-demo] [--exit-after-demo] [--quiet]
                            [--log-level WARNING] [--landing pubsub|direct]
+
+`make run ARGS="--quiet --no-demo"` passes flags through. `--quiet` prints only the demo's story
+and the URLs; the rest (emulator hosts, push subscriptions, settings) and the functions' JSON logs
+go to `.run/localdev.log`.
 
 Metric-store rows land as in the cloud by default (`--landing pubsub`, or $METRIC_LANDING): the
 functions publish them to the landing topics and a batching consumer in this process
@@ -13,20 +17,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import sys
 import threading
 import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from werkzeug.serving import make_server
 
+from functions.core.clock import utc_now
 from localdev.emulators import Emulators, EmulatorUnavailable, free_port
 
 if TYPE_CHECKING:
     from localdev.landing_consumer import LandingConsumer
+
+
+LOG_NAME = "localdev.log"  # in the emulators' log directory, .run/
 
 
 class Stopped(BaseException):
@@ -54,35 +63,76 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
+class Output:
+    """What the run prints. Story lines and URLs always reach the terminal; details do too, unless
+    `quiet`, when they go to the log file with the functions' logs."""
+
+    def __init__(self, quiet: bool, log_path: Path) -> None:
+        self.quiet = quiet
+        self.log_path = log_path
+        self._file: TextIO | None = None
+        if quiet:  # one run's details and logs; both handles append, so their lines interleave whole
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.write_text("")
+
+    def story(self, text: str) -> None:
+        print(text, flush=True)
+
+    def detail(self, text: str) -> None:
+        if not self.quiet:
+            print(text, flush=True)
+            return
+        if self._file is None:
+            self._file = open(self.log_path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+        self._file.write(text + "\n")
+        self._file.flush()
+
+    def send_logs_to_file(self) -> None:
+        """With `quiet`, the functions' JSON logs go to the log file instead of stdout."""
+        if not self.quiet:
+            return
+        from functions.logs import CloudJsonFormatter
+
+        handler = logging.FileHandler(self.log_path, encoding="utf-8")
+        handler.setFormatter(CloudJsonFormatter())
+        logging.getLogger().handlers[:] = [handler]
+
+
 def _ticker(stop: threading.Event, seconds: float) -> None:
     from functions.adapters.pubsub import publish
 
     while not stop.wait(seconds):
         with contextlib.suppress(Exception):
-            now = datetime.now(UTC)
+            now = utc_now()
             publish("sweep_ticks", {"eventId": f"tick-{now.isoformat()}", "tick": now.isoformat()})
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=0, help="router port (default: a free one, 8000 if free)")
     parser.add_argument("--tick-seconds", type=float, default=30.0, help="local Cloud Scheduler interval")
     parser.add_argument("--no-demo", action="store_true")
     parser.add_argument("--exit-after-demo", action="store_true")
+    parser.add_argument("--quiet", action="store_true",
+                        help=f"print only the demo's story and the URLs; details and logs go to .run/{LOG_NAME}")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL") or "WARNING",
                         help="the functions' JSON logs on stdout (default WARNING, or $LOG_LEVEL; INFO logs "
                              "every request and event)")
     parser.add_argument("--landing", choices=("pubsub", "direct"), default=os.environ.get("METRIC_LANDING") or "pubsub",
                         help="how metric-store rows land: through the landing topics and a local batching consumer "
                              "(default, as in the cloud), or appended by the function itself")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     os.environ["LOG_LEVEL"] = args.log_level.upper()  # read by settings() when the functions load
     os.environ["METRIC_LANDING"] = args.landing
 
     _stop_on_signals()
     emulators = Emulators()
     try:
-        return _serve(args, emulators)
+        return _serve(args, emulators, Output(args.quiet, emulators.log_dir / LOG_NAME))
     except EmulatorUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -95,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         emulators.stop()
 
 
-def _serve(args: argparse.Namespace, emulators: Emulators) -> int:
+def _serve(args: argparse.Namespace, emulators: Emulators, out: Output) -> int:
     emulators.start()
     # Imported after the emulators export their variables.
     from functions import logs
@@ -105,6 +155,7 @@ def _serve(args: argparse.Namespace, emulators: Emulators) -> int:
     from localdev.targets import entry_points
 
     logs.configure()
+    out.send_logs_to_file()
     port = args.port or _preferred_port()
     base = f"http://127.0.0.1:{port}"
     server = make_server("127.0.0.1", port, build_app(), threaded=True)
@@ -117,26 +168,29 @@ def _serve(args: argparse.Namespace, emulators: Emulators) -> int:
         consumer = _landing_consumer()
         bridge = FirestoreBridge(base).start()
         threading.Thread(target=_ticker, args=(stop, args.tick_seconds), name="ticker", daemon=True).start()
-        print(f"\nFirestore emulator  {emulators.firestore_host}\nPub/Sub emulator    {emulators.pubsub_host}")
-        print(f"project             {emulators.project_id}\n\nfunctions at {base}:")
+        out.detail(f"\nFirestore emulator  {emulators.firestore_host}\nPub/Sub emulator    {emulators.pubsub_host}")
+        out.detail(f"project             {emulators.project_id}\n")
+        out.story(f"functions at {base}:")
         for name, kind in entry_points().items():
-            print(f"  {kind:10s} {base}/{name}")
-        print("\npush subscriptions:")
+            out.story(f"  {kind:10s} {base}/{name}")
+        out.detail("\npush subscriptions:")
         for topic, endpoint in pushes.items():
-            print(f"  {topic:20s} -> {endpoint}")
-        print("metric store rows land " + ("through the landing topics and a local batching consumer"
-                                           if consumer else "directly from the functions"))
-        print(f"sweep ticks every {args.tick_seconds:g}s; function logs at {os.environ['LOG_LEVEL']} and above "
-              "(--log-level INFO shows every request)\n", flush=True)
-        print(f"console: {base}/console/  (locally: sign in as any user and role)\n", flush=True)
+            out.detail(f"  {topic:20s} -> {endpoint}")
+        out.detail("metric store rows land " + ("through the landing topics and a local batching consumer"
+                                                if consumer else "directly from the functions"))
+        out.detail(f"sweep ticks every {args.tick_seconds:g}s; function logs at {os.environ['LOG_LEVEL']} and above "
+                   "(--log-level INFO shows every request)\n")
+        if out.quiet:
+            out.story(f"details and logs: {out.log_path}")
+        out.story(f"console: {base}/console/  (locally: sign in as any user and role)\n")
         if not args.no_demo:
             from localdev.demo import run_demo
 
             run_demo(base)
         if args.exit_after_demo:
             return 0
-        print(f"console at {base}/console/", flush=True)
-        print("serving; Ctrl-C stops everything", flush=True)
+        out.story(f"console at {base}/console/")
+        out.story("serving; Ctrl-C stops everything")
         while True:
             time.sleep(3600)  # until SIGTERM or Ctrl-C raises Stopped
     finally:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 
 from functions.config import settings
+from functions.core.clock import utc_now
 
 
 def _b64(obj: dict) -> str:
@@ -15,7 +15,7 @@ def _b64(obj: dict) -> str:
 
 def mint(uid: str, roles: list[str] | str | None = None, project: str | None = None, **claims) -> str:
     project = project or settings().project_id
-    now = int(time.time())
+    now = int(utc_now().timestamp())
     payload = {
         "iss": f"https://securetoken.google.com/{project}",
         "aud": project,

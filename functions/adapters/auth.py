@@ -15,7 +15,6 @@ import datetime
 import json
 import os
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from firebase_admin import auth as fb_auth
 from firebase_admin import exceptions as fb_exceptions
 
 from functions.config import settings
+from functions.core.clock import utc_now
 from functions.core.errors import ErrorCode, Unauthenticated, Unavailable
 
 ROLES = ("viewer", "pm", "approver", "operator", "admin", "service", "user")
@@ -141,7 +141,7 @@ def create_session_cookie(id_token: str, max_age_seconds: int) -> str:
     _require_signed(id_token)
     try:
         claims = fb_auth.verify_id_token(id_token, app=_app())
-        if time.time() - float(claims.get("auth_time") or 0) > SESSION_SIGNIN_MAX_AGE_SECONDS:
+        if utc_now().timestamp() - float(claims.get("auth_time") or 0) > SESSION_SIGNIN_MAX_AGE_SECONDS:
             raise Unauthenticated("sign in again: the sign-in is older than five minutes", code=ErrorCode.STALE_SIGNIN)
         expires = datetime.timedelta(seconds=max_age_seconds)
         return fb_auth.create_session_cookie(id_token, expires_in=expires, app=_app())

@@ -6,8 +6,6 @@ and so a unit id never appears in a document id (only in fields the rules let it
 
 from __future__ import annotations
 
-import hashlib
-
 from google.cloud import firestore
 
 from functions.adapters.firestore import (
@@ -16,23 +14,24 @@ from functions.adapters.firestore import (
     HOLDOUT_SPILLOVER_EVENTS,
     db,
 )
+from functions.core.ids import short_digest
 
 UNITS = "units"  # union-find nodes (parent pointers, component sizes, contamination marks)
 MEMBERS = "members"  # first sighting of a unit by assign, one per cohort (drives size counters)
 COUNTERS = "counters"  # sharded health counters
 
 
-def sha(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def unit_key(unit_id: str) -> str:
-    return sha(unit_id)[:40]
+    return short_digest(unit_id, 40)
+
+
+def spillover_event_key(event_id: str) -> str:
+    return short_digest(event_id, 40)
 
 
 def assignment_id(experiment_id: str, unit_id: str) -> str:
     """The exposure log id shared with the experiments module: `{experimentId}__{sha256(unit)[:32]}`."""
-    return f"{experiment_id}__{sha(unit_id)[:32]}"
+    return f"{experiment_id}__{short_digest(unit_id, 32)}"
 
 
 def cohort_ref(cohort_id: str) -> firestore.DocumentReference:
@@ -52,4 +51,4 @@ def assignment_ref(experiment_id: str, unit_id: str) -> firestore.DocumentRefere
 
 
 def spillover_event_ref(event_id: str) -> firestore.DocumentReference:
-    return db().collection(HOLDOUT_SPILLOVER_EVENTS).document(sha(event_id)[:40])
+    return db().collection(HOLDOUT_SPILLOVER_EVENTS).document(spillover_event_key(event_id))

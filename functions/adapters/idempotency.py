@@ -6,22 +6,22 @@ either finds the key (and does nothing) or the earlier attempt never committed a
 
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
 
 from functions.adapters.firestore import PROCESSED_EVENTS
+from functions.core.clock import utc_now
+from functions.core.ids import short_digest
 
 
 def key_id(event_id: str) -> str:
     # Event ids come from outside: hash them so '/' or odd unicode cannot escape the path.
-    return hashlib.sha256(event_id.encode()).hexdigest()[:40]
+    return short_digest(event_id, 40)
 
 
 def key_document(event_id: str) -> dict[str, Any]:
-    return {"eventId": event_id, "at": datetime.now(UTC)}
+    return {"eventId": event_id, "at": utc_now()}
 
 
 def key_ref(parent: firestore.DocumentReference, event_id: str) -> firestore.DocumentReference:

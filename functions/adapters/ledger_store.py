@@ -12,7 +12,6 @@ ledger key's signature over its hash, so an entry written around the service is 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
@@ -20,8 +19,9 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters import ledger_keys
 from functions.adapters.firestore import EXPERIMENT_LEDGER, db
+from functions.core.clock import now_text, utc_now
 from functions.core.ledger import signing
-from functions.core.ledger.entry import GENESIS_HASH, SealedEntry, seal_entry, timestamp_text
+from functions.core.ledger.entry import GENESIS_HASH, SealedEntry, seal_entry
 
 ENTRIES = "entries"
 
@@ -62,10 +62,6 @@ def read_head(txn: firestore.Transaction | None, chain_id: str) -> Head:
     return head_of(chain_id, (snap.to_dict() or {}) if snap.exists else None)
 
 
-def now_iso() -> str:
-    return timestamp_text(datetime.now(UTC))
-
-
 def seal(
     head: Head,
     *,
@@ -80,7 +76,7 @@ def seal(
         chain_id=head.chain_id,
         seq=head.next_seq,
         prev_hash=head.prev_hash,
-        timestamp=timestamp or now_iso(),
+        timestamp=timestamp or now_text(),
         actor=actor,
         action=action,
         subject=subject,
@@ -88,7 +84,7 @@ def seal(
     )
     entry = {**sealed.to_document(), **signing.sign_entry(sealed.hash, ledger_keys.signing_key())}
     head_doc = {"chainId": head.chain_id, "headSeq": sealed.seq, "headHash": sealed.hash,
-                "updatedAt": datetime.now(UTC)}
+                "updatedAt": utc_now()}
     return sealed, entry, head_doc
 
 

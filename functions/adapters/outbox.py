@@ -9,10 +9,8 @@ it sent did not).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
@@ -20,12 +18,14 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from functions.adapters import pubsub
 from functions.adapters.firestore import OUTBOX, db
+from functions.core.clock import utc_now
+from functions.core.ids import short_digest
 
 log = logging.getLogger(__name__)
 
 
 def message_id(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:40]
+    return short_digest(key, 40)
 
 
 def message(topic_key: str, payload: dict[str, Any], key: str) -> tuple[str, dict[str, Any]]:
@@ -35,7 +35,7 @@ def message(topic_key: str, payload: dict[str, Any], key: str) -> tuple[str, dic
         "topic": topic_key,
         "payload": json.dumps(payload, sort_keys=True, allow_nan=False),
         "messageKey": mid,
-        "createdAt": datetime.now(UTC),
+        "createdAt": utc_now(),
         "sent": False,
     }
 
@@ -58,7 +58,7 @@ def _publish_one(snapshot: firestore.DocumentSnapshot) -> bool:
     if doc.get("sent"):
         return False
     pubsub.publish(doc["topic"], json.loads(doc["payload"]), messageKey=doc["messageKey"])
-    snapshot.reference.update({"sent": True, "sentAt": datetime.now(UTC)})
+    snapshot.reference.update({"sent": True, "sentAt": utc_now()})
     return True
 
 

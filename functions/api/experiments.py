@@ -106,7 +106,7 @@ def list_summaries(ctx: RequestContext, query: ListQuery) -> SummaryList:
 
 @router.get("/{experiment_id}", roles=ANY_STAFF, response=ExperimentOut, summary="Get one experiment")
 def get(ctx: RequestContext, experiment_id: str) -> ExperimentOut:
-    return _out(repository.load(None, experiment_id))
+    return _out(repository.load(experiment_id))
 
 
 @router.put("/{experiment_id}", roles=PM, body=UpdateExperiment, response=ExperimentOut,
@@ -165,7 +165,7 @@ def get_health(ctx: RequestContext, experiment_id: str) -> dict[str, Any]:
 @router.get("/{experiment_id}/snapshots", roles=ANY_STAFF, query=SeriesQuery, response=SnapshotSeries,
             summary="Snapshot series oldest first: units per arm and guardrail verdicts over time")
 def snapshots(ctx: RequestContext, experiment_id: str, query: SeriesQuery) -> SnapshotSeries:
-    repository.load(None, experiment_id)
+    repository.load(experiment_id)
     return SnapshotSeries.model_validate({"experimentId": experiment_id,
                                           "snapshots": views.snapshot_series(experiment_id, query.limit)})
 
@@ -180,5 +180,5 @@ def get_overview(ctx: RequestContext, experiment_id: str, query: SeriesQuery) ->
 @router.get("/{experiment_id}/events", roles=ANY_STAFF, response=ExperimentEventList,
              summary="The experiment's event history")
 def events(ctx: RequestContext, experiment_id: str) -> dict[str, Any]:
-    repository.load(None, experiment_id)
+    repository.load(experiment_id)
     return {"events": repository.events(experiment_id)}

@@ -10,9 +10,9 @@ from pydantic import Field
 
 from functions.adapters import merkle_log as ledger_log
 from functions.api.router import ANY_STAFF, RequestContext, Router
+from functions.core.clock import timestamp_text
 from functions.core.errors import ErrorCode, Unprocessable
 from functions.core.ledger import signing
-from functions.core.ledger.entry import timestamp_text
 from functions.models.common import Id, StrictModel, Timestamp
 from functions.models.ledger import (
     AuditReport,

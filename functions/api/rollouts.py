@@ -45,7 +45,7 @@ def get_health(ctx: RequestContext, experiment_id: str) -> dict[str, Any]:
 @router.get("/{experiment_id}/events", roles=ANY_STAFF, response=RolloutEventList,
             summary="Every rollout change with its justification")
 def events(ctx: RequestContext, experiment_id: str) -> dict[str, Any]:
-    experiments.load(None, experiment_id)
+    experiments.load(experiment_id)
     return {"events": store.list_events(experiment_id)}
 
 

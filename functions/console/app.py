@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import mimetypes
 import time
-import uuid
 from urllib.parse import quote
 
 import flask
@@ -22,6 +21,7 @@ from functions.console import reports as _reports  # noqa: F401  (its routes reg
 from functions.console.apicall import call
 from functions.console.web import ROUTES, STATIC, STATIC_NAME, Page, firebase_config, route
 from functions.core.errors import AppError, BadRequest, ErrorCode, MethodNotAllowed, NotFound, Unauthenticated
+from functions.core.ids import random_hex
 from functions.models.common import is_document_id
 
 log = logging.getLogger("functions.console")
@@ -52,7 +52,7 @@ def handle(request: flask.Request) -> flask.Response:
         response = _error(request, who, AppError("backend temporarily unavailable",
                                                  code=ErrorCode.UNAVAILABLE), status=503)
     except Exception:
-        request_id = uuid.uuid4().hex
+        request_id = random_hex()
         log.exception("console error", extra={"json_fields": {"requestId": request_id, "path": request.path}})
         response = _error(request, who, AppError("internal error", code=ErrorCode.INTERNAL,
                                                  details={"requestId": request_id}), status=500)

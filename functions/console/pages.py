@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from functions.adapters.auth import Principal
@@ -22,9 +22,9 @@ from functions.api import ledger as ledger_api
 from functions.api import rollouts as rollouts_api
 from functions.console import charts, wording
 from functions.console.apicall import allowed, call
+from functions.core.clock import parse_time, utc_now
 from functions.core.errors import AppError
 from functions.core.wording import reason_text, verdict_sentence
-from functions.models.common import parse_time
 
 E, A, R, H, L = (experiments_api.router, analytics_api.router, rollouts_api.router, holdouts_api.router,
                  ledger_api.router)
@@ -352,7 +352,7 @@ def experiment_detail(who: Principal, experiment_id: str) -> dict[str, Any]:
     held = None if not verdicts and doc["state"] != "KILLED" else (
         doc["state"] != "KILLED" and not any(v.get("status") == "BREACHED" for v in verdicts))
     started = parse_time(next((e.get("at") for e in events if e.get("action") == "START"), None))
-    days = max((datetime.now(UTC) - started).total_seconds() / 86400, 1 / 24) if started else None
+    days = max((utc_now() - started).total_seconds() / 86400, 1 / 24) if started else None
     exposures = sum((health.get("exposures") or {}).values())
     units_per_day = exposures / days if days and exposures else None
     approvals = [{"uid": uid, "at": wording.when(a.get("at")), "comment": a.get("comment", "")}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 from statistics import mean
 from typing import Any
 
@@ -15,8 +14,9 @@ from functions.console import charts, pages, wording
 from functions.console.apicall import call
 from functions.console.pages import A, E, H, L, parallel
 from functions.console.web import Page, route
+from functions.core.clock import parse_time, utc_now
 from functions.core.errors import AppError, BadRequest, ErrorCode
-from functions.models.common import is_document_id, parse_time
+from functions.models.common import is_document_id
 
 CONTAMINATION_TARGET = 0.01
 SYSTEM_ACTORS = ("system:sweep",)
@@ -171,7 +171,7 @@ def board_report(who: Principal, experiment_id: str) -> dict[str, Any]:
     forests = {k["metric"]: k for k in results.get("kpis") or []}
     path = [{**r, "fromStage": r.get("from"), "toStage": r.get("to")} for r in report.get("rolloutPath") or []]
     return {**detail, "report": report, "forests": forests, "money": results.get("currency"),
-            "stageChart": pages.stage_chart(path), "generatedAt": wording.when(datetime.now(UTC))}
+            "stageChart": pages.stage_chart(path), "generatedAt": wording.when(utc_now())}
 
 
 @route("GET", "/holdouts")

@@ -9,7 +9,7 @@ from datetime import UTC
 from typing import Any
 
 from functions.config import settings
-from functions.models.common import parse_time
+from functions.core.clock import parse_time
 
 
 def when(value: Any) -> str:

@@ -21,14 +21,14 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from functions.config import settings
+from functions.core.clock import parse_time, utc_now
 from functions.core.errors import AppError, ErrorCode
-from functions.models.common import parse_time
 
 log = logging.getLogger("functions.events")
 
@@ -84,7 +84,7 @@ def quarantine(source: str, cloud_event: Any, code: str, reason: str, details: d
         "data": raw[:MAX_QUARANTINED_DATA_CHARS],
         "dataTruncated": len(raw) > MAX_QUARANTINED_DATA_CHARS,
         "attributes": {str(k): str(v) for k, v in dict(message.get("attributes") or {}).items()},
-        "quarantinedAt": datetime.now(UTC).isoformat(),
+        "quarantinedAt": utc_now().isoformat(),
     }, messageKey=f"{source}:{message_id}", code=code)
 
 
@@ -122,7 +122,7 @@ def pubsub_handler(model: type[M]) -> Callable[[Callable[[EventContext, M], Any]
                 payload, ctx = decode_pubsub(cloud_event)
                 fields.update(eventId=ctx.event_id, messageId=ctx.message_id)
                 age_limit = settings().max_event_age_seconds
-                if ctx.published_at and (datetime.now(UTC) - ctx.published_at).total_seconds() > age_limit:
+                if ctx.published_at and (utc_now() - ctx.published_at).total_seconds() > age_limit:
                     raise PermanentEventError(f"published more than {age_limit}s ago", code=ErrorCode.STALE_EVENT,
                                               details={"publishedAt": ctx.published_at.isoformat()})
                 try:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from functions.adapters import outbox
-from functions.adapters.firestore import OFFER_EXPERIMENTS, db
+from functions.adapters.firestore import OFFER_EXPERIMENTS
+from functions.adapters.repositories import experiments, outbox
 from functions.events.delivery import firestore_document_path
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,6 @@ def handle(cloud_event: Any) -> int:
     if len(parts) != 2 or parts[0] != OFFER_EXPERIMENTS or not parts[1]:
         log.warning("ignored trigger for unexpected document", extra={"json_fields": {"path": path}})
         return 0
-    sent = outbox.flush(db().collection(OFFER_EXPERIMENTS).document(parts[1]))
+    sent = outbox.flush(experiments.path(parts[1]))
     log.info("experiment outbox flushed", extra={"json_fields": {"experimentId": parts[1], "published": sent}})
     return sent

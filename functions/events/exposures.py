@@ -6,19 +6,16 @@ and the many repeats of one unit across requests change nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
+from functions.core.clock import parse_time, utc_now
 from functions.events.delivery import EventContext, pubsub_handler
 from functions.models.assign import ExposureMessage
 from functions.services.holdouts import exposures
 
 
 def _at(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.now(UTC)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parse_time(value) or utc_now()
 
 
 @pubsub_handler(ExposureMessage)

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from functions.core.clock import utc_now
+
 # Ids become Firestore document ids: no '/', no '__x__' reserved names, no '.' / '..', bounded.
 ID_PATTERN = r"^[A-Za-z0-9._:@+=-]{1,128}$"
 
@@ -47,25 +49,6 @@ Text = Annotated[str, StringConstraints(max_length=5000, pattern=TEXT_PATTERN)]
 MAX_FUTURE_SKEW = timedelta(minutes=10)
 
 
-def parse_time(value: Any) -> datetime | None:
-    """A stored or delivered time (datetime or ISO 8601 text, `Z` allowed) as an aware datetime;
-    None for anything else. Naive values are UTC."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
-
-
-def iso_text(value: Any) -> Any:
-    """Stored timestamps leave the API as ISO 8601, like every other time we return."""
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
 def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("must be a finite number")
@@ -94,7 +77,7 @@ def _in_range(value: datetime) -> datetime:
 
 
 def _not_future(value: datetime) -> datetime:
-    if value > datetime.now(UTC) + MAX_FUTURE_SKEW:
+    if value > utc_now() + MAX_FUTURE_SKEW:
         raise ValueError("timestamp is in the future")
     return value
 

@@ -19,6 +19,7 @@ from functions.adapters import outbox
 from functions.adapters.auth import SYSTEM
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.config import settings
+from functions.core.clock import utc_now
 from functions.core.errors import AppError
 from functions.services.experiments import guardrails
 from functions.services.experiments.transitions import apply_transition, record_event
@@ -120,7 +121,7 @@ def run_sweep(now: datetime | None = None, run_key: str | None = None) -> dict[s
     """Every step runs even when another failed (a broken rollout step must not switch off
     checkpoints or the outbox); failures are named in the result and in `experimentSnapshots/_sweep`,
     which experiment health reports."""
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     running = reading().experiments.all("RUNNING", limit=None)
     failures: list[dict[str, Any]] = []
     # one metric-store query for every running experiment; if it cannot run, no snapshot is

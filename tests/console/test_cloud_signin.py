@@ -61,7 +61,7 @@ def test_an_unsigned_token_is_no_session_in_the_cloud(console, monkeypatch):
     resp = client.get("/experiments")
     assert resp.status_code == 303 and "/signin" in resp.headers["Location"]
     refused = client.client.post(f"/experiments/{eid}/actions/kill", data={"confirm": "yes", "text": "x"})
-    assert refused.status_code in (401, 403) and repository.load(None, eid)["state"] == "RUNNING"
+    assert refused.status_code in (401, 403) and repository.load(eid)["state"] == "RUNNING"
 
 
 def test_a_deployment_left_pointing_at_the_auth_emulator_refuses_sessions(console, monkeypatch):

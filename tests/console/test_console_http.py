@@ -45,7 +45,7 @@ def test_state_changing_forms_need_the_sessions_csrf_token(console, forged):
     client = console("carol", "operator")
     resp = client.client.post(f"/experiments/{eid}/actions/kill", data={"confirm": "yes", "text": "x", **forged})
     assert resp.status_code == 403 and "CSRF" in resp.get_data(as_text=True)
-    assert repository.load(None, eid)["state"] == "RUNNING"
+    assert repository.load(eid)["state"] == "RUNNING"
 
 
 def test_a_cross_origin_post_is_refused_even_with_a_token(console):
@@ -54,7 +54,7 @@ def test_a_cross_origin_post_is_refused_even_with_a_token(console):
     resp = client.post(f"/experiments/{eid}/actions/kill", {"confirm": "yes", "text": "x"},
                        headers={"Origin": "https://evil.example"})
     assert resp.status_code == 403 and "CSRF_ORIGIN" in resp.get_data(as_text=True)
-    assert repository.load(None, eid)["state"] == "RUNNING"
+    assert repository.load(eid)["state"] == "RUNNING"
 
 
 def test_the_apis_role_rules_apply_to_console_actions(console):
@@ -64,7 +64,7 @@ def test_the_apis_role_rules_apply_to_console_actions(console):
     assert resp.status_code == 403 and "role not allowed" in resp.get_data(as_text=True)
     approver = console("bob", "approver")
     assert approver.post(f"/experiments/{eid}/actions/pause", {"confirm": "yes", "text": "x"}).status_code == 403
-    assert repository.load(None, eid)["state"] == "RUNNING"
+    assert repository.load(eid)["state"] == "RUNNING"
 
 
 def test_an_action_asks_for_confirmation_first_and_needs_a_reason(console):
@@ -72,11 +72,11 @@ def test_an_action_asks_for_confirmation_first_and_needs_a_reason(console):
     client = console("carol", "operator")
     page = client.post(f"/experiments/{eid}/actions/kill", {"text": "refunds spiking"})
     assert page.status_code == 200 and "Confirm: kill" in page.get_data(as_text=True)
-    assert repository.load(None, eid)["state"] == "RUNNING"
+    assert repository.load(eid)["state"] == "RUNNING"
     empty = client.post(f"/experiments/{eid}/actions/kill", {"confirm": "yes", "text": ""})
-    assert empty.status_code == 422 and repository.load(None, eid)["state"] == "RUNNING"
+    assert empty.status_code == 422 and repository.load(eid)["state"] == "RUNNING"
     done = client.post(f"/experiments/{eid}/actions/kill", {"confirm": "yes", "text": "refunds spiking"})
-    assert done.status_code == 303 and repository.load(None, eid)["state"] == "KILLED"
+    assert done.status_code == 303 and repository.load(eid)["state"] == "KILLED"
     history = client.get(f"/experiments/{eid}").get_data(as_text=True)
     assert "refunds spiking" in history and "carol" in history
 
@@ -106,7 +106,7 @@ def test_unknown_action_and_wrong_method_are_refused(console):
     client = console("carol", "operator")
     assert client.post(f"/experiments/{eid}/actions/explode", {"confirm": "yes"}).status_code == 404
     assert client.client.put(f"/experiments/{eid}").status_code == 405
-    assert repository.load(None, eid)["state"] == "RUNNING"
+    assert repository.load(eid)["state"] == "RUNNING"
 
 
 def test_open_redirects_after_sign_in_are_refused(console):
@@ -148,7 +148,7 @@ def test_a_definition_changed_behind_the_apis_back_shows_in_the_diff_against_the
     eid = running_experiment()
     client = console("vera", "viewer")
     assert 'id="diff-same"' in client.get(f"/experiments/{eid}").get_data(as_text=True)
-    doc = repository.load(None, eid)
+    doc = repository.load(eid)
     guardrails = [{**doc["guardrails"][0], "absoluteMax": 0.5}]
     experiment_document(eid).update({"guardrails": guardrails})  # an insider's direct write
     page = client.get(f"/experiments/{eid}").get_data(as_text=True)
@@ -179,7 +179,7 @@ def test_money_is_shown_in_the_experiments_own_currency(console):
     import re
 
     eid, analysis = _analysed_experiment()
-    assert repository.load(None, eid)["offerConfig"]["currency"] == "EUR"
+    assert repository.load(eid)["offerConfig"]["currency"] == "EUR"
     diff = analysis["results"]["revenue"]["arms"]["treatment"]["primary"]["diff"]  # base currency (USD) per user
     for path in (f"/experiments/{eid}", f"/ledger/reports/{eid}"):
         page = console("vera", "viewer").get(path).get_data(as_text=True)

@@ -30,3 +30,20 @@ def test_run_command_serves_everything_and_the_demo_ends_in_a_guardrail_kill(emu
     assert "-> experiment KILLED" in text
     assert '"action":"KILL"' in text and '"guardrail":"refund"' in text
     assert "/console/" in text and "is RUNNING with an analysis" in text  # the console has both to show
+
+
+@pytest.mark.timeout(300)
+def test_quiet_run_prints_only_the_urls_and_files_the_details(emulators):
+    """`make run ARGS="--quiet --no-demo"`: the terminal shows the functions' and the console's
+    URLs; emulator hosts, push subscriptions and settings go to .run/localdev.log."""
+    env = {**os.environ, **emulators.env(), "LOG_LEVEL": "WARNING"}
+    proc = subprocess.run([sys.executable, "-m", "localdev.run", "--quiet", "--no-demo", "--exit-after-demo"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert any(line.rstrip().endswith("/experiment_written") for line in lines)
+    assert any("/console/" in line for line in lines)
+    noise = [line for line in lines if "http://" not in line and not line.startswith("functions at")]
+    assert noise == ["details and logs: " + str(ROOT / ".run" / "localdev.log")], noise
+    logged = (ROOT / ".run" / "localdev.log").read_text()
+    assert "push subscriptions:" in logged and "Firestore emulator" in logged and "sweep ticks every" in logged

@@ -173,4 +173,4 @@ def sweep_stats(experiment_id: str) -> dict[str, dict[str, Any]]:
     from functions.services.experiments import repository
     from functions.services.metrics import snapshot_stats
 
-    return snapshot_stats.read([repository.load(None, experiment_id)])[experiment_id].stats
+    return snapshot_stats.read([repository.load(experiment_id)])[experiment_id].stats

@@ -25,7 +25,7 @@ def path(experiment_id: str) -> DocPath:
 
 
 def document(experiment_id: str) -> firestore.DocumentReference:
-    """The Firestore document itself, for adapters that work on it (the outbox flush)."""
+    """The Firestore document itself, for tests and benchmarks that work on it directly."""
     return FirestoreSession.ref(path(experiment_id))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.adapters.firestore import HOLDOUT_COHORTS, HOLDOUT_SPILLOVER_EVENTS, db
-from functions.adapters.holdout_keys import COUNTERS, UNITS, sha, unit_key
+from functions.adapters.holdout_keys import COUNTERS, UNITS, spillover_event_key, unit_key
 from functions.adapters.repositories.session import DocPath, Query, Session
 
 NODES = UNITS  # union-find nodes under a cohort
@@ -15,7 +15,7 @@ LinkDoc = dict[str, Any]
 
 
 def event_path(event_id: str) -> DocPath:
-    return (HOLDOUT_SPILLOVER_EVENTS, sha(event_id)[:40])
+    return (HOLDOUT_SPILLOVER_EVENTS, spillover_event_key(event_id))
 
 
 def node_path(cohort_id: str, key: str) -> DocPath:

@@ -8,7 +8,7 @@ from typing import Any
 from functions.adapters import idempotency
 from functions.adapters import outbox as outbox_adapter
 from functions.adapters.firestore import OUTBOX, PROCESSED_EVENTS
-from functions.adapters.repositories.session import DocPath, Session
+from functions.adapters.repositories.session import DocPath, FirestoreSession, Session
 
 
 class OutboxRepository:
@@ -20,6 +20,11 @@ class OutboxRepository:
         mid, doc = outbox_adapter.message(topic_key, payload, key)
         self._session.set((*parent, OUTBOX, mid), doc)
         return mid
+
+
+def flush(parent: DocPath) -> int:
+    """Publish the unsent messages under `parent`, after their commit (the write trigger's job)."""
+    return outbox_adapter.flush(FirestoreSession.ref(parent))
 
 
 class IdempotencyKeys:

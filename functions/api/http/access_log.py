@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from typing import Any
 
 import flask
 
+from functions.core.ids import random_hex
 from functions.logs import trace_field
 
 log = logging.getLogger("functions.http")
@@ -21,7 +21,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 def request_id(request: flask.Request) -> str:
     """The caller's X-Request-Id when it is safe to echo and log, else a fresh one."""
     header = request.headers.get("X-Request-Id", "")
-    return header if _REQUEST_ID.match(header) else uuid.uuid4().hex
+    return header if _REQUEST_ID.match(header) else random_hex()
 
 
 def log_fields(request: flask.Request, rid: str, function: str) -> dict[str, Any]:

@@ -21,9 +21,14 @@ def authorise(request: flask.Request, roles: frozenset[str], public: bool, field
         return Principal(uid=ANONYMOUS)
     principal = authenticate(request.headers.get("Authorization"))
     fields["uid"] = principal.uid
+    require_roles(principal, roles)
+    return principal
+
+
+def require_roles(principal: Principal, roles: frozenset[str]) -> None:
+    """403 unless `principal` holds one of `roles` (or is admin)."""
     if not principal.has_any(roles):
         raise Forbidden(
             f"role not allowed; needs one of {sorted(roles | {'admin'})}",
             details={"required": sorted(roles | {"admin"}), "roles": sorted(principal.roles)},
         )
-    return principal

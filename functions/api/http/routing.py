@@ -190,10 +190,18 @@ class Router:
         route, params = self.match(request.method, self._local_path(request.path))
         principal = authorise(request, route.roles, route.public, fields)
         ctx = RequestContext(principal=principal, request_id=rid, request=request, log_fields=fields)
-        kwargs: dict[str, Any] = dict(params)
-        if route.query is not None:
-            ctx.query = validate(route.query, request.args.to_dict(flat=True))
-            kwargs["query"] = ctx.query
-        if route.body is not None:
-            kwargs["body"] = validate(route.body, parse_json_body(request))
-        return render(route.response, route.status, route.handler(ctx, **kwargs))
+        return invoke(route, params, ctx, request.args.to_dict(flat=True), lambda: parse_json_body(request))
+
+
+def invoke(route: Route, params: dict[str, str], ctx: RequestContext, query: dict[str, str],
+           body: Callable[[], Any]) -> flask.Response:
+    """Run a matched, authorised route: validate its query and body (`body` is read only when the
+    route takes one), call the handler, and check the answer against the response model. The HTTP
+    dispatch and the console's in-process calls both come through here."""
+    kwargs: dict[str, Any] = dict(params)
+    if route.query is not None:
+        ctx.query = validate(route.query, query)
+        kwargs["query"] = ctx.query
+    if route.body is not None:
+        kwargs["body"] = validate(route.body, body())
+    return render(route.response, route.status, route.handler(ctx, **kwargs))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from functions.core.ledger.canonical import canonical_bytes
@@ -16,12 +15,6 @@ NODE_PREFIX = b"\x01"
 GENESIS_HASH = hashlib.sha256(b"offer-experiments/ledger/genesis/v1").hexdigest()
 # The body's top-level link; the verifier's fast path finds it as the last such token.
 PREV_TOKEN = '"prevHash":"'
-
-
-def timestamp_text(moment: datetime) -> str:
-    """The ledger's time format (UTC, microseconds, `Z`): fixed width, so strings compare as times."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def entry_hash_from_canonical(canonical: bytes) -> str:

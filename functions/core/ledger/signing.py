@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from functions.core.ids import short_digest
 from functions.core.ledger.canonical import canonical_bytes
 
 CHECKPOINT_FORMAT = "offers-ledger-checkpoint/2"
@@ -62,7 +63,7 @@ def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
 def key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return short_digest(raw, 16)
 
 
 def load_public_pem(text: str) -> Ed25519PublicKey:

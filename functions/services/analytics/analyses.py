@@ -8,15 +8,15 @@ one commit with its ledger entry, so anyone can recompute a published verdict of
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.config import settings
 from functions.core.assignment.decision import expected_split
+from functions.core.clock import iso_text, utc_now
 from functions.core.errors import ErrorCode, NotFound
+from functions.core.ids import random_hex
 from functions.core.stats.corrections import ExclusionConfig
 from functions.core.stats.pipeline import (
     MEAN,
@@ -27,7 +27,6 @@ from functions.core.stats.pipeline import (
     replay_stats,
 )
 from functions.models.analytics import AnalysisRequest
-from functions.models.common import iso_text
 from functions.services.analytics import inputs
 from functions.services.experiments import repository
 from functions.services.metrics import analysis_inputs
@@ -35,10 +34,10 @@ from functions.services.metrics.analysis_inputs import HOLDOUT_ARM
 
 
 def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> dict[str, Any]:
-    doc = repository.load(None, experiment_id)
+    doc = repository.load(experiment_id)
     variants = [(v["key"], float(v["weight"])) for v in doc["variants"]]
     keys = [k for k, _ in variants]
-    now = datetime.now(UTC)
+    now = utc_now()
     cohort_id = doc.get("holdoutCohortId")
     metrics = tuple(analysis_inputs.tracked_metrics(doc))
     everyone = analysis_inputs.Scope(experiment_id, (*keys, HOLDOUT_ARM), metrics)
@@ -87,9 +86,9 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
     primary_metric = next(k["metric"] for k in doc["kpis"] if k["role"] == "PRIMARY")
     primary = results.get(primary_metric, {})
     recommendation = {arm: data["recommendation"] for arm, data in primary.get("arms", {}).items()}
-    analysis_id = f"{experiment_id}__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}__{uuid.uuid4().hex[:6]}"
+    analysis_id = f"{experiment_id}__{utc_now().strftime('%Y%m%dT%H%M%S')}__{random_hex(6)}"
     stored = {
-        "id": analysis_id, "experimentId": experiment_id, "createdAt": datetime.now(UTC), "createdBy": actor,
+        "id": analysis_id, "experimentId": experiment_id, "createdAt": utc_now(), "createdBy": actor,
         "engineVersion": primary.get("engineVersion"), "fingerprint": primary.get("fingerprint"),
         "primaryMetric": primary_metric, "recommendation": recommendation,
         "unitsAnalysed": sum(facts[k].units for k in keys if k in facts),

@@ -8,11 +8,12 @@ profile is what `Kpi.historicalSkewness` is set from."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from functions.adapters.metric_store import store
 from functions.adapters.metric_store.profile import PROFILE_SQL
+from functions.core.clock import utc_now
 from functions.core.stats.inference import MAX_MEAN_SKEWNESS, finite
 from functions.core.stats.sufficient import MomentStats
 
@@ -21,7 +22,7 @@ ESTIMAND = ("per-unit total of {metric} over {days} days, every unit with analyt
 
 
 def profile(metric: str, days: int, experiment_id: str | None = None) -> dict[str, Any]:
-    until = datetime.now(UTC)
+    until = utc_now()
     since = until - timedelta(days=days)
     [row] = store().query(PROFILE_SQL, {"metric": metric, "since": since, "until": until,
                                         "experiments": [experiment_id] if experiment_id else []})

@@ -4,7 +4,6 @@ lifecycle call can compose them into one transaction after reading everything it
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from functions.adapters.auth import Principal
@@ -12,6 +11,7 @@ from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.repositories.ledger import Head
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
+from functions.core.clock import utc_now
 from functions.core.errors import Conflict, ErrorCode, Forbidden
 from functions.core.lifecycle import Action, State
 from functions.services.experiments import repository
@@ -31,7 +31,7 @@ def stage_submit(uow: UnitOfWork, current: ExperimentDoc, actor: dict[str, str],
     return apply_transition(uow, current, Action.SUBMIT.value, actor,
                             "submitted for approval",
                             {"requiredApprovers": current.get("requiredApprovers", []), "contentHash": content_hash},
-                            head, updates={"approvals": {}, "submittedAt": datetime.now(UTC),
+                            head, updates={"approvals": {}, "submittedAt": utc_now(),
                                            "contentHash": content_hash})
 
 
@@ -63,7 +63,7 @@ def check_approve(current: dict[str, Any], principal: Principal, content_hash: s
 def stage_approve(uow: UnitOfWork, current: ExperimentDoc, principal: Principal, comment: str,
                   head: Head, content_hash: str) -> ExperimentDoc:
     approvals = dict(current.get("approvals") or {})
-    approvals[principal.uid] = {"at": datetime.now(UTC), "comment": comment, "contentHash": content_hash}
+    approvals[principal.uid] = {"at": utc_now(), "comment": comment, "contentHash": content_hash}
     valid = four_eyes.valid_approvers({**current, "approvals": approvals}, content_hash)
     details = {"approver": principal.uid, "comment": comment, "approvals": valid, "contentHash": content_hash}
     actor = principal.to_dict()

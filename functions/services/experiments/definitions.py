@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from functions.adapters.repositories.experiments import ExperimentDoc, check_version
@@ -11,7 +9,9 @@ from functions.adapters.repositories.ledger import Head
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
 from functions.core.assignment.eligibility import compile_rules
+from functions.core.clock import utc_now
 from functions.core.errors import Conflict, ErrorCode, Unprocessable
+from functions.core.ids import new_id, random_hex
 from functions.core.lifecycle import DEFINITION_LOCKED, Action, State
 from functions.models.experiments import CreateExperiment, ExperimentDefinition
 from functions.services.experiments import metrics, repository
@@ -43,11 +43,11 @@ def validate_definition(definition: ExperimentDefinition) -> None:
 
 def new_document(body: CreateExperiment, actor: dict[str, str]) -> ExperimentDoc:
     """The DRAFT document of a new experiment (the id is generated when the body has none)."""
-    experiment_id = body.id or f"exp-{uuid.uuid4().hex[:12]}"
-    now = datetime.now(UTC)
+    experiment_id = body.id or new_id("exp", 12)
+    now = utc_now()
     return {
         **body.model_dump(mode="json", exclude={"id"}), "id": experiment_id, "state": State.DRAFT.value,
-        "version": 1, "author": actor["uid"], "editors": [], "salt": f"{experiment_id}:{uuid.uuid4().hex[:12]}",
+        "version": 1, "author": actor["uid"], "editors": [], "salt": f"{experiment_id}:{random_hex(12)}",
         "hashVersion": 1, "approvals": {}, "createdAt": now, "updatedAt": now,
     }
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from functions.adapters.unit_of_work import reading
 from functions.config import settings
 from functions.core.assignment.decision import expected_split
+from functions.core.clock import utc_now
 from functions.core.stats.quality import srm
 from functions.services.experiments import repository
 
@@ -36,7 +37,7 @@ def latest_snapshot(experiment_id: str) -> dict[str, Any] | None:
 
 
 def health(experiment_id: str) -> dict[str, Any]:
-    doc = repository.load(None, experiment_id)
+    doc = repository.load(experiment_id)
     exposures = exposure_counts(experiment_id, [v["key"] for v in doc["variants"]])
     return assess(experiment_id, doc, exposures, latest_snapshot(experiment_id), sweep_status())
 
@@ -48,7 +49,7 @@ def assess(experiment_id: str, doc: dict[str, Any], exposures: dict[str, int], s
     rollout = doc.get("rollout") or {}
     split = expected_split([(v["key"], float(v["weight"])) for v in doc["variants"]], rollout.get("stage"))
     srm_check = srm(exposures, split)
-    now = datetime.now(UTC)
+    now = utc_now()
     age = (now - snapshot["takenAt"]).total_seconds() if snapshot else None
     verdicts = snapshot.get("guardrails", []) if snapshot else []
     reasons = []

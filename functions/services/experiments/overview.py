@@ -13,7 +13,7 @@ _pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="overview")
 
 
 def overview(experiment_id: str, limit: int = views.SERIES_LIMIT) -> dict[str, Any]:
-    doc = repository.load(None, experiment_id)
+    doc = repository.load(experiment_id)
     snaps = _pool.submit(views.snapshot_docs, experiment_id, limit, [*views.SERIES_FIELDS, "unitsWithKpis"])
     sweep = _pool.submit(health.sweep_status)
     exposures = health.exposure_counts(experiment_id, [v["key"] for v in doc["variants"]])

@@ -8,16 +8,15 @@ from typing import Any
 
 from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.unit_of_work import reading
-from functions.models.common import iso_text
+from functions.core.clock import iso_text
 from functions.models.experiments import ExperimentDefinition, ExperimentOut
 
 DEFINITION_FIELDS = tuple(ExperimentDefinition.model_fields)
 
 
-def load(txn: None, experiment_id: str) -> ExperimentDoc:
-    """The experiment, read outside any transaction (404 EXPERIMENT_NOT_FOUND if absent).
-    `txn` must be None: reads inside a transaction go through `uow.experiments`."""
-    assert txn is None, "inside a transaction, read through the unit of work"
+def load(experiment_id: str) -> ExperimentDoc:
+    """The experiment, read outside any transaction (404 EXPERIMENT_NOT_FOUND if absent); reads
+    inside a transaction go through `uow.experiments`."""
     return reading().experiments.get(experiment_id)
 
 

@@ -4,12 +4,12 @@ other modules (rollout abort, guardrail kills) run these inside their own transa
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.repositories.ledger import Head
 from functions.adapters.unit_of_work import UnitOfWork, atomically
+from functions.core.clock import utc_now
 from functions.core.lifecycle import TERMINAL, Action, State, next_state
 
 KILL_SWITCH_ACTIONS = {Action.PAUSE, Action.KILL}
@@ -29,7 +29,7 @@ def record_event(
     """Version bump + event + ledger entry, with or without a state change."""
     experiment_id = current["id"]
     version = int(current.get("version", 0)) + 1
-    now = datetime.now(UTC)
+    now = utc_now()
     changes = {"version": version, "updatedAt": now, **(updates or {})}
     uow.experiments.update(experiment_id, changes)
     after = {**current, **changes}
@@ -58,7 +58,7 @@ def apply_transition(
     """A state transition (409 if illegal); also announces it: experiment_state always,
     kill_switch for PAUSE and KILL."""
     target = next_state(current.get("state", ""), action)
-    now = datetime.now(UTC)
+    now = utc_now()
     changes: dict[str, Any] = {"state": target.value, **(updates or {})}
     if target in TERMINAL:
         changes["endedAt"] = now

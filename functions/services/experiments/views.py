@@ -12,12 +12,12 @@ long ago) costs one more small query for its last snapshot.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from functions.adapters.unit_of_work import reading
 from functions.config import settings
-from functions.models.common import iso_text
+from functions.core.clock import iso_text, utc_now
 
 SERIES_LIMIT = 500
 _WORKERS = 16
@@ -112,7 +112,7 @@ def summary(doc: dict[str, Any], snapshot: dict[str, Any] | None, analysis: dict
 
 
 def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    now = datetime.now(UTC)
+    now = utc_now()
     with ThreadPoolExecutor(max_workers=1) as pool:  # the recent snapshots do not wait for the documents
         recent_f = pool.submit(recent_snapshots, now - timedelta(seconds=3 * settings().sweep_window_seconds))
         docs = reading().experiments.all(state, limit, SUMMARY_FIELDS)

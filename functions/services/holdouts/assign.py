@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from functions.adapters import pubsub
 from functions.adapters.repositories import holdouts as storage
 from functions.config import settings
+from functions.core.clock import now_text
 from functions.core.errors import ErrorCode, Forbidden
+from functions.core.ids import random_hex
 from functions.models.assign import (
     AssignBatchResponse,
     CohortSighting,
@@ -195,8 +195,8 @@ def publish_exposures(outcome: Outcome, request_id: str | None = None, wait: boo
     entries = [(k, kind, item.model_dump()) for k, (kind, item) in keyed.items() if k in fresh]
     if not entries:
         return 0
-    base = f"assign-{request_id or uuid.uuid4().hex}"
-    at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    base = f"assign-{request_id or random_hex()}"
+    at = now_text()
     chunks = _chunks(entries)
     for i, chunk in enumerate(chunks):
         message = {"eventId": base if len(chunks) == 1 else f"{base}-{i}", "at": at,

@@ -9,13 +9,13 @@ who is held out (FROZEN_FIELDS) are refused with 409 FROZEN_COHORT, which is wha
 from __future__ import annotations
 
 import secrets
-import uuid
 from typing import Any
 
-from functions.adapters import ledger_store
 from functions.adapters.repositories.cohorts import CohortDoc
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
+from functions.core.clock import now_text
 from functions.core.errors import Conflict, ErrorCode, NotFound
+from functions.core.ids import new_id
 from functions.models.holdouts import (
     DEFAULT_POLICIES,
     FROZEN_FIELDS,
@@ -36,8 +36,8 @@ def _ledger_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def create(body: CohortCreate, actor: dict[str, str]) -> Cohort:
-    cohort_id = f"hc-{uuid.uuid4().hex[:16]}"
-    now = ledger_store.now_iso()
+    cohort_id = new_id("hc", 16)
+    now = now_text()
     policies = {**{str(k): str(v) for k, v in DEFAULT_POLICIES.items()},
                 **{str(k): str(v) for k, v in body.spilloverPolicies.items()}}
     doc: dict[str, Any] = {
@@ -112,7 +112,7 @@ def update(cohort_id: str, body: CohortUpdate, actor: dict[str, str]) -> Cohort:
             effective["spilloverPolicies"] = {**doc.get("spilloverPolicies", {}), **effective["spilloverPolicies"]}
         if not effective:
             return doc
-        new = {**doc, **effective, "version": int(doc["version"]) + 1, "updatedAt": ledger_store.now_iso()}
+        new = {**doc, **effective, "version": int(doc["version"]) + 1, "updatedAt": now_text()}
         uow.cohorts.save(cohort_id, new)
         uow.ledger.append(head, actor=actor, action="COHORT_UPDATED",
                           subject={"type": "holdoutCohort", "id": cohort_id},
@@ -129,7 +129,7 @@ def freeze(cohort_id: str, body: FreezeRequest, actor: dict[str, str]) -> Cohort
         _check_version(doc, body.expectedVersion)
         if doc.get("frozen"):
             return doc  # idempotent: freezing twice changes nothing and writes no second entry
-        now = ledger_store.now_iso()
+        now = now_text()
         new = {**doc, "frozen": True, "frozenAt": now, "frozenBy": actor.get("uid", ""),
                "version": int(doc["version"]) + 1, "updatedAt": now}
         uow.cohorts.save(cohort_id, new)

@@ -8,7 +8,6 @@ its units keep their recorded status) but exposes nobody.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 from functions.adapters.unit_of_work import reading
 from functions.config import settings
+from functions.core.ids import short_digest
 from functions.models.holdouts import SpilloverPolicy, UnitType
 from functions.services.holdouts import corebridge
 
@@ -39,7 +39,7 @@ def needs_cluster_lookup(cohort: dict[str, Any]) -> bool:
 
 def _version(cohorts: dict[str, Any], experiments: dict[str, Any]) -> str:
     blob = json.dumps({"c": cohorts, "e": experiments}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return short_digest(blob, 16)
 
 
 def load() -> Snapshot:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from functions.adapters.auth import Principal
 from functions.adapters.holdout_keys import assignment_id, unit_key
 from functions.adapters.repositories import holdouts as storage
 from functions.adapters.unit_of_work import UnitOfWork, atomically
+from functions.core.clock import utc_now
 from functions.models.assign import CohortSighting, ExposureRow
 from functions.services.holdouts import counters
 from functions.services.metrics import landing
@@ -47,7 +48,7 @@ def exposure_document(row: ExposureRow, at: datetime) -> dict[str, Any]:
 
 def record_exposures(rows: Iterable[ExposureRow | dict[str, Any]], at: datetime | None = None) -> int:
     """Create the exposure documents that do not exist yet; returns how many were created."""
-    at = at or datetime.now(UTC)
+    at = at or utc_now()
     unique: dict[tuple[str, str], ExposureRow] = {}
     for raw in rows:
         row = _row(raw)
@@ -112,7 +113,7 @@ def _record_one(sighting: CohortSighting, at: datetime) -> bool:
 
 def record_sightings(sightings: Iterable[CohortSighting | dict[str, Any]], at: datetime | None = None) -> int:
     """Count each (cohort, unit) once; returns how many were new."""
-    at = at or datetime.now(UTC)
+    at = at or utc_now()
     unique: dict[tuple[str, str], CohortSighting] = {}
     for raw in sightings:
         s = raw if isinstance(raw, CohortSighting) else CohortSighting.model_validate(raw)

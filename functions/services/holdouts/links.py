@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from functions.adapters.unit_of_work import reading
-from functions.models.common import parse_time
+from functions.core.clock import parse_time
 
 
 @dataclass(frozen=True)

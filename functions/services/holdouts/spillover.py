@@ -20,13 +20,12 @@ Policies per cohort and link type:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from functions.adapters import ledger_store
 from functions.adapters.holdout_keys import unit_key
 from functions.adapters.repositories.links import randomisation_ids
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
+from functions.core.clock import now_text, utc_now
 from functions.core.errors import Conflict, ErrorCode, NotFound
 from functions.models.holdouts import (
     DEFAULT_POLICIES,
@@ -154,7 +153,7 @@ def ingest(link: SpilloverLinkIn, actor: dict[str, str]) -> SpilloverResult:
                 raise Conflict(f"cohort {cid} is not frozen; links apply to frozen cohorts only",
                                code=ErrorCode.COHORT_NOT_FROZEN)
             docs[cid] = doc
-        at = ledger_store.now_iso()
+        at = now_text()
         forests = {cid: Forest(uow, cid) for cid in cohort_ids}
         heads = {cid: uow.ledger.cohort_head(cid) for cid in cohort_ids
                  if policy_for(docs[cid], link.linkType) != SpilloverPolicy.TRACK}
@@ -192,7 +191,7 @@ def ingest(link: SpilloverLinkIn, actor: dict[str, str]) -> SpilloverResult:
 
     result = atomically(run)
     if not result.blocked:  # every delivery lands it (after the commit); reads take each row once
-        landing.land_links(link, [v.cohortId for v in result.verdicts], link.occurredAt or datetime.now(UTC))
+        landing.land_links(link, [v.cohortId for v in result.verdicts], link.occurredAt or utc_now())
     return result
 
 

@@ -15,18 +15,18 @@ concurrent second checkpointer loses on the log document's update-time precondit
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from functions.adapters import ledger_store
 from functions.adapters import merkle_log as ledger_log
+from functions.core.clock import timestamp_text, utc_now
 from functions.core.errors import Conflict, ErrorCode
+from functions.core.ids import short_digest
 from functions.core.ledger import anchor, merkle, signing
-from functions.core.ledger.entry import timestamp_text
 from functions.services.ledger.verification import RACY, anchor_state
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class CheckpointRefused(Conflict):
 def _raise_alert(problems: list[dict[str, Any]], latest: dict[str, Any] | None, now: datetime) -> None:
     """One alert document and one `ledger-alerts` message per distinct problem set; a repeat
     (every sweep until repaired) only moves `lastSeenAt`."""
-    digest = hashlib.sha256(json.dumps(problems, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    digest = short_digest(json.dumps(problems, sort_keys=True, default=str), 32)
     if ledger_log.repeat_alert(digest, now):
         return
     alert = {"kind": "CHECKPOINT_REFUSED", "problems": problems, "latestSignedSize": (latest or {}).get("treeSize"),
@@ -78,7 +78,7 @@ def _fresh_entries(heads: dict[str, list[Any]], keyring: dict[str, Any]
 def create_checkpoint(now: datetime | None = None, actor: dict[str, str] | None = None) -> dict[str, Any] | None:
     """The new checkpoint, or None when nothing new was appended (or another checkpointer won).
     Raises CheckpointRefused (after alerting) when the ledger does not extend the signed one."""
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     keyring, key = ledger_log.keyring(), ledger_log.signing_key()
     for attempt in range(2):  # a checkpoint another sweep commits between our reads is not damage
         snap, state = ledger_log.log_state()

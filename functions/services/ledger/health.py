@@ -3,22 +3,19 @@ its age, and checkpoints refused since (each also went out on the `ledger-alerts
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from functions.adapters import merkle_log as ledger_log
 from functions.config import settings
-from functions.models.common import iso_text
+from functions.core.clock import iso_text, parse_time, utc_now
 from functions.services.ledger.verification import anchor_state
 
 
 def health(now: datetime | None = None) -> dict[str, Any]:
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     latest, problems = anchor_state(ledger_log.keyring())
-    try:
-        signed_at = datetime.fromisoformat(str(latest["at"]).replace("Z", "+00:00")) if latest else None
-    except ValueError:
-        signed_at = None
+    signed_at = parse_time(latest["at"]) if latest else None
     age = (now - signed_at).total_seconds() if signed_at else None
     refused = [a for a in ledger_log.alerts()
                if isinstance(a.get("lastSeenAt"), datetime) and (signed_at is None or a["lastSeenAt"] >= signed_at)]

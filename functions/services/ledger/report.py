@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from functions.adapters import ledger_store
-from functions.core.ledger.entry import timestamp_text
+from functions.core.clock import timestamp_text
 from functions.core.ledger.preregistration import analysis_plan, plan_hash
 from functions.core.wording import reason_text, verdict_sentence
 from functions.services.analytics import analyses as analytics
@@ -57,7 +57,7 @@ def final_analysis(final: Mapping[str, Any] | None, kpis: list[Mapping[str, Any]
 
 
 def build(experiment_id: str) -> dict[str, Any]:
-    doc = repository.load(None, experiment_id)
+    doc = repository.load(experiment_id)
     entries = _bodies(experiment_id)
     timeline = [{"seq": e["seq"], "at": e["timestamp"], "action": e["action"], "actor": e["actor"],
                  "reason": (e.get("payload") or {}).get("reason", "")} for e in entries]

@@ -12,9 +12,9 @@ through the landing topics, so the check and the append see the same store. Run 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from functions.adapters.metric_store import MetricStore, schema, store
+from functions.core.clock import utc_now
 from functions.services.holdouts import links as holdout_links
 from functions.services.metrics.landing import link_row
 
@@ -43,7 +43,7 @@ def landed_ids(cohort_id: str, target: MetricStore | None = None) -> set[str]:
 def backfill_links(cohort_ids: list[str] | None = None) -> BackfillResult:
     """Land every recorded link of the given (default: every frozen) cohort that the store lacks."""
     result = BackfillResult()
-    now = datetime.now(UTC)
+    now = utc_now()
     for cohort_id in cohort_ids if cohort_ids is not None else holdout_links.linked_cohorts():
         result.cohorts += 1
         have = landed_ids(cohort_id)

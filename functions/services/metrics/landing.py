@@ -11,17 +11,18 @@ kill or before its exposure is recorded still counts wherever it belongs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from functions.adapters.metric_store.landing import land
 from functions.adapters.metric_store.schema import EXPOSURES, FRAUD_FLAGS, KPI_EVENTS, LINKS
 from functions.config import settings
+from functions.core.clock import utc_now
 from functions.core.errors import ErrorCode, Unprocessable
+from functions.core.ids import short_digest
 from functions.models.analytics import FraudSignal
 from functions.models.assign import ExposureRow
 from functions.models.experiments import KpiEvent
@@ -62,7 +63,7 @@ def land_kpi_events(events: Iterable[KpiEvent]) -> IngestResult:
     """Validate and land a batch in one append. Events without analytics consent are counted,
     never stored; an event the system cannot value (unknown currency) is rejected with its code."""
     result = IngestResult()
-    now = datetime.now(UTC)
+    now = utc_now()
     rows = []
     for event in events:
         if not event.consent.analytics:
@@ -80,11 +81,11 @@ def exposure_event_id(row: ExposureRow) -> str:
     """One id per (experiment, unit, decision): repeats of a decision de-duplicate, a second
     decision for the same unit stays visible (and takes the unit out of analysis)."""
     key = json.dumps([row.experimentId, row.unitId, row.status, row.variant], separators=(",", ":"))
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    return short_digest(key, 32)
 
 
 def land_exposures(rows: Iterable[ExposureRow], at: datetime) -> int:
-    now = datetime.now(UTC)
+    now = utc_now()
     return land(EXPOSURES, [
         {"event_id": exposure_event_id(r), "experiment_id": r.experimentId, "unit_id": r.unitId, "status": r.status,
          "variant": r.variant, "analytics_consent": r.analyticsConsent, "exposed_at": at, "received_at": now}
@@ -92,7 +93,7 @@ def land_exposures(rows: Iterable[ExposureRow], at: datetime) -> int:
 
 
 def land_fraud_flags(signals: Iterable[FraudSignal]) -> int:
-    now = datetime.now(UTC)
+    now = utc_now()
     return land(FRAUD_FLAGS, [
         {"event_id": s.eventId, "unit_id": s.unitId, "reason": s.reason, "source": s.source,
          "flagged_at": s.flaggedAt or now, "received_at": now} for s in signals])
@@ -101,7 +102,7 @@ def land_fraud_flags(signals: Iterable[FraudSignal]) -> int:
 def link_event_id(link_event_id: str, cohort_id: str) -> str:
     """One row per (link event, cohort): a redelivered link lands the same ids again."""
     key = json.dumps([link_event_id, cohort_id], separators=(",", ":"))
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
+    return short_digest(key, 32)
 
 
 def link_row(event_id: str, cohort_id: str, source_unit_id: str, target_unit_id: str, link_type: str,
@@ -115,6 +116,6 @@ def link_row(event_id: str, cohort_id: str, source_unit_id: str, target_unit_id:
 def land_links(link: SpilloverLinkIn, cohort_ids: Iterable[str], occurred_at: datetime) -> int:
     """A link the cohorts took (not refused under BLOCK), for analyses to find units linked across
     arms. Landed after the link's Firestore record commits, again on every redelivery."""
-    now = datetime.now(UTC)
+    now = utc_now()
     return land(LINKS, [link_row(link.eventId, cid, link.sourceUnitId, link.targetUnitId, str(link.linkType),
                                  occurred_at, now) for cid in sorted(set(cohort_ids))])

@@ -9,6 +9,7 @@ from typing import Any
 
 from functions.adapters.auth import Principal
 from functions.adapters.unit_of_work import UnitOfWork, atomically
+from functions.core.clock import utc_now
 from functions.core.errors import Conflict, ErrorCode, Forbidden, Unprocessable
 from functions.core.rollout import plan as plan_core
 from functions.core.rollout.plan import Change, PlanState
@@ -38,7 +39,7 @@ def _act(experiment_id: str, actor: dict[str, str], reason: str,
         kill = None
         if kill_if_live and current.experiment.get("state") in LIVE:
             kill = {"guardrail": None, "observed": None, "bound": None, "source": "rollout-abort"}
-        now = store.now_utc()
+        now = utc_now()
         return store.commit(uow, current, after, change, actor=actor, reason=reason or change.kind.value, now=now,
                             exposures=exposures, kill=kill, extra=extra, results=results)
 
@@ -47,7 +48,7 @@ def _act(experiment_id: str, actor: dict[str, str], reason: str,
 
 
 def _counts(experiment_id: str) -> dict[str, int]:
-    experiment = experiments.load(None, experiment_id)
+    experiment = experiments.load(experiment_id)
     return inputs.exposure_counts(experiment_id, [k for k, _ in inputs.weights(experiment)])
 
 
@@ -72,7 +73,7 @@ def rollback(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str
 
     def move(state: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
         _require_live(exp)
-        return plan_core.rollback(state, store.now_utc(), counts)
+        return plan_core.rollback(state, utc_now(), counts)
 
     return _act(experiment_id, actor, reason, move, exposures=counts)
 
@@ -97,11 +98,11 @@ def approve_stage(experiment_id: str, actor: dict[str, str], reason: str) -> dic
 
 def advance(experiment_id: str, principal: Principal, reason: str, override: bool) -> dict[str, Any]:
     """Requirements are evaluated now; an operator's advance is itself the manual approval."""
-    experiment = experiments.load(None, experiment_id)
+    experiment = experiments.load(experiment_id)
     seen = store.require_plan(experiment_id)
     state = PlanState.from_doc(seen)
     plan_core.ensure_can_advance(state)  # a paused or final rollout says so, not "requirements not met"
-    now = store.now_utc()
+    now = utc_now()
     observed, results, _ = assess(experiment, state, now)
     failing = blocking(results, ignore=frozenset({MANUAL_APPROVAL}))
     if override:

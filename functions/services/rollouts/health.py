@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from functions.core.clock import utc_now
 from functions.core.rollout.plan import PlanState
 from functions.core.rollout.projection import eligible_rate, project_final
 from functions.services.experiments import repository as experiments
@@ -13,8 +14,8 @@ from functions.services.rollouts.progression import assess
 
 
 def health(experiment_id: str, now: datetime | None = None) -> dict[str, Any]:
-    now = now or store.now_utc()
-    experiment = experiments.load(None, experiment_id)
+    now = now or utc_now()
+    experiment = experiments.load(experiment_id)
     state = PlanState.from_doc(store.require_plan(experiment_id))
     observed, results, decision = assess(experiment, state, now)
     started = experiment.get("startedAt") is not None

@@ -8,6 +8,7 @@ from typing import Any
 
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
+from functions.core.clock import utc_now
 from functions.core.errors import Conflict, ErrorCode, Unprocessable
 from functions.core.lifecycle import Action
 from functions.core.rollout.plan import PlanState, new_plan
@@ -76,7 +77,7 @@ def put_plan(experiment_id: str, body: PlanRequest, actor: dict[str, str]) -> di
                                  control_share(weights(current.experiment)))
         previous = PlanState.from_doc(current.plan) if current.plan else None
         state, change = new_plan(stages, _requirements(body, stages), previous)
-        now = store.now_utc()
+        now = utc_now()
         current = _content_changed(uow, current, state, actor)
         event = store.commit(uow, current, state, change, actor=actor, reason=body.reason or change.kind.value,
                              now=now, extra={"stages": list(stages),
@@ -88,5 +89,5 @@ def put_plan(experiment_id: str, body: PlanRequest, actor: dict[str, str]) -> di
 
 
 def get_plan(experiment_id: str) -> dict[str, Any]:
-    experiments.load(None, experiment_id)
+    experiments.load(experiment_id)
     return store.require_plan(experiment_id)

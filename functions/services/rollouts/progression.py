@@ -44,7 +44,7 @@ def progress_experiment(experiment_id: str, now: datetime) -> dict[str, Any] | N
     plan_doc = store.find_plan(experiment_id)
     if plan_doc is None:
         return None
-    experiment = experiments.load(None, experiment_id)
+    experiment = experiments.load(experiment_id)
     seen = PlanState.from_doc(plan_doc)
     observed, results, decision = assess(experiment, seen, now)
     if decision.step in (Step.HOLD, Step.NONE):

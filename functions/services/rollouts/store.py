@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from functions.adapters.repositories.experiments import ExperimentDoc
@@ -114,7 +114,4 @@ def commit(
     return {**record, "at": now.isoformat(), "experimentVersion": after["version"],
             "experimentState": after.get("state")}
 
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 

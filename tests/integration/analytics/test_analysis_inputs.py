@@ -66,7 +66,7 @@ def test_analysis_uses_consent_links_contamination_and_quality_facts(function_cl
                                ("l3", treated[1], held[0])):
         spillover.ingest(SpilloverLinkIn(eventId=event_id, linkType="REFERRAL", sourceUnitId=src,
                                          targetUnitId=dst, cohortIds=[cid]), ACTOR)
-    sweep.sweep_experiment(repository.load(None, eid), datetime.now(UTC))
+    sweep.sweep_experiment(repository.load(eid), datetime.now(UTC))
 
     client = function_client("analytics")
     resp = client.post(f"/experiments/{eid}/analyses", json={}, headers=PM)

@@ -26,7 +26,7 @@ def _events(unit: str, t: datetime) -> list[dict]:
 
 def _regions(eid: str) -> dict[str, int]:
     """Units per region as the analysis sees them (restricting a region removes exactly its units)."""
-    doc = repository.load(None, eid)
+    doc = repository.load(eid)
     scope = analysis_inputs.Scope(eid, ("control", "treatment"), ("revenue",))
     agg = analysis_inputs.aggregated(doc, doc["kpis"][0], scope, ExclusionConfig(restricted_regions=("DE",)))
     assert agg.filters["region"].removed["control"] == agg.filters["region"].removed_by_region["control"].get("DE", 0)

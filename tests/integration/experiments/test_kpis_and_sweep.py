@@ -59,7 +59,7 @@ def test_concurrent_sweeps_make_one_snapshot_per_window():
 
     def one() -> None:
         try:
-            results.append(sweep.sweep_experiment(repository.load(None, eid), now)["skipped"])
+            results.append(sweep.sweep_experiment(repository.load(eid), now)["skipped"])
         except Exception as exc:
             # the loser finds the window's snapshot, or, when the emulator is slow enough that its
             # transaction retries run out first, gives up (the scheduler's redelivery then skips)
@@ -93,7 +93,7 @@ def test_refund_guardrail_breach_kills_and_the_kill_switch_is_published(topics):
     summary = sweep.run_sweep()
     mine = next(r for r in summary["experiments"] if r["experimentId"] == eid)
     assert mine["acted"] == "KILL"
-    assert repository.load(None, eid)["state"] == "KILLED"
+    assert repository.load(eid)["state"] == "KILLED"
     outbox.flush(experiment_document(eid))
     kills = topics.drain(kill_sub)
     assert len(kills) == 1
@@ -125,18 +125,18 @@ def test_a_sweep_that_crashes_midway_leaves_nothing_and_the_rerun_acts_once(monk
 
     monkeypatch.setattr(sweep, "apply_transition", crash)
     try:
-        sweep.sweep_experiment(repository.load(None, eid), now)
+        sweep.sweep_experiment(repository.load(eid), now)
         raise AssertionError("the crash should propagate")
     except RuntimeError:
         pass
     assert not db().collection(EXPERIMENT_SNAPSHOTS).document(sweep.snapshot_id(eid, sweep.window_start(now))).get(
     ).exists  # no half-done window that would make the rerun skip the kill
-    assert repository.load(None, eid)["state"] == "RUNNING"
+    assert repository.load(eid)["state"] == "RUNNING"
     monkeypatch.undo()
-    first = sweep.sweep_experiment(repository.load(None, eid), now)
-    again = sweep.sweep_experiment(repository.load(None, eid), now)  # a redelivered tick, same window
+    first = sweep.sweep_experiment(repository.load(eid), now)
+    again = sweep.sweep_experiment(repository.load(eid), now)  # a redelivered tick, same window
     assert (first["acted"], again["skipped"]) == ("KILL", True)
-    assert repository.load(None, eid)["state"] == "KILLED"
+    assert repository.load(eid)["state"] == "KILLED"
     actions = [e["action"] for e in ledger_store.entries(ledger_store.experiment_chain(eid))]
     assert actions.count("EXPERIMENT_KILL") == 1
 
@@ -149,7 +149,7 @@ def test_ratio_and_cuped_sums_are_folded_per_unit():
               kpi("a", "visits", 3.0), kpi("b", "revenue", 5.0, preValue=1.0), kpi("b", "visits", 1.0),
               kpi("b", "visits", 1.0)]
     assert ingest([KpiEvent.model_validate(e) for e in events]).accepted == 6
-    doc = repository.load(None, eid)
+    doc = repository.load(eid)
     scope = analysis_inputs.Scope(eid, ("control", "treatment"), tuple(analysis_inputs.tracked_metrics(doc)))
     none = ExclusionConfig(winsor_percentile=None)
     rev = analysis_inputs.aggregated(doc, doc["kpis"][0], scope, none).stats["treatment"]
@@ -169,7 +169,7 @@ def test_health_reports_exposure_srm_guardrail_bounds_snapshot_age_rollout_and_o
     assert fresh["overall"] == "AT_RISK" and "no recent snapshot" in fresh["reasons"]
     assert fresh["latestSnapshotAgeSeconds"] is None
     expose(eid, {f"h{i}": ("control" if i % 2 else "treatment") for i in range(100)})
-    sweep.sweep_experiment(repository.load(None, eid), datetime.now(UTC))
+    sweep.sweep_experiment(repository.load(eid), datetime.now(UTC))
     healthy = client.get(f"/{eid}/health", headers=viewer).get_json()
     assert healthy["overall"] == "HEALTHY", healthy
     assert healthy["exposures"] == {"control": 50, "treatment": 50}
@@ -177,12 +177,12 @@ def test_health_reports_exposure_srm_guardrail_bounds_snapshot_age_rollout_and_o
     assert healthy["latestSnapshotAgeSeconds"] >= 0 and "rollout" in healthy
     skewed = running_experiment()
     expose(skewed, {f"s{i}": ("control" if i % 5 else "treatment") for i in range(500)})
-    sweep.sweep_experiment(repository.load(None, skewed), datetime.now(UTC))
+    sweep.sweep_experiment(repository.load(skewed), datetime.now(UTC))
     at_risk = client.get(f"/{skewed}/health", headers=viewer).get_json()
     assert at_risk["overall"] == "AT_RISK" and "sample ratio mismatch" in at_risk["reasons"]
     killed = running_experiment()
     _refund_breach(killed)
-    sweep.sweep_experiment(repository.load(None, killed), datetime.now(UTC))
+    sweep.sweep_experiment(repository.load(killed), datetime.now(UTC))
     violated = client.get(f"/{killed}/health", headers=viewer).get_json()
     assert violated["state"] == "KILLED" and violated["overall"] == "VIOLATED"
     breach = next(g for g in violated["guardrails"] if g["status"] == "BREACHED")

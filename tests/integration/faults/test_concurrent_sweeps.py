@@ -43,7 +43,7 @@ def test_two_concurrent_sweeps_end_in_the_state_of_one(crashable_firestore, topi
 
     sweep_event.handle(pubsub_cloud_event({}, message_id="solo", published=published))
     reference, reference_messages = end_state(), log.take()
-    assert repository.load(None, eid)["state"] == "KILLED"
+    assert repository.load(eid)["state"] == "KILLED"
     assert sorted(m["topic"] for m in reference_messages) == ["experiment_state", "kill_switch", "ledger_checkpoints"]
 
     for round_ in range(2):  # the same tick delivered twice, then two different ticks of one window

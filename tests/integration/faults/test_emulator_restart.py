@@ -131,7 +131,7 @@ def sweep_scenario(emulators, tmp_path_factory) -> Iterator[SweepScenario]:
         assert sweep.post("/", json=tick).status_code == 200
         assert sweep.post("/", json=next_tick).status_code == 200
         reference, reference_messages = end_state(), log.take()
-        assert repository.load(None, eid)["state"] == "KILLED"
+        assert repository.load(eid)["state"] == "KILLED"
         assert [e["action"] for e in repository.events(eid)].count("KILL") == 1
         snapshots = [p for p in reference if p.startswith("experimentSnapshots/")]
         assert len(snapshots) == 2 and "experimentSnapshots/_sweep" in snapshots  # one window + the sweep status
@@ -177,7 +177,7 @@ def test_firestore_crash_mid_sweep_then_redelivery_ends_as_the_clean_sweep(sweep
     diff = sorted(p for p in set(state) | set(sc.reference) if state.get(p) != sc.reference.get(p))
     assert not diff, f"end state differs from the clean sweep at {diff[:8]}: " + "; ".join(
         f"{p}: {state.get(p)} != {sc.reference.get(p)}" for p in diff[:2])
-    assert repository.load(None, sc.eid)["state"] == "KILLED"
+    assert repository.load(sc.eid)["state"] == "KILLED"
     assert verify_all()["ok"]
     unique = sorted({m["key"]: m for m in messages}.values(), key=lambda m: (m["topic"], m["key"]))
     assert unique == sc.reference_messages  # every announcement made, none lost, same content

@@ -223,7 +223,7 @@ def test_a_plan_changed_after_start_is_a_flagged_deviation(function_client):
     eid = running_experiment()
     client = function_client("ledger")
     assert client.get(f"/reports/{eid}", headers=VIEWER).get_json()["preRegistration"]["deviations"] == []
-    doc = repository.load(None, eid)
+    doc = repository.load(eid)
     experiment_document(eid).update({"guardrails": [{**doc["guardrails"][0], "absoluteMax": 0.5}]})  # behind our back
     report = client.get(f"/reports/{eid}", headers=VIEWER).get_json()
     assert len(report["preRegistration"]["deviations"]) == 1

@@ -32,7 +32,7 @@ def planned_experiment(plan: dict[str, Any] | None = None, **overrides: Any) -> 
 
 def traffic(experiment_id: str, n: int) -> dict[str, Any]:
     """n new units see the experiment now; the exposed ones land in the exposure log."""
-    doc = repository.load(None, experiment_id)
+    doc = repository.load(experiment_id)
     cfg = corebridge.experiment_config(experiment_id, doc)
     units = [f"u{next(_counter)}-{uuid.uuid4().hex[:6]}" for _ in range(n)]
     cols = decide_columns(AssignmentConfig(experiments=(cfg,)), units)

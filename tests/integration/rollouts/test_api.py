@@ -27,7 +27,7 @@ def test_plan_validation_against_the_control_share_and_locking(function_client):
     ok = client.put(f"/{draft}/plan", json={"stages": [0.05, 0.2], "manualApprovalStages": [0.05]},
                     headers=bearer("pm", ["pm"]))
     assert ok.status_code == 200, ok.get_json()
-    assert repository.load(None, draft)["rollout"]["stage"] == 0.05
+    assert repository.load(draft)["rollout"]["stage"] == 0.05
     assert client.get(f"/{draft}/plan", headers=bearer("v", ["viewer"])).get_json()["stages"] == [0.05, 0.2]
     running = planned_experiment()
     locked = client.put(f"/{running}/plan", json={"stages": [0.1]}, headers=bearer("pm", ["pm"]))
@@ -66,7 +66,7 @@ def test_pause_resume_and_emergency_abort_kills_with_a_kill_switch_message(funct
     assert client.post(f"/{eid}/abort", json={}, headers=OPS).status_code == 422  # a reason is required
     aborted = client.post(f"/{eid}/abort", json={"reason": "pricing bug in checkout"}, headers=OPS)
     assert aborted.status_code == 200 and aborted.get_json()["experimentState"] == "KILLED"
-    doc = repository.load(None, eid)
+    doc = repository.load(eid)
     assert doc["state"] == "KILLED" and doc["rollout"]["stage"] == 0.0 and doc["rollout"]["status"] == "ABORTED"
     messages = [s.to_dict() for s in experiment_document(eid).collection("outbox").stream()]
     assert any(m["topic"] == "kill_switch" and "pricing bug" in m["payload"] for m in messages)

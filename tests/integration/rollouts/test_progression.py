@@ -27,7 +27,7 @@ FAST = {"requirements": {"minTimeAtStageSeconds": 3600, "minUnitsPerArm": 5}}
 def sweep_once(eid: str, now: datetime) -> dict:
     """What run_sweep does per RUNNING experiment (snapshot + guardrails, then the rollout step),
     without the ledger checkpoint and outbox flush that belong to other modules."""
-    doc = repository.load(None, eid)
+    doc = repository.load(eid)
     if doc["state"] == "RUNNING":
         sweep.sweep_experiment(doc, now)
     return progress_experiment(eid, now)
@@ -42,7 +42,7 @@ def ticks(start: datetime):
 
 def walk_to(eid: str, stage: float, clock, units: int = 600) -> None:
     for _ in range(12):
-        if repository.load(None, eid)["rollout"]["stage"] >= stage:
+        if repository.load(eid)["rollout"]["stage"] >= stage:
             return
         traffic(eid, units)
         sweep_once(eid, next(clock))
@@ -55,14 +55,14 @@ def ledger_actions(eid: str) -> list[str]:
 
 def test_simulated_traffic_walks_one_to_fifty_percent_one_stage_at_a_time():
     eid = planned_experiment(FAST)
-    assert repository.load(None, eid)["rollout"] == {"stage": 0.01, "maxStageReached": 0.01, "status": "ACTIVE",
+    assert repository.load(eid)["rollout"] == {"stage": 0.01, "maxStageReached": 0.01, "status": "ACTIVE",
                                                      "planVersion": 1}
     clock = ticks(datetime.now(UTC))
     seen = [0.01]
     for _ in range(12):
         traffic(eid, 600)
         result = sweep_once(eid, next(clock))
-        stage = repository.load(None, eid)["rollout"]["stage"]
+        stage = repository.load(eid)["rollout"]["stage"]
         if stage != seen[-1]:
             seen.append(stage)
         assert result["experimentId"] == eid
@@ -75,7 +75,7 @@ def test_simulated_traffic_walks_one_to_fifty_percent_one_stage_at_a_time():
         assert {r["name"] for r in e["requirements"]} >= {"MIN_TIME_AT_STAGE", "MIN_UNITS_PER_ARM", "SRM"}
         assert all(r["passed"] for r in e["requirements"])
     assert ledger_actions(eid).count("EXPERIMENT_ROLLOUT_ADVANCE") == 4
-    doc = repository.load(None, eid)
+    doc = repository.load(eid)
     assert doc["rollout"]["maxStageReached"] == 0.5 and doc["state"] == "RUNNING"
     final = sweep_once(eid, next(clock))
     assert final["step"] == "HOLD" and final["reason"] == "final stage reached"
@@ -96,14 +96,14 @@ def test_guardrail_breach_at_ten_percent_blocks_and_a_kill_guardrail_aborts():
     for _ in range(2):
         result = sweep_once(eid, next(clock))
         assert result["step"] == "HOLD" and "NO_GUARDRAIL_VIOLATION" in result["blocking"]
-    assert repository.load(None, eid)["rollout"]["stage"] == 0.10
+    assert repository.load(eid)["rollout"]["stage"] == 0.10
 
     killer = planned_experiment(FAST, guardrails=[{**guard[0], "action": "KILL"}])
     walk_to(killer, 0.10, clock)
     seen = traffic(killer, 1500)
     _refunds(seen["units"]["treatment"])
     sweep_once(killer, next(clock))
-    doc = repository.load(None, killer)
+    doc = repository.load(killer)
     assert doc["state"] == "KILLED"
     assert doc["rollout"] == {"stage": 0.0, "maxStageReached": 0.10, "status": "ABORTED", "planVersion": 1}
     assert store.list_events(killer)[-1]["kind"] == "ABORT"
@@ -119,7 +119,7 @@ def test_rollout_aborts_the_experiment_itself_on_a_kill_breach_in_the_snapshot()
     db().collection("experimentSnapshots").document(f"{eid}__manual").set(snapshot)
     result = progress_experiment(eid, now)
     assert result["step"] == "ABORT"
-    doc = repository.load(None, eid)
+    doc = repository.load(eid)
     assert doc["state"] == "KILLED" and doc["rollout"]["status"] == "ABORTED"
     chain = ledger_actions(eid)
     assert "EXPERIMENT_KILL" in chain and "EXPERIMENT_ROLLOUT_ABORT" in chain
@@ -137,7 +137,7 @@ def test_rollback_from_25_returns_to_10_with_consistent_exposure_counts():
     assert event["returnedToControl"] == {"bucketFrom": 0.10, "bucketTo": 0.25}  # marked for analysis
     assert json.loads(ledger_store.entries(ledger_store.experiment_chain(eid))[-1]["canonical"])["payload"][
         "returnedToControl"] == {"bucketFrom": 0.10, "bucketTo": 0.25}
-    doc = repository.load(None, eid)
+    doc = repository.load(eid)
     assert doc["rollout"] == {"stage": 0.10, "maxStageReached": 0.25, "status": "PAUSED", "planVersion": 1}
     after = traffic(eid, 2000)
     # units between 10% and 25% now get control's experience, marked ROLLED_BACK, never logged as exposed
@@ -158,7 +158,7 @@ def test_two_concurrent_sweeps_advance_once():
     eid = planned_experiment(FAST)
     traffic(eid, 1500)
     now = datetime.now(UTC) + timedelta(hours=2)
-    sweep.sweep_experiment(repository.load(None, eid), now)  # the guardrail snapshot for this stage
+    sweep.sweep_experiment(repository.load(eid), now)  # the guardrail snapshot for this stage
     results: list = []
 
     def progress() -> None:
@@ -176,7 +176,7 @@ def test_two_concurrent_sweeps_advance_once():
     for t in threads:
         t.join()
     assert sorted(results) == ["ADVANCE", "HOLD"]
-    assert repository.load(None, eid)["rollout"]["stage"] == 0.05
+    assert repository.load(eid)["rollout"]["stage"] == 0.05
     assert [e["kind"] for e in store.list_events(eid)].count("ADVANCE") == 1
     assert ledger_actions(eid).count("EXPERIMENT_ROLLOUT_ADVANCE") == 1
 
@@ -205,6 +205,6 @@ def test_a_named_stage_waits_for_its_manual_approval():
     assert approval["kind"] == "APPROVE_STAGE"
     assert "EXPERIMENT_ROLLOUT_APPROVE_STAGE" in ledger_actions(eid)
     moved = sweep_once(eid, next(clock))
-    assert moved["step"] == "ADVANCE" and repository.load(None, eid)["rollout"]["stage"] == 0.05
+    assert moved["step"] == "ADVANCE" and repository.load(eid)["rollout"]["stage"] == 0.05
     traffic(eid, 1500)
     assert sweep_once(eid, next(clock))["step"] == "ADVANCE"  # 5% is not a named stage

@@ -63,7 +63,7 @@ def test_a_ga4_metric_is_analysed_from_the_export():
     result = analyses.run(eid, AnalysisRequest(winsorPercentile=None), PM.to_dict())
     reference = _reference(rows, exposed_at, arm_of)
     # the sweep reads the guardrail from the export as well: refunds (USD) per exposed unit
-    swept = snapshot_stats.read([repository.load(None, eid)])[eid].stats
+    swept = snapshot_stats.read([repository.load(eid)])[eid].stats
     for arm in ("control", "treatment"):
         refunds = [sum(r["ecommerce"]["refund_value_in_usd"] or 0.0 for r in rows
                        if r["event_name"] == "refund" and (r["user_id"] or r["user_pseudo_id"]) == unit

@@ -1,0 +1,74 @@
+"""`make run` flags: ARGS pass through to localdev.run, and --quiet keeps the terminal to the
+story and the URLs while details and the functions' logs go to the log file."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localdev.run import Output, parse_args
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def root_handlers() -> Iterator[None]:
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers:
+        if handler not in saved:
+            handler.close()
+    root.handlers[:] = saved
+    root.setLevel(level)
+
+
+def test_make_run_passes_args_through() -> None:
+    out = subprocess.run(["make", "-n", "run", "ARGS=--quiet --no-demo"], cwd=ROOT, capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert "-m localdev.run --quiet --no-demo" in out.splitlines()[-1]
+    plain = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, check=True,
+                           timeout=60).stdout
+    assert plain.splitlines()[-1].rstrip().endswith("-m localdev.run")
+
+
+def test_flags_parse() -> None:
+    args = parse_args(["--quiet", "--no-demo"])
+    assert args.quiet and args.no_demo and not args.exit_after_demo
+    assert not parse_args([]).quiet
+    with pytest.raises(SystemExit):
+        parse_args(["--quiet=yes"])
+
+
+def test_quiet_prints_the_story_and_files_the_rest(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   root_handlers: None) -> None:
+    log_path = tmp_path / "run" / "localdev.log"
+    log_path.parent.mkdir()
+    log_path.write_text("a previous run\n")
+    out = Output(quiet=True, log_path=log_path)
+    out.send_logs_to_file()
+    out.story("functions at http://127.0.0.1:8000:")
+    out.detail("push subscriptions:")
+    logging.getLogger("functions.http").warning("event handled")
+    printed = capsys.readouterr().out
+    assert printed == "functions at http://127.0.0.1:8000:\n"
+    logged = log_path.read_text()
+    assert "push subscriptions:" in logged and '"message": "event handled"' in logged
+    assert "a previous run" not in logged  # one run's log
+
+
+def test_without_quiet_everything_is_printed_and_no_file_is_written(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str],
+                                                                    root_handlers: None) -> None:
+    log_path = tmp_path / "localdev.log"
+    before = logging.getLogger().handlers[:]
+    out = Output(quiet=False, log_path=log_path)
+    out.send_logs_to_file()
+    out.story("console: http://127.0.0.1:8000/console/")
+    out.detail("push subscriptions:")
+    assert capsys.readouterr().out == "console: http://127.0.0.1:8000/console/\npush subscriptions:\n"
+    assert logging.getLogger().handlers == before
+    assert not log_path.exists()
