@@ -268,9 +268,11 @@ def group_data(cells: list[PrimaryCell], sims: int, rng: np.random.Generator) ->
 
 
 def run_primary(cells: list[PrimaryCell], sims: int, seed: Any) -> list[dict[str, Any]]:
-    rng = np.random.default_rng(seed)
+    seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    # the history has a stream of its own: the experiments' draws stay those of the run without it
+    history = history_skewness(cells[0].family, np.random.default_rng(seq.spawn(1)[0]))
+    rng = np.random.default_rng(seq)
     out = []
-    history = history_skewness(cells[0].family, rng)
     for cell, controls, treatments in group_data(cells, sims, rng):
         known = history if cell.shape == "history" else 0.0
         started = time.perf_counter()
