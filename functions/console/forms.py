@@ -13,8 +13,8 @@ from functions.console.apicall import call
 from functions.core.errors import AppError, Unprocessable
 
 FIELDS = ("id", "name", "description", "statement", "expectedImpact", "risks", "successCriteria", "offerType",
-          "variants", "holdoutCohortId", "primaryMetric", "primaryType", "primaryDirection", "secondary",
-          "guardrails", "minimumDetectableEffect", "plannedDurationDays", "requiredApprovers")
+          "variants", "holdoutCohortId", "primaryMetric", "primaryType", "primaryDirection", "primarySkewness",
+          "secondary", "guardrails", "minimumDetectableEffect", "plannedDurationDays", "requiredApprovers")
 DEFAULTS = {"variants": "control:50\ntreatment:50", "primaryType": "MEAN", "primaryDirection": "INCREASE",
             "minimumDetectableEffect": "0.05", "plannedDurationDays": "14", "offerType": "PRICE_CHANGE"}
 OFFER_TYPES = ("PRICE_CHANGE", "PAYWALL", "PROMOTION", "BUNDLE", "TRIAL", "DISCOUNT")
@@ -55,6 +55,8 @@ def definition(v: dict[str, str]) -> dict[str, Any]:
     if v["primaryMetric"].strip():
         kpis.append({"metric": v["primaryMetric"].strip(), "role": "PRIMARY", "type": v["primaryType"] or "MEAN",
                      "direction": v["primaryDirection"] or "INCREASE"})
+        if v["primarySkewness"].strip():  # the metric's shape from history (its profile), for the skewness gate
+            kpis[0]["historicalSkewness"] = _number(v["primarySkewness"].strip(), "kpis")
     for line in _lines(v["secondary"]):
         parts = [p.strip() for p in line.split(":")]
         kpis.append({"metric": parts[0], "role": "SECONDARY", "type": (parts[1:2] or ["MEAN"])[0],
