@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.api.router import ANY_STAFF, RequestContext, Router
 from functions.models.common import StrictModel
 from functions.models.experiments import (
@@ -56,7 +57,7 @@ class SeriesQuery(StrictModel):
     limit: int = Field(default=views.SERIES_LIMIT, ge=1, le=views.SERIES_LIMIT)
 
 
-def _out(doc: dict[str, Any]) -> ExperimentOut:
+def _out(doc: ExperimentDoc) -> ExperimentOut:
     return repository.to_out(doc)
 
 

@@ -59,7 +59,8 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
         per_kpi = [first, *(analysis_inputs.aggregated(doc, k, variants_scope, exclusions) for k in kpis[1:])]
     else:
         per_kpi, facts = [], analysis_inputs.population(everyone)
-    split = expected_split(variants, (doc.get("rollout") or {}).get("stage"))
+    rollout = doc.get("rollout")
+    split = expected_split(variants, rollout.get("stage") if rollout else None)
     daily = request.dailyUnitsPerArm or inputs.daily_units_per_arm(facts, keys, now)
     checks = inputs.quality_checks(experiment_id, facts, keys, now)
     held = facts.get(HOLDOUT_ARM)

@@ -15,10 +15,12 @@ per-experiment estimate.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from functions.adapters.metric_store import store
 from functions.adapters.metric_store.programme import PROGRAMME_SQL
+from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.core.errors import ErrorCode, NotFound
 from functions.core.stats.inference import welch
 from functions.core.stats.sufficient import MomentStats
@@ -31,7 +33,7 @@ ESTIMAND = ("difference in mean per-unit {metric} (summed after first exposure) 
 STOPPED = ("KILLED", "CANCELLED")
 
 
-def shipped_variants(docs: list[dict[str, Any]], analyses: dict[str, dict[str, Any]]) -> list[str]:
+def shipped_variants(docs: Sequence[ExperimentDoc], analyses: dict[str, dict[str, Any]]) -> list[str]:
     """"experimentId/variant" for every arm its experiment's latest analysis says to ship."""
     out = []
     for doc in docs:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.unit_of_work import reading
 from functions.config import settings
 from functions.core.assignment.decision import expected_split
@@ -42,11 +44,11 @@ def health(experiment_id: str) -> dict[str, Any]:
     return assess(experiment_id, doc, exposures, latest_snapshot(experiment_id), sweep_status())
 
 
-def assess(experiment_id: str, doc: dict[str, Any], exposures: dict[str, int], snapshot: dict[str, Any] | None,
+def assess(experiment_id: str, doc: ExperimentDoc, exposures: dict[str, int], snapshot: dict[str, Any] | None,
            sweep: dict[str, Any] | None) -> dict[str, Any]:
     """Health from what was read: exposures per arm, the newest snapshot (with `snapshotId`) and
     the latest sweep's step outcomes."""
-    rollout = doc.get("rollout") or {}
+    rollout: Mapping[str, Any] = doc.get("rollout") or {}
     split = expected_split([(v["key"], float(v["weight"])) for v in doc["variants"]], rollout.get("stage"))
     srm_check = srm(exposures, split)
     now = utc_now()

@@ -99,7 +99,7 @@ def run_full_lifecycle(request: LifecycleRequest, author: Principal) -> dict[str
         if uow.rollouts.plan(doc["id"]) is not None:  # a leftover plan would change what runs
             raise Conflict(f"a rollout plan already exists for {doc['id']}", code=ErrorCode.ALREADY_EXISTS)
         occupied = start.read_layer(uow, doc)
-        current = definitions.stage_create(uow, dict(doc), actor, head)
+        current = definitions.stage_create(uow, doc.copy(), actor, head)
         steps = [{"step": "CREATED", "state": current["state"]}]
         current = approvals.stage_submit(uow, current, actor, head, content_hash)
         steps.append({"step": "SUBMITTED", "state": current["state"]})

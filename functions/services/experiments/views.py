@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
+from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.unit_of_work import reading
 from functions.config import settings
 from functions.core.clock import iso_text, utc_now
@@ -23,7 +24,7 @@ SERIES_LIMIT = 500
 _WORKERS = 16
 
 
-def primary_metric(doc: dict[str, Any]) -> str | None:
+def primary_metric(doc: ExperimentDoc) -> str | None:
     return next((k["metric"] for k in doc.get("kpis") or [] if k.get("role") == "PRIMARY"), None)
 
 
@@ -77,7 +78,7 @@ def latest_analyses(experiment_ids: list[str]) -> dict[str, dict[str, Any]]:
     return _newest(docs, "createdAt")
 
 
-def pending_approvers(doc: dict[str, Any]) -> list[str]:
+def pending_approvers(doc: ExperimentDoc) -> list[str]:
     if doc.get("state") != "PENDING_APPROVAL":
         return []
     approvals = doc.get("approvals") or {}
@@ -91,11 +92,12 @@ def _days(start: Any, end: Any, now: datetime) -> float | None:
     return round(max((stop - start).total_seconds(), 0.0) / 86400, 1)
 
 
-def summary(doc: dict[str, Any], snapshot: dict[str, Any] | None, analysis: dict[str, Any] | None,
+def summary(doc: ExperimentDoc, snapshot: dict[str, Any] | None, analysis: dict[str, Any] | None,
             now: datetime) -> dict[str, Any]:
     rec = (analysis or {}).get("recommendation") or {}
     verdicts = {arm: {"decision": r.get("decision"), "trust": r.get("trust")} for arm, r in sorted(rec.items())}
-    stage = (doc.get("rollout") or {}).get("stage")
+    rollout = doc.get("rollout")
+    stage = rollout.get("stage") if rollout else None
     return {
         "id": doc["id"], "name": doc.get("name", doc["id"]), "state": doc.get("state"), "owner": doc.get("author"),
         "offerType": doc.get("offerType"), "createdAt": iso_text(doc.get("createdAt")),

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.unit_of_work import reading
 from functions.config import settings
 from functions.core.ids import short_digest
@@ -25,7 +26,7 @@ from functions.services.holdouts import corebridge
 class Snapshot:
     version: str
     cohorts: dict[str, dict[str, Any]]
-    experiments: dict[str, dict[str, Any]]
+    experiments: dict[str, ExperimentDoc]
     compiled: Any
     cluster_cohorts: tuple[str, ...]
     loaded_at: float = field(default=0.0)

@@ -14,5 +14,5 @@ def in_holdout(cohort: dict[str, Any], randomisation_id: str, attributes: dict[s
 
 def control_variant(experiment_id: str) -> str | None:
     doc = config.current().experiments.get(experiment_id)
-    variants = (doc or {}).get("variants") or []
+    variants = (doc.get("variants") or []) if doc else []
     return variants[0].get("key") if variants else None

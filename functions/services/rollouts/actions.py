@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from functions.adapters.auth import Principal
+from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core.clock import utc_now
 from functions.core.errors import Conflict, ErrorCode, Forbidden, Unprocessable
@@ -21,7 +22,7 @@ from functions.services.rollouts.progression import assess
 LIVE = ("RUNNING", "PAUSED")
 
 
-def _require_live(experiment: dict[str, Any], *allowed: str) -> None:
+def _require_live(experiment: ExperimentDoc, *allowed: str) -> None:
     state = experiment.get("state")
     if state not in (allowed or LIVE):
         raise Conflict(f"the experiment is {state}", code=ErrorCode.EXPERIMENT_NOT_LIVE,
@@ -29,7 +30,7 @@ def _require_live(experiment: dict[str, Any], *allowed: str) -> None:
 
 
 def _act(experiment_id: str, actor: dict[str, str], reason: str,
-         move: Callable[[PlanState, dict[str, Any]], tuple[PlanState, Change]],
+         move: Callable[[PlanState, ExperimentDoc], tuple[PlanState, Change]],
          exposures: dict[str, int] | None = None, kill_if_live: bool = False,
          extra: dict[str, Any] | None = None, results: Sequence[RequirementResult] = ()) -> dict[str, Any]:
 
@@ -53,7 +54,7 @@ def _counts(experiment_id: str) -> dict[str, int]:
 
 
 def pause(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
-    def move(state: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
+    def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp)
         return plan_core.pause(state)
 
@@ -61,7 +62,7 @@ def pause(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, A
 
 
 def resume(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
-    def move(state: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
+    def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp)
         return plan_core.resume(state)
 
@@ -71,7 +72,7 @@ def resume(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, 
 def rollback(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
     counts = _counts(experiment_id)
 
-    def move(state: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
+    def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp)
         return plan_core.rollback(state, utc_now(), counts)
 
@@ -81,7 +82,7 @@ def rollback(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str
 def abort(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
     """Stage 0 for everyone and the experiment KILLED, in one commit (the kill switch rides the outbox)."""
 
-    def move(state: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
+    def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp, "RUNNING", "PAUSED", "KILLED")
         return plan_core.abort(state)
 
@@ -89,7 +90,7 @@ def abort(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, A
 
 
 def approve_stage(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
-    def move(state: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
+    def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp)
         return plan_core.approve_stage(state)
 
@@ -115,7 +116,7 @@ def advance(experiment_id: str, principal: Principal, reason: str, override: boo
         raise Conflict("requirements of the current stage are not met", code=ErrorCode.REQUIREMENTS_NOT_MET,
                        details={"blocking": [r.to_dict() for r in failing]})
 
-    def move(current: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
+    def move(current: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp, "RUNNING")
         if current.seq != state.seq:
             raise Conflict("the rollout changed while requirements were evaluated; retry",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.unit_of_work import reading
 from functions.core.assignment.decision import expected_split
 from functions.core.rollout.plan import PlanState
@@ -73,7 +74,7 @@ def entered_at(state: PlanState, experiment: Mapping[str, Any], now: datetime) -
     return state.entered_at or experiment.get("startedAt") or now
 
 
-def observe(experiment: Mapping[str, Any], state: PlanState, now: datetime) -> Observed:
+def observe(experiment: ExperimentDoc, state: PlanState, now: datetime) -> Observed:
     eid = str(experiment["id"])
     arms = [k for k, _ in weights(experiment)]
     counts = exposure_counts(eid, arms)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.experiments import ExperimentChanges, ExperimentDoc
 from functions.adapters.repositories.ledger import Head
 from functions.adapters.repositories.rollouts import PlanDoc, RolloutEventDoc
 from functions.adapters.unit_of_work import UnitOfWork, reading
@@ -98,7 +98,7 @@ def commit(
     uow.rollouts.add_event(event_id, {**record, "at": now})
     ledger_payload = {k: v for k, v in record.items() if k != "actor"}
     action = f"ROLLOUT_{change.kind.value}"
-    updates = {"rollout": state.mirror()}
+    updates: ExperimentChanges = {"rollout": state.mirror()}
     if kill is not None:
         details = {**kill, "rolloutEventId": event_id, "rollout": state.mirror()}
         after = apply_transition(uow, current.experiment, "KILL", actor, reason, details,

@@ -1,0 +1,66 @@
+"""Stored documents are TypedDicts, so the type checker knows their keys: a misspelt field in a
+service is a mypy error, not a silent `None` at run time. These run mypy itself (its API, with
+the project's configuration and cache) on small snippets that use the repositories' types."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from mypy import api
+
+ROOT = Path(__file__).resolve().parents[3]
+
+CORRECT = '''
+from functions.adapters.repositories.experiments import ExperimentChanges, ExperimentDoc
+
+def state_of(doc: ExperimentDoc) -> str:
+    return doc["state"]
+
+def bump(doc: ExperimentDoc) -> ExperimentChanges:
+    return {"version": doc["version"] + 1, "planHash": "abc"}
+'''
+
+# each misspelling sits on its own line, so the test can tell which ones mypy caught
+MISSPELT = '''
+from functions.adapters.repositories.experiments import ExperimentChanges, ExperimentDoc
+
+def state_of(doc: ExperimentDoc) -> str:
+    return doc["stat"]
+
+def bump(doc: ExperimentDoc) -> ExperimentChanges:
+    return {"version": doc["version"] + 1, "planhash": "abc"}
+
+def version_text(doc: ExperimentDoc) -> str:
+    return doc["version"]
+'''
+
+
+def check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> tuple[int, list[str]]:
+    """mypy's exit status and its error lines for one snippet, checked from the project root (so
+    `functions` resolves and `.mypy_cache` is reused)."""
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(source)
+    monkeypatch.chdir(ROOT)
+    out, err, status = api.run([str(snippet), "--config-file", str(ROOT / "pyproject.toml")])
+    assert not err, err
+    return status, [line for line in out.splitlines() if ": error:" in line]
+
+
+def test_correct_keys_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    status, errors = check(tmp_path, monkeypatch, CORRECT)
+    assert errors == [] and status == 0
+
+
+def test_misspelt_keys_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    status, errors = check(tmp_path, monkeypatch, MISSPELT)
+    assert status == 1
+    lines = {int(m.group(1)) for e in errors if (m := re.search(r"snippet\.py:(\d+):", e))}
+    source = MISSPELT.splitlines()
+    flagged = {source[n - 1].strip() for n in lines}
+    assert flagged == {'return doc["stat"]', 'return {"version": doc["version"] + 1, "planhash": "abc"}',
+                       'return doc["version"]'}
+    assert any('has no key "stat"' in e for e in errors)
+    assert any('"planhash"' in e for e in errors)
+    assert any("Incompatible return value" in e for e in errors)  # version is an int, not a str
