@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
+from functions.adapters.repositories.cohorts import CohortDoc
 from functions.adapters.repositories.experiments import (
     DefinitionDoc,
     ExperimentChanges,
@@ -23,7 +24,7 @@ from functions.services.experiments import metrics, repository
 from functions.services.experiments.transitions import apply_transition
 
 
-def require_frozen_holdout(uow: UnitOfWork, cohort_id: str | None) -> dict[str, Any]:
+def require_frozen_holdout(uow: UnitOfWork, cohort_id: str | None) -> CohortDoc:
     if not cohort_id:
         raise Conflict("an experiment needs a frozen holdout cohort (holdoutCohortId)", code=ErrorCode.HOLDOUT_REQUIRED)
     cohort = uow.cohorts.get(cohort_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from functions.adapters.repositories.cohorts import CohortDoc
 from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.core.assignment import decision, eligibility, hashing
 
@@ -23,7 +24,7 @@ def _rules(raw: list[dict[str, Any]] | None) -> Any:
     return eligibility.compile_rules(list(raw or []))
 
 
-def cohort_config(cohort_id: str, doc: dict[str, Any]) -> Any:
+def cohort_config(cohort_id: str, doc: CohortDoc) -> Any:
     return decision.HoldoutCohortConfig(
         cohort_id=cohort_id,
         salt=str(doc["salt"]),
@@ -58,7 +59,7 @@ def experiment_config(experiment_id: str, doc: ExperimentDoc) -> Any:
     )
 
 
-def compile_config(cohorts: dict[str, dict[str, Any]], experiments: Mapping[str, ExperimentDoc]) -> Any:
+def compile_config(cohorts: Mapping[str, CohortDoc], experiments: Mapping[str, ExperimentDoc]) -> Any:
     return decision.AssignmentConfig(
         cohorts=tuple(cohort_config(cid, doc) for cid, doc in sorted(cohorts.items())),
         # an experiment whose holdout is missing or unfrozen is never exposed
@@ -91,7 +92,7 @@ def decide(
     return out
 
 
-def cohort_member(cohort: dict[str, Any], randomisation_id: str, attributes: dict[str, Any] | None) -> bool:
+def cohort_member(cohort: CohortDoc, randomisation_id: str, attributes: dict[str, Any] | None) -> bool:
     if attributes is not None and not _rules(cohort.get("eligibility")).matches(attributes):
         return False
     share = float(cohort["percentage"]) / 100.0

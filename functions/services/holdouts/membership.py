@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from functions.adapters.repositories.cohorts import CohortDoc
 from functions.services.holdouts import config, corebridge
 
 
-def in_holdout(cohort: dict[str, Any], randomisation_id: str, attributes: dict[str, Any] | None) -> bool:
+def in_holdout(cohort: CohortDoc, randomisation_id: str, attributes: dict[str, Any] | None) -> bool:
     """Holdout member: eligible (when attributes are known) and bucket below the percentage."""
     return corebridge.cohort_member(cohort, randomisation_id, attributes)
 

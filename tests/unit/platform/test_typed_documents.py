@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mypy import api
+
+from functions.adapters.repositories.cohorts import CohortChanges, CohortDoc
+from functions.adapters.repositories.experiments import DefinitionDoc, ExperimentChanges, ExperimentDoc
+from functions.models.experiments import ExperimentDefinition
+from functions.models.holdouts import Cohort, CohortUpdate
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -64,3 +70,17 @@ def test_misspelt_keys_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert any('has no key "stat"' in e for e in errors)
     assert any('"planhash"' in e for e in errors)
     assert any("Incompatible return value" in e for e in errors)  # version is an int, not a str
+
+
+def keys(typed: Any) -> set[str]:
+    return set(typed.__required_keys__) | set(typed.__optional_keys__)
+
+
+def test_stored_shapes_match_the_models_they_are_dumped_from() -> None:
+    """Services cast a pydantic dump to these TypedDicts; the cast is only true while the keys agree."""
+    assert keys(DefinitionDoc) == set(ExperimentDefinition.model_fields)
+    assert set(DefinitionDoc.__required_keys__) == {n for n, f in ExperimentDefinition.model_fields.items()
+                                                    if f.is_required()}
+    assert keys(DefinitionDoc) <= keys(ExperimentDoc) and keys(ExperimentChanges) <= keys(ExperimentDoc)
+    assert keys(CohortChanges) == set(CohortUpdate.model_fields) - {"expectedVersion"}
+    assert keys(CohortDoc) == set(Cohort.model_fields) - {"id"}  # the public view reads every stored field
