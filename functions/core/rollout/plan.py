@@ -27,6 +27,23 @@ class RolloutMirror(TypedDict):
     planVersion: NotRequired[int]
 
 
+class PlanStateDoc(TypedDict):
+    """`PlanState` as stored in its `rolloutPlans` document (`to_doc` / `from_doc`)."""
+
+    stages: list[float]
+    requirements: list[dict[str, Any]]  # StageRequirements.to_dict() per stage
+    currentIndex: int
+    currentStage: float
+    status: str
+    maxIndexReached: int
+    maxStageReached: float
+    enteredAt: datetime | None
+    baseline: dict[str, int]
+    approvedStages: list[int]
+    seq: int
+    planVersion: int
+
+
 class RolloutStatus(StrEnum):
     ACTIVE = "ACTIVE"  # the sweep may advance
     PAUSED = "PAUSED"  # exposure frozen at the current stage, no progression
@@ -75,7 +92,7 @@ class PlanState:
         return {"stage": self.stage, "maxStageReached": self.max_stage_reached, "status": self.status.value,
                 "planVersion": self.plan_version}
 
-    def to_doc(self) -> dict[str, Any]:
+    def to_doc(self) -> PlanStateDoc:
         return {
             "stages": list(self.stages), "requirements": [r.to_dict() for r in self.requirements],
             "currentIndex": self.index, "currentStage": self.stage, "status": self.status.value,

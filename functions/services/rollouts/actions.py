@@ -5,10 +5,10 @@ and manual advance (requirements must hold unless an admin overrides with a writ
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from functions.adapters.auth import Principal
 from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.rollouts import RolloutEventExtra
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core.clock import utc_now
 from functions.core.errors import Conflict, ErrorCode, Forbidden, Unprocessable
@@ -32,9 +32,9 @@ def _require_live(experiment: ExperimentDoc, *allowed: str) -> None:
 def _act(experiment_id: str, actor: dict[str, str], reason: str,
          move: Callable[[PlanState, ExperimentDoc], tuple[PlanState, Change]],
          exposures: dict[str, int] | None = None, kill_if_live: bool = False,
-         extra: dict[str, Any] | None = None, results: Sequence[RequirementResult] = ()) -> dict[str, Any]:
+         extra: RolloutEventExtra | None = None, results: Sequence[RequirementResult] = ()) -> store.RolloutEventView:
 
-    def work(uow: UnitOfWork) -> dict[str, Any]:
+    def work(uow: UnitOfWork) -> store.RolloutEventView:
         current = store.read(uow, experiment_id)
         after, change = move(current.state, current.experiment)
         kill = None
@@ -53,7 +53,7 @@ def _counts(experiment_id: str) -> dict[str, int]:
     return inputs.exposure_counts(experiment_id, [k for k, _ in inputs.weights(experiment)])
 
 
-def pause(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
+def pause(experiment_id: str, actor: dict[str, str], reason: str) -> store.RolloutEventView:
     def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp)
         return plan_core.pause(state)
@@ -61,7 +61,7 @@ def pause(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, A
     return _act(experiment_id, actor, reason, move)
 
 
-def resume(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
+def resume(experiment_id: str, actor: dict[str, str], reason: str) -> store.RolloutEventView:
     def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp)
         return plan_core.resume(state)
@@ -69,7 +69,7 @@ def resume(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, 
     return _act(experiment_id, actor, reason, move)
 
 
-def rollback(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
+def rollback(experiment_id: str, actor: dict[str, str], reason: str) -> store.RolloutEventView:
     counts = _counts(experiment_id)
 
     def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
@@ -79,7 +79,7 @@ def rollback(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str
     return _act(experiment_id, actor, reason, move, exposures=counts)
 
 
-def abort(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
+def abort(experiment_id: str, actor: dict[str, str], reason: str) -> store.RolloutEventView:
     """Stage 0 for everyone and the experiment KILLED, in one commit (the kill switch rides the outbox)."""
 
     def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
@@ -89,7 +89,7 @@ def abort(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, A
     return _act(experiment_id, actor, reason, move, exposures=_counts(experiment_id), kill_if_live=True)
 
 
-def approve_stage(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
+def approve_stage(experiment_id: str, actor: dict[str, str], reason: str) -> store.RolloutEventView:
     def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp)
         return plan_core.approve_stage(state)
@@ -97,7 +97,7 @@ def approve_stage(experiment_id: str, actor: dict[str, str], reason: str) -> dic
     return _act(experiment_id, actor, reason, move)
 
 
-def advance(experiment_id: str, principal: Principal, reason: str, override: bool) -> dict[str, Any]:
+def advance(experiment_id: str, principal: Principal, reason: str, override: bool) -> store.RolloutEventView:
     """Requirements are evaluated now; an operator's advance is itself the manual approval."""
     experiment = experiments.load(experiment_id)
     seen = store.require_plan(experiment_id)
@@ -123,7 +123,8 @@ def advance(experiment_id: str, principal: Principal, reason: str, override: boo
                            code=ErrorCode.ROLLOUT_CHANGED, details={"seq": current.seq})
         return plan_core.advance(current, now, observed.exposures, override=bool(override and failing))
 
-    extra = {"override": bool(override and failing), "overriddenRequirements": [r.name for r in failing]}
+    extra: RolloutEventExtra = {"override": bool(override and failing),
+                                "overriddenRequirements": [r.name for r in failing]}
     # the event records the values that justified (or were overridden by) the move
     return _act(experiment_id, principal.to_dict(), reason, move, exposures=observed.exposures, extra=extra,
                 results=results)

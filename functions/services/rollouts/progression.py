@@ -51,7 +51,7 @@ def progress_experiment(experiment_id: str, now: datetime) -> dict[str, Any] | N
     if decision.step in (Step.HOLD, Step.NONE):
         return _summary(experiment_id, seen, decision)
 
-    def work(uow: UnitOfWork) -> dict[str, Any] | None:
+    def work(uow: UnitOfWork) -> store.RolloutEventView | None:
         current = store.read(uow, experiment_id)
         state = current.state
         if state.seq != seen.seq:
