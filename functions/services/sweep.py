@@ -17,6 +17,8 @@ from google.api_core import exceptions as gexc
 
 from functions.adapters import outbox
 from functions.adapters.auth import SYSTEM
+from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.snapshots import SweepStatusDoc
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.config import settings
 from functions.core.clock import utc_now
@@ -40,7 +42,7 @@ def snapshot_id(experiment_id: str, window: datetime, run_key: str | None = None
     return f"{base}__{run_key}" if run_key else base
 
 
-def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = None,
+def sweep_experiment(doc: ExperimentDoc, now: datetime, run_key: str | None = None,
                      stats: snapshot_stats.ExperimentStats | None = None) -> dict[str, Any]:
     """One snapshot per window, committed together with the action it triggers: a crash before
     the commit leaves nothing (the rerun redoes both), after it leaves both (the rerun skips).
@@ -109,7 +111,7 @@ def _step(step: str, failures: list[dict[str, Any]], fn: Any, *args: Any, experi
 
 def _record_status(now: datetime, failures: list[dict[str, Any]]) -> dict[str, Any]:
     steps = {step: "FAILED" if any(f["step"] == step for f in failures) else "OK" for step in STEPS}
-    status = {"at": now, "ok": not failures, "steps": steps, "failures": failures[:50]}
+    status: SweepStatusDoc = {"at": now, "ok": not failures, "steps": steps, "failures": failures[:50]}
     try:
         atomically(lambda uow: uow.snapshots.save_sweep_status(status))
     except Exception as exc:  # the result still says so; the scheduler's retry tries again
@@ -128,7 +130,7 @@ def run_sweep(now: datetime | None = None, run_key: str | None = None) -> dict[s
     # written (a snapshot of no data would read as "nothing happened"), and the step says so
     stats = _step("snapshots", failures, snapshot_stats.read, running)
 
-    def one(doc: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    def one(doc: ExperimentDoc) -> tuple[dict[str, Any], Any]:
         eid = doc.get("id")
         try:
             if stats is None:

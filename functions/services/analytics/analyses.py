@@ -11,6 +11,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
+from functions.adapters.repositories.analyses import AnalysisDoc
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.config import settings
 from functions.core.assignment.decision import expected_split
@@ -88,7 +89,7 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
     primary = results.get(primary_metric, {})
     recommendation = {arm: data["recommendation"] for arm, data in primary.get("arms", {}).items()}
     analysis_id = f"{experiment_id}__{utc_now().strftime('%Y%m%dT%H%M%S')}__{random_hex(6)}"
-    stored = {
+    stored: AnalysisDoc = {
         "id": analysis_id, "experimentId": experiment_id, "createdAt": utc_now(), "createdBy": actor,
         "engineVersion": primary.get("engineVersion"), "fingerprint": primary.get("fingerprint"),
         "primaryMetric": primary_metric, "recommendation": recommendation,
@@ -113,14 +114,14 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
     return to_view(stored)
 
 
-def to_view(stored: dict[str, Any]) -> dict[str, Any]:
+def to_view(stored: AnalysisDoc) -> dict[str, Any]:
     view = {k: v for k, v in stored.items() if k != "resultJson"}
     view["createdAt"] = iso_text(stored.get("createdAt"))
     view["results"] = json.loads(stored["resultJson"])
     return view
 
 
-def get(analysis_id: str) -> dict[str, Any]:
+def get(analysis_id: str) -> AnalysisDoc:
     doc = reading().analyses.get(analysis_id)
     if doc is None:
         raise NotFound(f"analysis {analysis_id} not found", code=ErrorCode.ANALYSIS_NOT_FOUND)

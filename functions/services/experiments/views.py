@@ -11,15 +11,19 @@ long ago) costs one more small query for its last snapshot.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from functions.adapters.repositories.analyses import AnalysisDoc
 from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.snapshots import SnapshotDoc
 from functions.adapters.unit_of_work import reading
 from functions.config import settings
 from functions.core.clock import iso_text, utc_now
 
+D = TypeVar("D", bound=Mapping[str, Any])
 SERIES_LIMIT = 500
 _WORKERS = 16
 
@@ -50,8 +54,8 @@ ANALYSIS_FIELDS = ["id", "experimentId", "createdAt", "recommendation", "primary
 IN_LIMIT = 30
 
 
-def _newest(docs: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
-    latest: dict[str, dict[str, Any]] = {}
+def _newest(docs: Sequence[D], key: str) -> dict[str, D]:
+    latest: dict[str, D] = {}
     for d in docs:
         eid = d.get("experimentId")
         if eid and (eid not in latest or (iso_text(d.get(key)) or "") > (iso_text(latest[eid].get(key)) or "")):
@@ -59,17 +63,17 @@ def _newest(docs: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
     return latest
 
 
-def recent_snapshots(since: datetime) -> dict[str, dict[str, Any]]:
+def recent_snapshots(since: datetime) -> dict[str, SnapshotDoc]:
     """The newest snapshot per experiment among those taken since `since` (one range query)."""
     return _newest(reading().snapshots.taken_since(since, SNAPSHOT_FIELDS), "takenAt")
 
 
-def last_snapshot(experiment_id: str) -> dict[str, Any] | None:
+def last_snapshot(experiment_id: str) -> SnapshotDoc | None:
     return next((doc for _, doc in reading().snapshots.newest(experiment_id, 1, SNAPSHOT_FIELDS)), None)
 
 
-def latest_analyses(experiment_ids: list[str]) -> dict[str, dict[str, Any]]:
-    def chunk(ids: list[str]) -> list[dict[str, Any]]:
+def latest_analyses(experiment_ids: list[str]) -> dict[str, AnalysisDoc]:
+    def chunk(ids: list[str]) -> list[AnalysisDoc]:
         return reading().analyses.of_experiments(ids, ANALYSIS_FIELDS)
 
     chunks = [experiment_ids[i:i + IN_LIMIT] for i in range(0, len(experiment_ids), IN_LIMIT)]
@@ -92,9 +96,9 @@ def _days(start: Any, end: Any, now: datetime) -> float | None:
     return round(max((stop - start).total_seconds(), 0.0) / 86400, 1)
 
 
-def summary(doc: ExperimentDoc, snapshot: dict[str, Any] | None, analysis: dict[str, Any] | None,
+def summary(doc: ExperimentDoc, snapshot: SnapshotDoc | None, analysis: AnalysisDoc | None,
             now: datetime) -> dict[str, Any]:
-    rec = (analysis or {}).get("recommendation") or {}
+    rec = (analysis.get("recommendation") if analysis else None) or {}  # a projected read: keys may be absent
     verdicts = {arm: {"decision": r.get("decision"), "trust": r.get("trust")} for arm, r in sorted(rec.items())}
     rollout = doc.get("rollout")
     stage = rollout.get("stage") if rollout else None
@@ -104,7 +108,7 @@ def summary(doc: ExperimentDoc, snapshot: dict[str, Any] | None, analysis: dict[
         "startedAt": iso_text(doc.get("startedAt")), "endedAt": iso_text(doc.get("endedAt")),
         "daysRunning": _days(doc.get("startedAt"), doc.get("endedAt"), now),
         "rolloutStage": stage, "primaryMetric": primary_metric(doc),
-        "verdicts": verdicts, "analysisId": (analysis or {}).get("id"),
+        "verdicts": verdicts, "analysisId": analysis.get("id") if analysis else None,
         "guardrailStatus": guardrail_status(snapshot.get("guardrails") if snapshot else None),
         "requiredApprovers": list(doc.get("requiredApprovers") or []),
         "approvedBy": sorted(doc.get("approvals") or {}),

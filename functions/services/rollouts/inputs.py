@@ -53,7 +53,7 @@ def _at(doc: Mapping[str, Any]) -> Any:
 
 def data_quality(experiment_id: str, snapshot: Mapping[str, Any] | None) -> str | None:
     """The newest trust verdict from an analysis (or the snapshot); None when nobody has judged yet."""
-    docs = reading().analyses.of_experiment(experiment_id, limit=50)
+    docs: list[Mapping[str, Any]] = [*reading().analyses.of_experiment(experiment_id, limit=50)]
     if snapshot:
         docs.append(dict(snapshot))
     judged = [d for d in docs if _trust(d) is not None]
