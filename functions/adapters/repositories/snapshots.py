@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 from functions.adapters.firestore import EXPERIMENT_SNAPSHOTS
 from functions.adapters.repositories.session import Query, Session
@@ -30,13 +30,23 @@ class SnapshotDoc(TypedDict):
     acted: str | None  # KILL / PAUSE / ALERT when a breach acted in this window
 
 
+class SweepFailure(TypedDict):
+    """A sweep step that failed (`models.experiments.SweepFailure`)."""
+
+    step: str
+    code: str
+    message: str
+    experimentId: NotRequired[str]
+    retry: NotRequired[bool]  # False: a redelivered tick cannot mend it
+
+
 class SweepStatusDoc(TypedDict):
     """`experimentSnapshots/_sweep`: each step's outcome in the latest sweep."""
 
     at: datetime
     ok: bool
     steps: dict[str, str]  # step -> OK | FAILED
-    failures: list[dict[str, Any]]  # step, code, message[, experimentId]
+    failures: list[SweepFailure]
 
 
 class SnapshotRepository:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from functions.adapters.repositories.analyses import AnalysisDoc
 from functions.adapters.repositories.experiments import ExperimentDoc
@@ -24,6 +24,49 @@ from functions.config import settings
 from functions.core.clock import iso_text, utc_now
 
 D = TypeVar("D", bound=Mapping[str, Any])
+
+
+class SnapshotView(SnapshotDoc):
+    """A snapshot with its document id (health, the series, the rollout requirements)."""
+
+    snapshotId: str
+
+
+class SnapshotPointView(TypedDict):
+    """One point of the snapshot series (`models.experiments.SnapshotPoint`)."""
+
+    snapshotId: str
+    takenAt: str | None
+    state: str | None
+    stage: float | None
+    units: dict[str, float]
+    guardrails: list[dict[str, Any]]
+    acted: str | None
+
+
+class ExperimentSummaryView(TypedDict):
+    """One summary line (`models.experiments.ExperimentSummary`)."""
+
+    id: str
+    name: str
+    state: str | None
+    owner: str | None
+    offerType: str | None
+    createdAt: str | None
+    startedAt: str | None
+    endedAt: str | None
+    daysRunning: float | None
+    rolloutStage: float | None
+    primaryMetric: str | None
+    verdicts: dict[str, dict[str, str | None]]  # arm -> latest analysis decision and trust
+    analysisId: str | None
+    guardrailStatus: str
+    requiredApprovers: list[str]
+    approvedBy: list[str]
+    pendingApprovers: list[str]
+    version: int
+
+
 SERIES_LIMIT = 500
 _WORKERS = 16
 
@@ -97,7 +140,7 @@ def _days(start: Any, end: Any, now: datetime) -> float | None:
 
 
 def summary(doc: ExperimentDoc, snapshot: SnapshotDoc | None, analysis: AnalysisDoc | None,
-            now: datetime) -> dict[str, Any]:
+            now: datetime) -> ExperimentSummaryView:
     rec = (analysis.get("recommendation") if analysis else None) or {}  # a projected read: keys may be absent
     verdicts = {arm: {"decision": r.get("decision"), "trust": r.get("trust")} for arm, r in sorted(rec.items())}
     rollout = doc.get("rollout")
@@ -117,7 +160,7 @@ def summary(doc: ExperimentDoc, snapshot: SnapshotDoc | None, analysis: Analysis
     }
 
 
-def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def summaries(state: str | None = None, limit: int = 100) -> list[ExperimentSummaryView]:
     now = utc_now()
     with ThreadPoolExecutor(max_workers=1) as pool:  # the recent snapshots do not wait for the documents
         recent_f = pool.submit(recent_snapshots, now - timedelta(seconds=3 * settings().sweep_window_seconds))
@@ -135,7 +178,7 @@ def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]
     return sorted(rows, key=lambda r: (r["createdAt"] or ""), reverse=True)
 
 
-def snapshot_docs(experiment_id: str, limit: int, fields: list[str]) -> list[dict[str, Any]]:
+def snapshot_docs(experiment_id: str, limit: int, fields: list[str]) -> list[SnapshotView]:
     """The newest `limit` snapshots, newest first, projected to `fields`, with `snapshotId`."""
     return [{**doc, "snapshotId": sid} for sid, doc in reading().snapshots.newest(experiment_id, limit, fields)]
 
@@ -143,13 +186,14 @@ def snapshot_docs(experiment_id: str, limit: int, fields: list[str]) -> list[dic
 SERIES_FIELDS = ["takenAt", "state", "rollout", "units", "guardrails", "acted"]
 
 
-def series_point(d: dict[str, Any]) -> dict[str, Any]:
+def series_point(d: SnapshotView) -> SnapshotPointView:
+    rollout = d.get("rollout")
     return {"snapshotId": d["snapshotId"], "takenAt": iso_text(d.get("takenAt")), "state": d.get("state"),
-            "stage": (d.get("rollout") or {}).get("stage"), "units": d.get("units") or {},
+            "stage": rollout.get("stage") if rollout else None, "units": d.get("units") or {},
             "guardrails": d.get("guardrails") or [], "acted": d.get("acted")}
 
 
-def snapshot_series(experiment_id: str, limit: int = SERIES_LIMIT) -> list[dict[str, Any]]:
+def snapshot_series(experiment_id: str, limit: int = SERIES_LIMIT) -> list[SnapshotPointView]:
     """Snapshots oldest first: time, state, stage, units per arm and guardrail verdicts (the
     statistics the sweep stored are left out; charts need the verdicts, not the moments)."""
     return [series_point(d) for d in reversed(snapshot_docs(experiment_id, limit, SERIES_FIELDS))]

@@ -32,7 +32,7 @@ def exposure_counts(experiment_id: str, variants: list[str]) -> dict[str, int]:
     return experiment_health.exposure_counts(experiment_id, variants)
 
 
-def latest_snapshot(experiment_id: str) -> dict[str, Any] | None:
+def latest_snapshot(experiment_id: str) -> experiment_health.SnapshotView | None:
     return experiment_health.latest_snapshot(experiment_id)
 
 
