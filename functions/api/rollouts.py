@@ -40,7 +40,7 @@ def get_plan(ctx: RequestContext, experiment_id: str) -> PlanDoc:
 
 @router.get("/{experiment_id}/health", roles=ANY_STAFF, response=RolloutHealth,
             summary="Current stage, time at stage, requirements and what blocks them, projected end")
-def get_health(ctx: RequestContext, experiment_id: str) -> dict[str, Any]:
+def get_health(ctx: RequestContext, experiment_id: str) -> health.RolloutHealthView:
     return health.health(experiment_id)
 
 

@@ -17,13 +17,11 @@ class SecondaryAdjusted(TypedDict):
     pValues: dict[str, float | None]  # secondary KPI -> adjusted p-value
 
 
-class AnalysisDoc(TypedDict):
-    """An `experimentAnalyses` document (id `{experimentId}__{time}__{random}`). A projected read
-    (`fields`) holds only those keys."""
+class AnalysisFields(TypedDict):
+    """What an analysis document and its public summary share."""
 
     id: str
     experimentId: str
-    createdAt: datetime
     createdBy: dict[str, str]  # the actor
     engineVersion: str | None
     fingerprint: str | None
@@ -35,6 +33,13 @@ class AnalysisDoc(TypedDict):
     crossingUnits: int
     fraudFlagged: int
     secondaryAdjusted: SecondaryAdjusted
+
+
+class AnalysisDoc(AnalysisFields):
+    """An `experimentAnalyses` document (id `{experimentId}__{time}__{random}`). A projected read
+    (`fields`) holds only those keys."""
+
+    createdAt: datetime
     resultJson: str  # the full result per KPI, as JSON (open shape; replayed by `replay`)
 
 

@@ -11,10 +11,36 @@ from typing import Any
 import pytest
 from mypy import api
 
+from functions.adapters.repositories import snapshots
+from functions.adapters.repositories.analyses import AnalysisDoc
 from functions.adapters.repositories.cohorts import CohortChanges, CohortDoc
 from functions.adapters.repositories.experiments import DefinitionDoc, ExperimentChanges, ExperimentDoc
-from functions.models.experiments import ExperimentDefinition
+from functions.adapters.repositories.rollouts import PlanDoc, RolloutEventDoc
+from functions.models.analytics import AnalysisSummary, AnalysisView, ReplayResult
+from functions.models.experiments import (
+    ExperimentDefinition,
+    ExperimentHealth,
+    ExperimentOverview,
+    ExperimentSummary,
+    LifecycleResult,
+    LifecycleStep,
+    SnapshotPoint,
+    SweepFailure,
+    SweepResult,
+    SweepStatus,
+    SweptExperiment,
+)
 from functions.models.holdouts import Cohort, CohortUpdate
+from functions.models.rollouts import PlanChange, RolloutEventOut, RolloutHealth, RolloutPlanOut
+from functions.services import sweep
+from functions.services.analytics.analyses import AnalysisResultView, AnalysisSummaryView, ReplayView
+from functions.services.experiments.health import ExperimentHealthView, SweepStatusView
+from functions.services.experiments.lifecycle_helper import LifecycleStepView, LifecycleView
+from functions.services.experiments.overview import OverviewView
+from functions.services.experiments.views import ExperimentSummaryView, SnapshotPointView
+from functions.services.rollouts.health import RolloutHealthView
+from functions.services.rollouts.plans import PlanChangeView
+from functions.services.rollouts.store import RolloutEventView
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -84,3 +110,22 @@ def test_stored_shapes_match_the_models_they_are_dumped_from() -> None:
     assert keys(DefinitionDoc) <= keys(ExperimentDoc) and keys(ExperimentChanges) <= keys(ExperimentDoc)
     assert keys(CohortChanges) == set(CohortUpdate.model_fields) - {"expectedVersion"}
     assert keys(CohortDoc) == set(Cohort.model_fields) - {"id"}  # the public view reads every stored field
+
+
+@pytest.mark.parametrize(("view", "model"), [
+    (ExperimentHealthView, ExperimentHealth), (SweepStatusView, SweepStatus), (LifecycleView, LifecycleResult),
+    (LifecycleStepView, LifecycleStep), (ExperimentSummaryView, ExperimentSummary), (SnapshotPointView, SnapshotPoint),
+    (OverviewView, ExperimentOverview), (PlanChangeView, PlanChange), (AnalysisSummaryView, AnalysisSummary),
+    (AnalysisResultView, AnalysisView), (RolloutEventView, RolloutEventOut), (sweep.SweepResultView, SweepResult),
+    (sweep.SweptExperiment, SweptExperiment), (snapshots.SweepFailure, SweepFailure),
+    (RolloutHealthView, RolloutHealth), (ReplayView, ReplayResult),
+])
+def test_a_view_has_its_response_models_fields(view: Any, model: Any) -> None:
+    assert keys(view) == set(model.model_fields)
+
+
+def test_views_built_from_documents_keep_the_stored_fields() -> None:
+    """A view built by a cast from a stored document keeps the response model's keys."""
+    assert keys(AnalysisSummaryView) == keys(AnalysisDoc) - {"resultJson"}
+    assert keys(RolloutEventDoc) | {"experimentVersion", "experimentState"} == set(RolloutEventOut.model_fields)
+    assert keys(PlanDoc) == set(RolloutPlanOut.model_fields)
