@@ -14,11 +14,17 @@ from mypy import api
 from functions.adapters.repositories import snapshots
 from functions.adapters.repositories.analyses import AnalysisDoc
 from functions.adapters.repositories.cohorts import CohortChanges, CohortDoc
-from functions.adapters.repositories.experiments import DefinitionDoc, ExperimentChanges, ExperimentDoc
+from functions.adapters.repositories.experiments import (
+    DefinitionDoc,
+    ExperimentChanges,
+    ExperimentDoc,
+    ExperimentEventDoc,
+)
 from functions.adapters.repositories.rollouts import PlanDoc, RolloutEventDoc
 from functions.models.analytics import AnalysisSummary, AnalysisView, ReplayResult
 from functions.models.experiments import (
     ExperimentDefinition,
+    ExperimentEvent,
     ExperimentHealth,
     ExperimentOverview,
     ExperimentSummary,
@@ -129,3 +135,4 @@ def test_views_built_from_documents_keep_the_stored_fields() -> None:
     assert keys(AnalysisSummaryView) == keys(AnalysisDoc) - {"resultJson"}
     assert keys(RolloutEventDoc) | {"experimentVersion", "experimentState"} == set(RolloutEventOut.model_fields)
     assert keys(PlanDoc) == set(RolloutPlanOut.model_fields)
+    assert keys(ExperimentEventDoc) == {f.alias or name for name, f in ExperimentEvent.model_fields.items()}
