@@ -32,18 +32,18 @@ RUNNERS = frozenset({"pm", "operator"})
 
 @router.post("/experiments/{experiment_id}/analyses", roles=RUNNERS, body=AnalysisRequest, response=AnalysisView,
              status=201, summary="Run and publish a new immutable analysis")
-def run_analysis(ctx: RequestContext, experiment_id: str, body: AnalysisRequest) -> dict[str, Any]:
+def run_analysis(ctx: RequestContext, experiment_id: str, body: AnalysisRequest) -> analyses.AnalysisResultView:
     return analyses.run(experiment_id, body, ctx.actor)
 
 
 @router.get("/experiments/{experiment_id}/analyses", roles=ANY_STAFF, response=AnalysisList,
             summary="Analyses of an experiment")
-def list_analyses(ctx: RequestContext, experiment_id: str) -> dict[str, Any]:
+def list_analyses(ctx: RequestContext, experiment_id: str) -> dict[str, list[analyses.AnalysisSummaryView]]:
     return {"analyses": analyses.list_for(experiment_id)}
 
 
 @router.get("/analyses/{analysis_id}", roles=ANY_STAFF, response=AnalysisView, summary="One stored analysis")
-def get_analysis(ctx: RequestContext, analysis_id: str) -> dict[str, Any]:
+def get_analysis(ctx: RequestContext, analysis_id: str) -> analyses.AnalysisResultView:
     return analyses.to_view(analyses.get(analysis_id))
 
 
@@ -77,7 +77,7 @@ def profile_metric(ctx: RequestContext, metric: str, query: MetricProfileQuery) 
 
 @router.post("/analyses/{analysis_id}/replay", roles=ANY_STAFF, response=ReplayResult,
              summary="Recompute a stored verdict offline")
-def replay(ctx: RequestContext, analysis_id: str) -> dict[str, Any]:
+def replay(ctx: RequestContext, analysis_id: str) -> analyses.ReplayView:
     return analyses.replay(analysis_id)
 
 

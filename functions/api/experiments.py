@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.api.router import ANY_STAFF, RequestContext, Router
 from functions.models.common import StrictModel
 from functions.models.experiments import (
@@ -40,7 +41,7 @@ from functions.services.experiments import (
     transitions,
     views,
 )
-from functions.services.experiments.lifecycle_helper import intended_hash, run_full_lifecycle
+from functions.services.experiments.lifecycle_helper import LifecycleView, intended_hash, run_full_lifecycle
 
 router = Router("experiments", "Offer experiments", "Lifecycle, approvals, KPI ingestion, guardrails.")
 PM = frozenset({"pm"})
@@ -56,7 +57,7 @@ class SeriesQuery(StrictModel):
     limit: int = Field(default=views.SERIES_LIMIT, ge=1, le=views.SERIES_LIMIT)
 
 
-def _out(doc: dict[str, Any]) -> ExperimentOut:
+def _out(doc: ExperimentDoc) -> ExperimentOut:
     return repository.to_out(doc)
 
 
@@ -69,7 +70,7 @@ def ingest_kpis(ctx: RequestContext, body: KpiBatch) -> dict[str, Any]:
 @router.post("/lifecycle", roles=PM, body=LifecycleRequest, response=LifecycleResult, status=201,
              summary="runFullExperimentLifecycle: create, submit, approve (bound approver tokens), start; "
                      "all or nothing")
-def lifecycle(ctx: RequestContext, body: LifecycleRequest) -> dict[str, Any]:
+def lifecycle(ctx: RequestContext, body: LifecycleRequest) -> LifecycleView:
     return run_full_lifecycle(body, ctx.principal)
 
 
@@ -82,7 +83,7 @@ def lifecycle_content_hash(ctx: RequestContext, body: CreateExperiment) -> Conte
 
 @router.post("/sweep", roles={"operator"}, response=SweepResult,
               summary="Run the sweep now (normally Cloud Scheduler does)")
-def run_sweep_now(ctx: RequestContext) -> dict[str, Any]:
+def run_sweep_now(ctx: RequestContext) -> sweep.SweepResultView:
     # Its own snapshot, keyed on the request id: a retried request does not sweep twice.
     return sweep.run_sweep(run_key=f"manual-{ctx.request_id}")
 
@@ -158,7 +159,7 @@ for _action, _needs_reason in (("PAUSE", True), ("RESUME", False), ("KILL", True
 
 @router.get("/{experiment_id}/health", roles=ANY_STAFF, response=ExperimentHealth,
              summary="Exposure, SRM, guardrails, snapshot age")
-def get_health(ctx: RequestContext, experiment_id: str) -> dict[str, Any]:
+def get_health(ctx: RequestContext, experiment_id: str) -> health.ExperimentHealthView:
     return health.health(experiment_id)
 
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from google.api_core import exceptions as gexc
 
 from functions.adapters import outbox
 from functions.adapters.auth import SYSTEM
+from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.snapshots import SweepFailure, SweepStatusDoc
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.config import settings
 from functions.core.clock import utc_now
 from functions.core.errors import AppError
 from functions.services.experiments import guardrails
+from functions.services.experiments.health import SweepStatusView
 from functions.services.experiments.transitions import apply_transition, record_event
 from functions.services.ledger import checkpoints
 from functions.services.metrics import snapshot_stats
@@ -40,8 +43,19 @@ def snapshot_id(experiment_id: str, window: datetime, run_key: str | None = None
     return f"{base}__{run_key}" if run_key else base
 
 
-def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = None,
-                     stats: snapshot_stats.ExperimentStats | None = None) -> dict[str, Any]:
+class SweptExperiment(TypedDict, total=False):
+    """One experiment's outcome in a sweep (`models.experiments.SweptExperiment`)."""
+
+    experimentId: Required[str | None]
+    snapshot: str
+    skipped: bool
+    acted: str | None
+    breached: int
+    error: str  # the error code when this experiment's snapshot failed
+
+
+def sweep_experiment(doc: ExperimentDoc, now: datetime, run_key: str | None = None,
+                     stats: snapshot_stats.ExperimentStats | None = None) -> SweptExperiment:
     """One snapshot per window, committed together with the action it triggers: a crash before
     the commit leaves nothing (the rerun redoes both), after it leaves both (the rerun skips).
     `run_key` names an on-demand run (an operator's "sweep now"), which gets its own snapshot
@@ -89,16 +103,25 @@ def sweep_experiment(doc: dict[str, Any], now: datetime, run_key: str | None = N
 STEPS = ("snapshots", "rollouts", "checkpoint", "outbox")
 
 
-def _failure(step: str, exc: BaseException, experiment_id: str | None = None) -> dict[str, Any]:
+class SweepResultView(SweepStatusView):
+    """What a sweep answers (`models.experiments.SweepResult`)."""
+
+    experiments: list[SweptExperiment]
+    rollouts: list[dict[str, Any]]  # progression summaries of the rollouts that moved
+    checkpoint: dict[str, Any] | None
+    outboxPublished: int
+
+
+def _failure(step: str, exc: BaseException, experiment_id: str | None = None) -> SweepFailure:
     code = exc.code if isinstance(exc, AppError) else type(exc).__name__
-    failure = {"step": step, "code": code, "message": str(exc)[:300]}
+    failure: SweepFailure = {"step": step, "code": code, "message": str(exc)[:300]}
     if experiment_id:
         failure["experimentId"] = experiment_id
     log.error("sweep step failed", extra={"json_fields": failure})
     return failure
 
 
-def _step(step: str, failures: list[dict[str, Any]], fn: Any, *args: Any, experiment_id: str | None = None) -> Any:
+def _step(step: str, failures: list[SweepFailure], fn: Any, *args: Any, experiment_id: str | None = None) -> Any:
     """Run one step; a step that cannot run is recorded as failed, and the others still run."""
     try:
         return fn(*args)
@@ -107,9 +130,9 @@ def _step(step: str, failures: list[dict[str, Any]], fn: Any, *args: Any, experi
         return None
 
 
-def _record_status(now: datetime, failures: list[dict[str, Any]]) -> dict[str, Any]:
+def _record_status(now: datetime, failures: list[SweepFailure]) -> SweepStatusView:
     steps = {step: "FAILED" if any(f["step"] == step for f in failures) else "OK" for step in STEPS}
-    status = {"at": now, "ok": not failures, "steps": steps, "failures": failures[:50]}
+    status: SweepStatusDoc = {"at": now, "ok": not failures, "steps": steps, "failures": failures[:50]}
     try:
         atomically(lambda uow: uow.snapshots.save_sweep_status(status))
     except Exception as exc:  # the result still says so; the scheduler's retry tries again
@@ -117,19 +140,20 @@ def _record_status(now: datetime, failures: list[dict[str, Any]]) -> dict[str, A
     return {**status, "at": now.isoformat()}
 
 
-def run_sweep(now: datetime | None = None, run_key: str | None = None) -> dict[str, Any]:
+def run_sweep(now: datetime | None = None, run_key: str | None = None) -> SweepResultView:
     """Every step runs even when another failed (a broken rollout step must not switch off
     checkpoints or the outbox); failures are named in the result and in `experimentSnapshots/_sweep`,
     which experiment health reports."""
     now = now or utc_now()
     running = reading().experiments.all("RUNNING", limit=None)
-    failures: list[dict[str, Any]] = []
+    failures: list[SweepFailure] = []
     # one metric-store query for every running experiment; if it cannot run, no snapshot is
     # written (a snapshot of no data would read as "nothing happened"), and the step says so
     stats = _step("snapshots", failures, snapshot_stats.read, running)
 
-    def one(doc: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    def one(doc: ExperimentDoc) -> tuple[SweptExperiment, Any]:
         eid = doc.get("id")
+        result: SweptExperiment
         try:
             if stats is None:
                 result = {"experimentId": eid, "error": "METRIC_STORE_UNAVAILABLE"}

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from google.api_core import exceptions as gexc
 
 from functions.adapters import unit_of_work
-from functions.adapters.repositories.session import DocPath, Document, Query, ReadAfterWrite, ReadOnly, Where
+from functions.adapters.repositories.session import Data, DocPath, Document, Query, ReadAfterWrite, ReadOnly, Where
 from functions.adapters.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
@@ -90,10 +90,10 @@ class FakeSession:
         if self._writes:
             raise ReadAfterWrite("a transaction reads everything before it writes")
 
-    def _stage(self, kind: str, path: DocPath, data: Document) -> None:
+    def _stage(self, kind: str, path: DocPath, data: Data) -> None:
         if not self._writable:
             raise ReadOnly("writes go through a unit of work")
-        self._writes.append((kind, path, copy.deepcopy(data)))
+        self._writes.append((kind, path, copy.deepcopy(dict(data))))
 
     def get(self, path: DocPath) -> Document | None:
         self._reading()
@@ -122,13 +122,13 @@ class FakeSession:
     def count(self, query: Query) -> int:
         return len(self._matches(query))
 
-    def create(self, path: DocPath, data: Document) -> None:
+    def create(self, path: DocPath, data: Data) -> None:
         self._stage("create", path, data)
 
-    def set(self, path: DocPath, data: Document) -> None:
+    def set(self, path: DocPath, data: Data) -> None:
         self._stage("set", path, data)
 
-    def update(self, path: DocPath, changes: Document) -> None:
+    def update(self, path: DocPath, changes: Data) -> None:
         self._stage("update", path, changes)
 
     def increment(self, path: DocPath, deltas: dict[str, int]) -> None:

@@ -7,7 +7,8 @@ unit of work's session; ids come from `functions.adapters.holdout_keys`."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from datetime import datetime
+from typing import Any, NotRequired, TypedDict, cast
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -20,7 +21,37 @@ from functions.adapters.repositories.session import Session
 
 RETRY_DOCUMENT = "_exposureRetries"  # parent of the outbox of exposure messages whose publish failed
 
-ExposureDoc = dict[str, Any]
+
+
+class ArmChange(TypedDict):
+    """What marks an exposure whose unit was later decided into another arm."""
+
+    armChanged: bool
+    otherArms: list[str]  # "STATUS:variant" of every later arm
+    armChangedAt: datetime
+
+
+class RecordedArm(TypedDict, total=False):
+    """An exposure record projected to its arm (`recorded_arms`)."""
+
+    variant: str | None
+    status: str
+
+
+class ExposureDoc(TypedDict):
+    """A `holdoutAssignments` document: a unit's first exposure to an experiment, created once."""
+
+    unitId: str
+    experimentId: str
+    variant: str | None
+    firstExposedAt: datetime
+    inHoldout: bool
+    status: str  # ASSIGNED, HOLDOUT, ...
+    analyticsConsent: bool
+    armChanged: NotRequired[bool]  # the ArmChange fields, once a later arm was seen
+    otherArms: NotRequired[list[str]]
+    armChangedAt: NotRequired[datetime]
+
 Writes = firestore.Transaction | firestore.WriteBatch  # a transaction or batch a counter joins
 
 
@@ -52,18 +83,18 @@ def create_exposures(docs: Iterable[tuple[str, str, ExposureDoc]]) -> tuple[int,
     for experiment_id, unit_id, doc in docs:
         ref = assignment_ref(experiment_id, unit_id)
         by_path[ref.path] = (experiment_id, unit_id)
-        writer.create(ref, doc)
+        writer.create(ref, dict(doc))
     writer.close()
     if failures:
         raise failures[0]  # transient: let Pub/Sub redeliver
     return created, [by_path[p] for p in existing if p in by_path]
 
 
-def recorded_arms(pairs: list[tuple[str, str]]) -> dict[str, ExposureDoc]:
+def recorded_arms(pairs: list[tuple[str, str]]) -> dict[str, RecordedArm]:
     """Status and variant of the existing exposure records of (experiment, unit) pairs, by document
     id, in one batched read."""
     refs = [assignment_ref(eid, unit) for eid, unit in pairs]
-    return {snap.id: snap.to_dict() or {}
+    return {snap.id: cast(RecordedArm, snap.to_dict() or {})
             for snap in db().get_all(refs, field_paths=["variant", "status"]) if snap.exists}
 
 
@@ -74,9 +105,9 @@ class ExposureRepository:
         self._session = session
 
     def get(self, experiment_id: str, unit_id: str) -> ExposureDoc | None:
-        return self._session.get((HOLDOUT_ASSIGNMENTS, assignment_id(experiment_id, unit_id)))
+        return cast(ExposureDoc | None, self._session.get((HOLDOUT_ASSIGNMENTS, assignment_id(experiment_id, unit_id))))
 
-    def update(self, experiment_id: str, unit_id: str, changes: dict[str, Any]) -> None:
+    def update(self, experiment_id: str, unit_id: str, changes: ArmChange) -> None:
         self._session.update((HOLDOUT_ASSIGNMENTS, assignment_id(experiment_id, unit_id)), changes)
 
 

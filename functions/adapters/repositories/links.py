@@ -4,14 +4,49 @@ document per link event, `cohortIds` the cohorts it touched) and the union-find 
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict, cast
 
 from functions.adapters.firestore import HOLDOUT_COHORTS, HOLDOUT_SPILLOVER_EVENTS, db
 from functions.adapters.holdout_keys import COUNTERS, UNITS, spillover_event_key, unit_key
 from functions.adapters.repositories.session import DocPath, Query, Session
 
 NODES = UNITS  # union-find nodes under a cohort
-LinkDoc = dict[str, Any]
+
+
+class LinkDoc(TypedDict):
+    """A `holdoutSpilloverEvents` document: one link event, created with its effect (the event's
+    idempotency key). Times written by the service are ISO text; `occurredAt` is the sender's."""
+
+    eventId: str
+    linkType: str
+    sourceUnitId: str
+    targetUnitId: str
+    clusterId: str | None
+    offer: dict[str, Any] | None  # the OfferRef a gift or referral carried
+    crossing: bool
+    cohortIds: list[str]
+    occurredAt: datetime | None
+    recordedAt: str
+    actor: dict[str, str]
+    result: dict[str, Any]  # the SpilloverResult, as JSON (a redelivery answers with it)
+
+
+class NodeDoc(TypedDict):
+    """A union-find node `holdoutCohorts/{id}/units/{key}` (`unionfind.Node.to_doc`); a root
+    holds its component's size and members per side."""
+
+    unitId: str | None
+    parent: str | None
+    size: int
+    holdout: int
+    treated: int
+    spans: bool
+    inHoldout: bool
+    randomisationId: str | None
+    contaminated: bool
+    contaminatedBy: str | None
+    contaminatedAt: str | None
 
 
 def event_path(event_id: str) -> DocPath:
@@ -41,29 +76,31 @@ class LinkRepository:
         self._session = session
 
     def of_cohort(self, cohort_id: str) -> list[LinkDoc]:
-        return self._session.query(HOLDOUT_SPILLOVER_EVENTS, [("cohortIds", "array_contains", cohort_id)])
+        found = self._session.query(HOLDOUT_SPILLOVER_EVENTS, [("cohortIds", "array_contains", cohort_id)])
+        return cast(list[LinkDoc], found)
 
     def event(self, event_id: str) -> LinkDoc | None:
-        return self._session.get(event_path(event_id))
+        return cast(LinkDoc | None, self._session.get(event_path(event_id)))
 
     def record_event(self, event_id: str, doc: LinkDoc) -> None:
         """Created: the event's idempotency key, committed with its effect."""
         self._session.create(event_path(event_id), doc)
 
-    def node(self, cohort_id: str, key: str) -> LinkDoc | None:
-        return self._session.get(node_path(cohort_id, key))
+    def node(self, cohort_id: str, key: str) -> NodeDoc | None:
+        return cast(NodeDoc | None, self._session.get(node_path(cohort_id, key)))
 
-    def save_node(self, cohort_id: str, key: str, doc: LinkDoc) -> None:
+    def save_node(self, cohort_id: str, key: str, doc: NodeDoc) -> None:
         self._session.set(node_path(cohort_id, key), doc)
 
-    def spanning(self, cohort_id: str, limit: int) -> list[tuple[str, LinkDoc]]:
+    def spanning(self, cohort_id: str, limit: int) -> list[tuple[str, NodeDoc]]:
         """(root key, root) of components holding units from both sides."""
-        return self._session.run(Query(NODES, [("spans", "==", True)], limit=limit,
-                                       parent=(HOLDOUT_COHORTS, cohort_id)))
+        found = self._session.run(Query(NODES, [("spans", "==", True)], limit=limit,
+                                        parent=(HOLDOUT_COHORTS, cohort_id)))
+        return [(key, cast(NodeDoc, doc)) for key, doc in found]
 
     def increment_counters(self, cohort_id: str, shard: int, deltas: dict[str, int]) -> None:
         self._session.increment((HOLDOUT_COHORTS, cohort_id, COUNTERS, f"s{shard:02d}"), deltas)
 
-    def contaminated_nodes(self, cohort_id: str) -> list[LinkDoc]:
+    def contaminated_nodes(self, cohort_id: str) -> list[NodeDoc]:
         found = self._session.run(Query(NODES, [("contaminated", "==", True)], parent=(HOLDOUT_COHORTS, cohort_id)))
-        return [doc for _, doc in found]
+        return [cast(NodeDoc, doc) for _, doc in found]

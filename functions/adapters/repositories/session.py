@@ -8,7 +8,7 @@ under contention on the emulator.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -19,7 +19,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from functions.adapters.firestore import db
 
 DocPath = tuple[str, ...]  # (collection, id[, sub-collection, id ...])
-Document = dict[str, Any]
+Document = dict[str, Any]  # what a read returns; repositories cast it to their TypedDict
+Data = Mapping[str, Any]  # what a write takes: a document's TypedDict or a plain dict
 Where = tuple[str, str, Any]  # (field, operator, value), Firestore's operators
 
 
@@ -53,11 +54,11 @@ class Session(Protocol):
 
     def count(self, query: Query) -> int: ...
 
-    def create(self, path: DocPath, data: Document) -> None: ...
+    def create(self, path: DocPath, data: Data) -> None: ...
 
-    def set(self, path: DocPath, data: Document) -> None: ...
+    def set(self, path: DocPath, data: Data) -> None: ...
 
-    def update(self, path: DocPath, changes: Document) -> None: ...
+    def update(self, path: DocPath, changes: Data) -> None: ...
 
     def increment(self, path: DocPath, deltas: dict[str, int]) -> None: ...
 
@@ -122,14 +123,14 @@ class FirestoreSession:
         result: list[list[AggregationResult]] = aggregation.get(transaction=self.txn)  # type: ignore[assignment]
         return int(result[0][0].value)
 
-    def create(self, path: DocPath, data: Document) -> None:
-        self._writing().create(self.ref(path), data)
+    def create(self, path: DocPath, data: Data) -> None:
+        self._writing().create(self.ref(path), dict(data))
 
-    def set(self, path: DocPath, data: Document) -> None:
-        self._writing().set(self.ref(path), data)
+    def set(self, path: DocPath, data: Data) -> None:
+        self._writing().set(self.ref(path), dict(data))
 
-    def update(self, path: DocPath, changes: Document) -> None:
-        self._writing().update(self.ref(path), changes)
+    def update(self, path: DocPath, changes: Data) -> None:
+        self._writing().update(self.ref(path), dict(changes))
 
     def increment(self, path: DocPath, deltas: dict[str, int]) -> None:
         """Add to numeric fields, creating the document if needed (no read: no contention on it)."""

@@ -11,10 +11,37 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from functions.core.errors import Conflict, ErrorCode
 from functions.core.rollout.requirements import StageRequirements
+
+
+class RolloutMirror(TypedDict):
+    """`offerExperiments/{id}.rollout`: the slice of the plan the assignment hot path reads. A
+    start without a plan writes it without `planVersion` (stage None, status FULL)."""
+
+    stage: float | None
+    maxStageReached: float | None
+    status: str
+    planVersion: NotRequired[int]
+
+
+class PlanStateDoc(TypedDict):
+    """`PlanState` as stored in its `rolloutPlans` document (`to_doc` / `from_doc`)."""
+
+    stages: list[float]
+    requirements: list[dict[str, Any]]  # StageRequirements.to_dict() per stage
+    currentIndex: int
+    currentStage: float
+    status: str
+    maxIndexReached: int
+    maxStageReached: float
+    enteredAt: datetime | None
+    baseline: dict[str, int]
+    approvedStages: list[int]
+    seq: int
+    planVersion: int
 
 
 class RolloutStatus(StrEnum):
@@ -60,12 +87,12 @@ class PlanState:
     def is_final(self) -> bool:
         return self.index == len(self.stages) - 1
 
-    def mirror(self) -> dict[str, Any]:
+    def mirror(self) -> RolloutMirror:
         """The slice the assignment hot path reads from `offerExperiments/{id}.rollout`."""
         return {"stage": self.stage, "maxStageReached": self.max_stage_reached, "status": self.status.value,
                 "planVersion": self.plan_version}
 
-    def to_doc(self) -> dict[str, Any]:
+    def to_doc(self) -> PlanStateDoc:
         return {
             "stages": list(self.stages), "requirements": [r.to_dict() for r in self.requirements],
             "currentIndex": self.index, "currentStage": self.stage, "status": self.status.value,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypedDict, cast
 
+from functions.adapters.repositories.analyses import AnalysisDoc, AnalysisFields
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.config import settings
 from functions.core.assignment.decision import expected_split
@@ -33,7 +34,19 @@ from functions.services.metrics import analysis_inputs
 from functions.services.metrics.analysis_inputs import HOLDOUT_ARM
 
 
-def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> dict[str, Any]:
+class AnalysisSummaryView(AnalysisFields):
+    """A published analysis without its results (`models.analytics.AnalysisSummary`)."""
+
+    createdAt: str | None
+
+
+class AnalysisResultView(AnalysisSummaryView):
+    """A published analysis with its results per KPI (`models.analytics.AnalysisView`)."""
+
+    results: dict[str, dict[str, Any]]
+
+
+def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> AnalysisResultView:
     doc = repository.load(experiment_id)
     variants = [(v["key"], float(v["weight"])) for v in doc["variants"]]
     keys = [k for k, _ in variants]
@@ -59,7 +72,8 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
         per_kpi = [first, *(analysis_inputs.aggregated(doc, k, variants_scope, exclusions) for k in kpis[1:])]
     else:
         per_kpi, facts = [], analysis_inputs.population(everyone)
-    split = expected_split(variants, (doc.get("rollout") or {}).get("stage"))
+    rollout = doc.get("rollout")
+    split = expected_split(variants, rollout.get("stage") if rollout else None)
     daily = request.dailyUnitsPerArm or inputs.daily_units_per_arm(facts, keys, now)
     checks = inputs.quality_checks(experiment_id, facts, keys, now)
     held = facts.get(HOLDOUT_ARM)
@@ -87,7 +101,7 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
     primary = results.get(primary_metric, {})
     recommendation = {arm: data["recommendation"] for arm, data in primary.get("arms", {}).items()}
     analysis_id = f"{experiment_id}__{utc_now().strftime('%Y%m%dT%H%M%S')}__{random_hex(6)}"
-    stored = {
+    stored: AnalysisDoc = {
         "id": analysis_id, "experimentId": experiment_id, "createdAt": utc_now(), "createdBy": actor,
         "engineVersion": primary.get("engineVersion"), "fingerprint": primary.get("fingerprint"),
         "primaryMetric": primary_metric, "recommendation": recommendation,
@@ -112,30 +126,44 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
     return to_view(stored)
 
 
-def to_view(stored: dict[str, Any]) -> dict[str, Any]:
-    view = {k: v for k, v in stored.items() if k != "resultJson"}
+def to_view(stored: AnalysisDoc) -> AnalysisResultView:
+    view: dict[str, Any] = {k: v for k, v in stored.items() if k != "resultJson"}
     view["createdAt"] = iso_text(stored.get("createdAt"))
     view["results"] = json.loads(stored["resultJson"])
-    return view
+    return cast(AnalysisResultView, view)  # the stored fields but resultJson, and results
 
 
-def get(analysis_id: str) -> dict[str, Any]:
+def get(analysis_id: str) -> AnalysisDoc:
     doc = reading().analyses.get(analysis_id)
     if doc is None:
         raise NotFound(f"analysis {analysis_id} not found", code=ErrorCode.ANALYSIS_NOT_FOUND)
     return doc
 
 
-def list_for(experiment_id: str) -> list[dict[str, Any]]:
+def list_for(experiment_id: str) -> list[AnalysisSummaryView]:
     docs = sorted(reading().analyses.of_experiment(experiment_id), key=lambda d: iso_text(d.get("createdAt")) or "")
-    return [{k: (iso_text(v) if k == "createdAt" else v) for k, v in d.items() if k != "resultJson"} for d in docs]
+    return [cast(AnalysisSummaryView, {k: (iso_text(v) if k == "createdAt" else v) for k, v in d.items()
+                                   if k != "resultJson"}) for d in docs]
 
 
-def replay(analysis_id: str) -> dict[str, Any]:
+class ReplayCheck(TypedDict):
+    fingerprintMatches: bool
+    verdictMatches: bool
+
+
+class ReplayView(TypedDict):
+    """What a replay answers (`models.analytics.ReplayResult`)."""
+
+    analysisId: str
+    reproduced: bool
+    metrics: dict[str, ReplayCheck]
+
+
+def replay(analysis_id: str) -> ReplayView:
     """Recompute every KPI's verdict from the statistics the stored document embeds."""
     stored = get(analysis_id)
     results = json.loads(stored["resultJson"])
-    checks = {}
+    checks: dict[str, ReplayCheck] = {}
     for metric, result in results.items():
         again = replay_stats(result)
         checks[metric] = {"fingerprintMatches": again["fingerprint"] == result["fingerprint"],

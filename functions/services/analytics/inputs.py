@@ -33,7 +33,8 @@ def contaminated_units(cohort_id: str | None) -> set[str]:
 
 def _snapshot_age(experiment_id: str, now: datetime) -> float | None:
     """Age of the sweep's newest snapshot, as the experiment's health reports it."""
-    taken = _aware((experiment_health.latest_snapshot(experiment_id) or {}).get("takenAt"))
+    snapshot = experiment_health.latest_snapshot(experiment_id)
+    taken = _aware(snapshot.get("takenAt") if snapshot else None)
     return (now - taken).total_seconds() if taken is not None else None
 
 

@@ -15,10 +15,13 @@ per-experiment estimate.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from functions.adapters.metric_store import store
 from functions.adapters.metric_store.programme import PROGRAMME_SQL
+from functions.adapters.repositories.analyses import AnalysisDoc
+from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.core.errors import ErrorCode, NotFound
 from functions.core.stats.inference import welch
 from functions.core.stats.sufficient import MomentStats
@@ -31,13 +34,14 @@ ESTIMAND = ("difference in mean per-unit {metric} (summed after first exposure) 
 STOPPED = ("KILLED", "CANCELLED")
 
 
-def shipped_variants(docs: list[dict[str, Any]], analyses: dict[str, dict[str, Any]]) -> list[str]:
+def shipped_variants(docs: Sequence[ExperimentDoc], analyses: Mapping[str, AnalysisDoc]) -> list[str]:
     """"experimentId/variant" for every arm its experiment's latest analysis says to ship."""
     out = []
     for doc in docs:
         if doc.get("state") in STOPPED:
             continue
-        rec = (analyses.get(doc["id"]) or {}).get("recommendation") or {}
+        analysis = analyses.get(doc["id"])
+        rec = (analysis.get("recommendation") if analysis else None) or {}
         out += [f"{doc['id']}/{arm}" for arm, r in sorted(rec.items()) if (r or {}).get("decision") == "SHIP"]
     return out
 

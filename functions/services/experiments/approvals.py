@@ -4,8 +4,6 @@ lifecycle call can compose them into one transaction after reading everything it
 
 from __future__ import annotations
 
-from typing import Any
-
 from functions.adapters.auth import Principal
 from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.repositories.ledger import Head
@@ -45,7 +43,7 @@ def submit(experiment_id: str, actor: dict[str, str], expected_version: int | No
     return atomically(work)
 
 
-def check_approve(current: dict[str, Any], principal: Principal, content_hash: str,
+def check_approve(current: ExperimentDoc, principal: Principal, content_hash: str,
                   expected_hash: str | None = None) -> None:
     """Every refusal of an approval, before anything is written."""
     if not principal.has_any(APPROVER_ROLES):

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
-from functions.adapters.repositories.experiments import ExperimentDoc, check_version
+from functions.adapters.repositories.cohorts import CohortDoc
+from functions.adapters.repositories.experiments import (
+    DefinitionDoc,
+    ExperimentChanges,
+    ExperimentDoc,
+    check_version,
+)
 from functions.adapters.repositories.ledger import Head
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
@@ -18,7 +24,7 @@ from functions.services.experiments import metrics, repository
 from functions.services.experiments.transitions import apply_transition
 
 
-def require_frozen_holdout(uow: UnitOfWork, cohort_id: str | None) -> dict[str, Any]:
+def require_frozen_holdout(uow: UnitOfWork, cohort_id: str | None) -> CohortDoc:
     if not cohort_id:
         raise Conflict("an experiment needs a frozen holdout cohort (holdoutCohortId)", code=ErrorCode.HOLDOUT_REQUIRED)
     cohort = uow.cohorts.get(cohort_id)
@@ -45,8 +51,10 @@ def new_document(body: CreateExperiment, actor: dict[str, str]) -> ExperimentDoc
     """The DRAFT document of a new experiment (the id is generated when the body has none)."""
     experiment_id = body.id or new_id("exp", 12)
     now = utc_now()
+    # the definition's keys are ExperimentDefinition's fields, which the TypedDict mirrors
+    definition = cast(DefinitionDoc, body.model_dump(mode="json", exclude={"id"}))
     return {
-        **body.model_dump(mode="json", exclude={"id"}), "id": experiment_id, "state": State.DRAFT.value,
+        **definition, "id": experiment_id, "state": State.DRAFT.value,
         "version": 1, "author": actor["uid"], "editors": [], "salt": f"{experiment_id}:{random_hex(12)}",
         "hashVersion": 1, "approvals": {}, "createdAt": now, "updatedAt": now,
     }
@@ -83,7 +91,7 @@ def update(experiment_id: str, definition: ExperimentDefinition, actor: dict[str
     """Edit before the start. The editor joins `editors` (barred from approving this content);
     after submission every approval is void and the experiment is PENDING_APPROVAL again."""
     validate_definition(definition)
-    new = definition.model_dump(mode="json")
+    new = cast(ExperimentChanges, definition.model_dump(mode="json"))
 
     def work(uow: UnitOfWork) -> ExperimentDoc:
         current = uow.experiments.get(experiment_id)
@@ -95,10 +103,10 @@ def update(experiment_id: str, definition: ExperimentDefinition, actor: dict[str
         plan = uow.rollouts.plan(experiment_id)
         head = uow.ledger.experiment_head(experiment_id)
         before = repository.definition_of(current)
-        changed = sorted(k for k in new if before.get(k) != new[k])
+        changed = sorted(k for k, v in new.items() if before.get(k) != v)
         voided = sorted((current.get("approvals") or {}).keys())
         content_hash = four_eyes.content_hash(experiment_id, new, plan)
-        updates = {**new, "approvals": {}, **edited_by(current, actor)}
+        updates: ExperimentChanges = {**new, "approvals": {}, **edited_by(current, actor)}
         if current["state"] != State.DRAFT.value:
             four_eyes.check_approvable({**current, **updates})
             updates["contentHash"] = content_hash
@@ -110,7 +118,7 @@ def update(experiment_id: str, definition: ExperimentDefinition, actor: dict[str
     return after
 
 
-def edited_by(current: dict[str, Any], actor: dict[str, str]) -> dict[str, Any]:
+def edited_by(current: ExperimentDoc, actor: dict[str, str]) -> ExperimentChanges:
     """The `editors` update for a change of content by `actor` (the author is barred anyway)."""
     editors = list(current.get("editors") or [])
     if actor["uid"] != current.get("author") and actor["uid"] not in editors:

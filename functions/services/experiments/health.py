@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
+from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.snapshots import SweepFailure
 from functions.adapters.unit_of_work import reading
 from functions.config import settings
 from functions.core.assignment.decision import expected_split
 from functions.core.clock import utc_now
 from functions.core.stats.quality import srm
 from functions.services.experiments import repository
+from functions.services.experiments.views import SnapshotView
 
 
 def exposure_counts(experiment_id: str, variants: list[str]) -> dict[str, int]:
@@ -19,7 +23,34 @@ def exposure_counts(experiment_id: str, variants: list[str]) -> dict[str, int]:
     return {variant: assignments.count(experiment_id, variant) for variant in variants}
 
 
-def sweep_status() -> dict[str, Any] | None:
+class SweepStatusView(TypedDict):
+    """The latest sweep's status as health answers it (`at` as ISO text)."""
+
+    at: str
+    ok: bool
+    steps: dict[str, str]
+    failures: list[SweepFailure]
+
+
+class ExperimentHealthView(TypedDict):
+    """What health answers (`models.experiments.ExperimentHealth`)."""
+
+    experimentId: str
+    state: str
+    overall: str  # HEALTHY, AT_RISK or VIOLATED
+    reasons: list[str]
+    exposures: dict[str, int]
+    unitsWithKpis: dict[str, float]
+    srm: dict[str, Any]
+    expectedSplit: dict[str, float]
+    rollout: Mapping[str, Any]
+    guardrails: list[dict[str, Any]]
+    latestSnapshotAgeSeconds: float | None
+    latestSnapshotId: str | None
+    sweep: SweepStatusView | None
+
+
+def sweep_status() -> SweepStatusView | None:
     """The latest sweep's step outcomes; a failed step (rollouts, checkpoint, ...) shows here."""
     doc = reading().snapshots.sweep_status()
     if doc is None:
@@ -28,7 +59,7 @@ def sweep_status() -> dict[str, Any] | None:
     return {**doc, "at": at.isoformat() if isinstance(at, datetime) else at}
 
 
-def latest_snapshot(experiment_id: str) -> dict[str, Any] | None:
+def latest_snapshot(experiment_id: str) -> SnapshotView | None:
     """The newest snapshot by time taken (an operator's sweep-now shares its window with the
     scheduled one), with its document id as `snapshotId`."""
     for snapshot_id, doc in reading().snapshots.newest(experiment_id):
@@ -36,17 +67,17 @@ def latest_snapshot(experiment_id: str) -> dict[str, Any] | None:
     return None
 
 
-def health(experiment_id: str) -> dict[str, Any]:
+def health(experiment_id: str) -> ExperimentHealthView:
     doc = repository.load(experiment_id)
     exposures = exposure_counts(experiment_id, [v["key"] for v in doc["variants"]])
     return assess(experiment_id, doc, exposures, latest_snapshot(experiment_id), sweep_status())
 
 
-def assess(experiment_id: str, doc: dict[str, Any], exposures: dict[str, int], snapshot: dict[str, Any] | None,
-           sweep: dict[str, Any] | None) -> dict[str, Any]:
+def assess(experiment_id: str, doc: ExperimentDoc, exposures: dict[str, int], snapshot: SnapshotView | None,
+           sweep: SweepStatusView | None) -> ExperimentHealthView:
     """Health from what was read: exposures per arm, the newest snapshot (with `snapshotId`) and
     the latest sweep's step outcomes."""
-    rollout = doc.get("rollout") or {}
+    rollout: Mapping[str, Any] = doc.get("rollout") or {}
     split = expected_split([(v["key"], float(v["weight"])) for v in doc["variants"]], rollout.get("stage"))
     srm_check = srm(exposures, split)
     now = utc_now()
@@ -65,13 +96,14 @@ def assess(experiment_id: str, doc: dict[str, Any], exposures: dict[str, int], s
             overall, reasons = "AT_RISK", [*reasons, "no recent snapshot"]
         if doc["state"] == "PAUSED":
             overall, reasons = "AT_RISK", [*reasons, "paused"]
-    failed_steps = sorted(step for step, outcome in ((sweep or {}).get("steps") or {}).items() if outcome != "OK")
+    steps = (sweep.get("steps") if sweep else None) or {}
+    failed_steps = sorted(step for step, outcome in steps.items() if outcome != "OK")
     if failed_steps:
         reasons = [*reasons, *(f"sweep step {step} failed" for step in failed_steps)]
         overall = "AT_RISK" if overall == "HEALTHY" else overall
     return {
         "experimentId": experiment_id, "state": doc["state"], "overall": overall, "reasons": reasons,
-        "exposures": exposures, "unitsWithKpis": (snapshot or {}).get("unitsWithKpis") or {},
+        "exposures": exposures, "unitsWithKpis": (snapshot.get("unitsWithKpis") if snapshot else None) or {},
         "srm": srm_check.to_dict(), "expectedSplit": split, "rollout": rollout,
         "guardrails": verdicts, "latestSnapshotAgeSeconds": age,
         "latestSnapshotId": snapshot["snapshotId"] if snapshot else None,

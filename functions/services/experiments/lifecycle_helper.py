@@ -10,7 +10,7 @@ computes it). A token minted for another experiment or another content is refuse
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from functions.adapters.auth import Principal, authenticate
 from functions.adapters.repositories.experiments import ExperimentDoc
@@ -87,20 +87,35 @@ def _approvers(request: LifecycleRequest, author: Principal, content_hash: str) 
     return approvers
 
 
-def run_full_lifecycle(request: LifecycleRequest, author: Principal) -> dict[str, Any]:
+class LifecycleStepView(TypedDict):
+    step: str  # CREATED, SUBMITTED, APPROVED_BY or STARTED
+    state: str
+    uid: NotRequired[str]  # the approver (APPROVED_BY)
+
+
+class LifecycleView(TypedDict):
+    """What the one-call lifecycle answers (`models.experiments.LifecycleResult`)."""
+
+    experimentId: str
+    state: str
+    contentHash: str
+    steps: list[LifecycleStepView]
+
+
+def run_full_lifecycle(request: LifecycleRequest, author: Principal) -> LifecycleView:
     definitions.validate_definition(request.definition)
     content_hash = intended_hash(request.definition)
     approvers = _approvers(request, author, content_hash)
     actor = author.to_dict()
     doc = definitions.new_document(request.definition, actor)
 
-    def work(uow: UnitOfWork) -> tuple[ExperimentDoc, list[dict[str, Any]]]:
+    def work(uow: UnitOfWork) -> tuple[ExperimentDoc, list[LifecycleStepView]]:
         head = definitions.read_create(uow, doc)
         if uow.rollouts.plan(doc["id"]) is not None:  # a leftover plan would change what runs
             raise Conflict(f"a rollout plan already exists for {doc['id']}", code=ErrorCode.ALREADY_EXISTS)
         occupied = start.read_layer(uow, doc)
-        current = definitions.stage_create(uow, dict(doc), actor, head)
-        steps = [{"step": "CREATED", "state": current["state"]}]
+        current = definitions.stage_create(uow, doc.copy(), actor, head)
+        steps: list[LifecycleStepView] = [{"step": "CREATED", "state": current["state"]}]
         current = approvals.stage_submit(uow, current, actor, head, content_hash)
         steps.append({"step": "SUBMITTED", "state": current["state"]})
         for approver in approvers:

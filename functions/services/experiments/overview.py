@@ -5,14 +5,24 @@ the series is the one health judges), where the three separate routes make two o
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TypedDict
 
+from functions.models.experiments import ExperimentOut
 from functions.services.experiments import health, repository, views
+
+
+class OverviewView(TypedDict):
+    """`models.experiments.ExperimentOverview`: the experiment, its health, its snapshot series."""
+
+    experiment: ExperimentOut
+    health: health.ExperimentHealthView
+    snapshots: list[views.SnapshotPointView]
+
 
 _pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="overview")
 
 
-def overview(experiment_id: str, limit: int = views.SERIES_LIMIT) -> dict[str, Any]:
+def overview(experiment_id: str, limit: int = views.SERIES_LIMIT) -> OverviewView:
     doc = repository.load(experiment_id)
     snaps = _pool.submit(views.snapshot_docs, experiment_id, limit, [*views.SERIES_FIELDS, "unitsWithKpis"])
     sweep = _pool.submit(health.sweep_status)

@@ -4,9 +4,10 @@ the API) may know about an experiment. Storage lives in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.experiments import ExperimentDoc, ExperimentEventDoc
 from functions.adapters.unit_of_work import reading
 from functions.core.clock import iso_text
 from functions.models.experiments import ExperimentDefinition, ExperimentOut
@@ -20,16 +21,18 @@ def load(experiment_id: str) -> ExperimentDoc:
     return reading().experiments.get(experiment_id)
 
 
-def definition_of(doc: dict[str, Any]) -> dict[str, Any]:
+def definition_of(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {k: doc[k] for k in DEFINITION_FIELDS if k in doc}
 
 
-def to_out(doc: dict[str, Any]) -> ExperimentOut:
+def to_out(doc: ExperimentDoc) -> ExperimentOut:
+    rollout = doc.get("rollout")
     return ExperimentOut(
         id=doc["id"], state=doc["state"], version=int(doc.get("version", 0)), definition=definition_of(doc),
         approvals={k: {"at": iso_text(v.get("at")), "comment": v.get("comment", ""),
                        "contentHash": v.get("contentHash")} for k, v in (doc.get("approvals") or {}).items()},
-        rollout=doc.get("rollout"), layerRange=doc.get("layerRange"), planHash=doc.get("planHash"),
+        rollout=dict(rollout) if rollout is not None else None, layerRange=doc.get("layerRange"),
+        planHash=doc.get("planHash"),
         contentHash=doc.get("contentHash"), author=doc.get("author"), editors=list(doc.get("editors") or []),
     )
 
@@ -38,5 +41,5 @@ def list_experiments(state: str | None = None, limit: int = 100) -> list[Experim
     return reading().experiments.all(state, limit)
 
 
-def events(experiment_id: str) -> list[dict[str, Any]]:
+def events(experiment_id: str) -> list[ExperimentEventDoc]:
     return reading().experiments.events(experiment_id)

@@ -3,9 +3,7 @@ and the analysis plan pre-registered in the ledger, all in the START commit."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.experiments import ExperimentChanges, ExperimentDoc
 from functions.adapters.repositories.ledger import Head
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
@@ -42,7 +40,7 @@ def stage_start(uow: UnitOfWork, current: ExperimentDoc, actor: dict[str, str],
     """409 unless APPROVED with approvals on `content_hash` (the content as it runs); then start."""
     next_state(current.get("state", ""), Action.START.value)
     approvers = four_eyes.check_covered(current, content_hash)
-    updates: dict[str, Any] = {"startedAt": utc_now()}
+    updates: ExperimentChanges = {"startedAt": utc_now()}
     if current.get("layer"):
         slot = free_range(occupied, float(current.get("layerShare", 1.0)))
         if slot is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.experiments import ExperimentChanges, ExperimentDoc
 from functions.adapters.repositories.ledger import Head
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core.clock import utc_now
@@ -23,16 +23,16 @@ def record_event(
     reason: str,
     details: dict[str, Any],
     ledger_head: Head,
-    updates: dict[str, Any] | None = None,
+    updates: ExperimentChanges | None = None,
     ledger_payload: dict[str, Any] | None = None,
 ) -> ExperimentDoc:
     """Version bump + event + ledger entry, with or without a state change."""
     experiment_id = current["id"]
     version = int(current.get("version", 0)) + 1
     now = utc_now()
-    changes = {"version": version, "updatedAt": now, **(updates or {})}
+    changes: ExperimentChanges = {"version": version, "updatedAt": now, **(updates or {})}
     uow.experiments.update(experiment_id, changes)
-    after = {**current, **changes}
+    after: ExperimentDoc = {**current, **changes}
     uow.experiments.add_event(experiment_id, version, {
         "experimentId": experiment_id, "version": version, "action": action, "from": current.get("state"),
         "to": after.get("state"), "actor": actor, "reason": reason, "details": details, "at": now,
@@ -53,13 +53,13 @@ def apply_transition(
     reason: str,
     details: dict[str, Any],
     ledger_head: Head,
-    updates: dict[str, Any] | None = None,
+    updates: ExperimentChanges | None = None,
 ) -> ExperimentDoc:
     """A state transition (409 if illegal); also announces it: experiment_state always,
     kill_switch for PAUSE and KILL."""
     target = next_state(current.get("state", ""), action)
     now = utc_now()
-    changes: dict[str, Any] = {"state": target.value, **(updates or {})}
+    changes: ExperimentChanges = {"state": target.value, **(updates or {})}
     if target in TERMINAL:
         changes["endedAt"] = now
     after = record_event(uow, current, action, actor, reason, details, ledger_head, changes)

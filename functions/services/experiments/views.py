@@ -11,19 +11,67 @@ long ago) costs one more small query for its last snapshot.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, TypeVar
 
+from functions.adapters.repositories.analyses import AnalysisDoc
+from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.snapshots import SnapshotDoc
 from functions.adapters.unit_of_work import reading
 from functions.config import settings
 from functions.core.clock import iso_text, utc_now
+
+D = TypeVar("D", bound=Mapping[str, Any])
+
+
+class SnapshotView(SnapshotDoc):
+    """A snapshot with its document id (health, the series, the rollout requirements)."""
+
+    snapshotId: str
+
+
+class SnapshotPointView(TypedDict):
+    """One point of the snapshot series (`models.experiments.SnapshotPoint`)."""
+
+    snapshotId: str
+    takenAt: str | None
+    state: str | None
+    stage: float | None
+    units: dict[str, float]
+    guardrails: list[dict[str, Any]]
+    acted: str | None
+
+
+class ExperimentSummaryView(TypedDict):
+    """One summary line (`models.experiments.ExperimentSummary`)."""
+
+    id: str
+    name: str
+    state: str | None
+    owner: str | None
+    offerType: str | None
+    createdAt: str | None
+    startedAt: str | None
+    endedAt: str | None
+    daysRunning: float | None
+    rolloutStage: float | None
+    primaryMetric: str | None
+    verdicts: dict[str, dict[str, str | None]]  # arm -> latest analysis decision and trust
+    analysisId: str | None
+    guardrailStatus: str
+    requiredApprovers: list[str]
+    approvedBy: list[str]
+    pendingApprovers: list[str]
+    version: int
+
 
 SERIES_LIMIT = 500
 _WORKERS = 16
 
 
-def primary_metric(doc: dict[str, Any]) -> str | None:
+def primary_metric(doc: ExperimentDoc) -> str | None:
     return next((k["metric"] for k in doc.get("kpis") or [] if k.get("role") == "PRIMARY"), None)
 
 
@@ -49,8 +97,8 @@ ANALYSIS_FIELDS = ["id", "experimentId", "createdAt", "recommendation", "primary
 IN_LIMIT = 30
 
 
-def _newest(docs: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
-    latest: dict[str, dict[str, Any]] = {}
+def _newest(docs: Sequence[D], key: str) -> dict[str, D]:
+    latest: dict[str, D] = {}
     for d in docs:
         eid = d.get("experimentId")
         if eid and (eid not in latest or (iso_text(d.get(key)) or "") > (iso_text(latest[eid].get(key)) or "")):
@@ -58,17 +106,17 @@ def _newest(docs: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
     return latest
 
 
-def recent_snapshots(since: datetime) -> dict[str, dict[str, Any]]:
+def recent_snapshots(since: datetime) -> dict[str, SnapshotDoc]:
     """The newest snapshot per experiment among those taken since `since` (one range query)."""
     return _newest(reading().snapshots.taken_since(since, SNAPSHOT_FIELDS), "takenAt")
 
 
-def last_snapshot(experiment_id: str) -> dict[str, Any] | None:
+def last_snapshot(experiment_id: str) -> SnapshotDoc | None:
     return next((doc for _, doc in reading().snapshots.newest(experiment_id, 1, SNAPSHOT_FIELDS)), None)
 
 
-def latest_analyses(experiment_ids: list[str]) -> dict[str, dict[str, Any]]:
-    def chunk(ids: list[str]) -> list[dict[str, Any]]:
+def latest_analyses(experiment_ids: list[str]) -> dict[str, AnalysisDoc]:
+    def chunk(ids: list[str]) -> list[AnalysisDoc]:
         return reading().analyses.of_experiments(ids, ANALYSIS_FIELDS)
 
     chunks = [experiment_ids[i:i + IN_LIMIT] for i in range(0, len(experiment_ids), IN_LIMIT)]
@@ -77,7 +125,7 @@ def latest_analyses(experiment_ids: list[str]) -> dict[str, dict[str, Any]]:
     return _newest(docs, "createdAt")
 
 
-def pending_approvers(doc: dict[str, Any]) -> list[str]:
+def pending_approvers(doc: ExperimentDoc) -> list[str]:
     if doc.get("state") != "PENDING_APPROVAL":
         return []
     approvals = doc.get("approvals") or {}
@@ -91,18 +139,19 @@ def _days(start: Any, end: Any, now: datetime) -> float | None:
     return round(max((stop - start).total_seconds(), 0.0) / 86400, 1)
 
 
-def summary(doc: dict[str, Any], snapshot: dict[str, Any] | None, analysis: dict[str, Any] | None,
-            now: datetime) -> dict[str, Any]:
-    rec = (analysis or {}).get("recommendation") or {}
+def summary(doc: ExperimentDoc, snapshot: SnapshotDoc | None, analysis: AnalysisDoc | None,
+            now: datetime) -> ExperimentSummaryView:
+    rec = (analysis.get("recommendation") if analysis else None) or {}  # a projected read: keys may be absent
     verdicts = {arm: {"decision": r.get("decision"), "trust": r.get("trust")} for arm, r in sorted(rec.items())}
-    stage = (doc.get("rollout") or {}).get("stage")
+    rollout = doc.get("rollout")
+    stage = rollout.get("stage") if rollout else None
     return {
         "id": doc["id"], "name": doc.get("name", doc["id"]), "state": doc.get("state"), "owner": doc.get("author"),
         "offerType": doc.get("offerType"), "createdAt": iso_text(doc.get("createdAt")),
         "startedAt": iso_text(doc.get("startedAt")), "endedAt": iso_text(doc.get("endedAt")),
         "daysRunning": _days(doc.get("startedAt"), doc.get("endedAt"), now),
         "rolloutStage": stage, "primaryMetric": primary_metric(doc),
-        "verdicts": verdicts, "analysisId": (analysis or {}).get("id"),
+        "verdicts": verdicts, "analysisId": analysis.get("id") if analysis else None,
         "guardrailStatus": guardrail_status(snapshot.get("guardrails") if snapshot else None),
         "requiredApprovers": list(doc.get("requiredApprovers") or []),
         "approvedBy": sorted(doc.get("approvals") or {}),
@@ -111,7 +160,7 @@ def summary(doc: dict[str, Any], snapshot: dict[str, Any] | None, analysis: dict
     }
 
 
-def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def summaries(state: str | None = None, limit: int = 100) -> list[ExperimentSummaryView]:
     now = utc_now()
     with ThreadPoolExecutor(max_workers=1) as pool:  # the recent snapshots do not wait for the documents
         recent_f = pool.submit(recent_snapshots, now - timedelta(seconds=3 * settings().sweep_window_seconds))
@@ -129,7 +178,7 @@ def summaries(state: str | None = None, limit: int = 100) -> list[dict[str, Any]
     return sorted(rows, key=lambda r: (r["createdAt"] or ""), reverse=True)
 
 
-def snapshot_docs(experiment_id: str, limit: int, fields: list[str]) -> list[dict[str, Any]]:
+def snapshot_docs(experiment_id: str, limit: int, fields: list[str]) -> list[SnapshotView]:
     """The newest `limit` snapshots, newest first, projected to `fields`, with `snapshotId`."""
     return [{**doc, "snapshotId": sid} for sid, doc in reading().snapshots.newest(experiment_id, limit, fields)]
 
@@ -137,13 +186,14 @@ def snapshot_docs(experiment_id: str, limit: int, fields: list[str]) -> list[dic
 SERIES_FIELDS = ["takenAt", "state", "rollout", "units", "guardrails", "acted"]
 
 
-def series_point(d: dict[str, Any]) -> dict[str, Any]:
+def series_point(d: SnapshotView) -> SnapshotPointView:
+    rollout = d.get("rollout")
     return {"snapshotId": d["snapshotId"], "takenAt": iso_text(d.get("takenAt")), "state": d.get("state"),
-            "stage": (d.get("rollout") or {}).get("stage"), "units": d.get("units") or {},
+            "stage": rollout.get("stage") if rollout else None, "units": d.get("units") or {},
             "guardrails": d.get("guardrails") or [], "acted": d.get("acted")}
 
 
-def snapshot_series(experiment_id: str, limit: int = SERIES_LIMIT) -> list[dict[str, Any]]:
+def snapshot_series(experiment_id: str, limit: int = SERIES_LIMIT) -> list[SnapshotPointView]:
     """Snapshots oldest first: time, state, stage, units per arm and guardrail verdicts (the
     statistics the sweep stored are left out; charts need the verdicts, not the moments)."""
     return [series_point(d) for d in reversed(snapshot_docs(experiment_id, limit, SERIES_FIELDS))]

@@ -9,9 +9,10 @@ who is held out (FROZEN_FIELDS) are refused with 409 FROZEN_COHORT, which is wha
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
-from functions.adapters.repositories.cohorts import CohortDoc
+from functions.adapters.repositories.cohorts import CohortChanges, CohortDoc
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.core.clock import now_text
 from functions.core.errors import Conflict, ErrorCode, NotFound
@@ -27,12 +28,14 @@ from functions.models.holdouts import (
 from functions.services.holdouts import rules
 
 
-def to_model(cohort_id: str, doc: dict[str, Any]) -> Cohort:
+def to_model(cohort_id: str, doc: CohortDoc) -> Cohort:
     return Cohort.model_validate({**doc, "id": cohort_id})
 
 
-def _ledger_view(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: doc[k] for k in (*FROZEN_FIELDS, "name", "scope", "frozen", "version", "spilloverPolicies") if k in doc}
+def _ledger_view(doc: CohortDoc) -> dict[str, Any]:
+    stored: Mapping[str, Any] = doc  # read by name from a list of field names
+    fields = (*FROZEN_FIELDS, "name", "scope", "frozen", "version", "spilloverPolicies")
+    return {k: stored[k] for k in fields if k in stored}
 
 
 def create(body: CohortCreate, actor: dict[str, str]) -> Cohort:
@@ -40,7 +43,7 @@ def create(body: CohortCreate, actor: dict[str, str]) -> Cohort:
     now = now_text()
     policies = {**{str(k): str(v) for k, v in DEFAULT_POLICIES.items()},
                 **{str(k): str(v) for k, v in body.spilloverPolicies.items()}}
-    doc: dict[str, Any] = {
+    doc: CohortDoc = {
         "name": body.name,
         "description": body.description,
         "percentage": float(body.percentage),
@@ -85,15 +88,16 @@ def _load(uow: UnitOfWork, cohort_id: str) -> CohortDoc:
     return doc
 
 
-def _check_version(doc: dict[str, Any], expected: int | None) -> None:
+def _check_version(doc: CohortDoc, expected: int | None) -> None:
     if expected is not None and int(doc["version"]) != expected:
         raise Conflict("cohort changed since you read it", code=ErrorCode.VERSION_MISMATCH,
                        details={"expectedVersion": expected, "version": doc["version"]})
 
 
 def update(cohort_id: str, body: CohortUpdate, actor: dict[str, str]) -> Cohort:
-    changes = body.model_dump(exclude_unset=True, exclude={"expectedVersion"}, mode="json")
-    changes = {k: v for k, v in changes.items() if v is not None}
+    # CohortUpdate's fields are CohortChanges' keys (tests/unit/platform/test_typed_documents.py)
+    changes = cast(CohortChanges, {k: v for k, v in body.model_dump(exclude_unset=True, exclude={"expectedVersion"},
+                                                                    mode="json").items() if v is not None})
 
     def work(uow: UnitOfWork) -> CohortDoc:
         doc = _load(uow, cohort_id)
@@ -107,12 +111,12 @@ def update(cohort_id: str, body: CohortUpdate, actor: dict[str, str]) -> Cohort:
                                details={"fields": touched, "frozenAt": doc.get("frozenAt")})
         if "eligibility" in changes:  # after the frozen check: a frozen cohort's answer is 409 whatever the rule
             changes["eligibility"] = rules.validate(changes["eligibility"])
-        effective = {k: v for k, v in changes.items() if doc.get(k) != v}
+        effective = cast(CohortChanges, {k: v for k, v in changes.items() if doc.get(k) != v})
         if "spilloverPolicies" in effective:
             effective["spilloverPolicies"] = {**doc.get("spilloverPolicies", {}), **effective["spilloverPolicies"]}
         if not effective:
             return doc
-        new = {**doc, **effective, "version": int(doc["version"]) + 1, "updatedAt": now_text()}
+        new: CohortDoc = {**doc, **effective, "version": int(doc["version"]) + 1, "updatedAt": now_text()}
         uow.cohorts.save(cohort_id, new)
         uow.ledger.append(head, actor=actor, action="COHORT_UPDATED",
                           subject={"type": "holdoutCohort", "id": cohort_id},
@@ -130,7 +134,7 @@ def freeze(cohort_id: str, body: FreezeRequest, actor: dict[str, str]) -> Cohort
         if doc.get("frozen"):
             return doc  # idempotent: freezing twice changes nothing and writes no second entry
         now = now_text()
-        new = {**doc, "frozen": True, "frozenAt": now, "frozenBy": actor.get("uid", ""),
+        new: CohortDoc = {**doc, "frozen": True, "frozenAt": now, "frozenBy": actor.get("uid", ""),
                "version": int(doc["version"]) + 1, "updatedAt": now}
         uow.cohorts.save(cohort_id, new)
         uow.ledger.append(head, actor=actor, action="COHORT_FROZEN",

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.adapters.repositories.cohorts import CohortDoc
+from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.unit_of_work import reading
 from functions.config import settings
 from functions.core.ids import short_digest
@@ -24,14 +26,14 @@ from functions.services.holdouts import corebridge
 @dataclass(frozen=True)
 class Snapshot:
     version: str
-    cohorts: dict[str, dict[str, Any]]
-    experiments: dict[str, dict[str, Any]]
+    cohorts: dict[str, CohortDoc]
+    experiments: dict[str, ExperimentDoc]
     compiled: Any
     cluster_cohorts: tuple[str, ...]
     loaded_at: float = field(default=0.0)
 
 
-def needs_cluster_lookup(cohort: dict[str, Any]) -> bool:
+def needs_cluster_lookup(cohort: CohortDoc) -> bool:
     """Wallet cohorts and CLUSTER policies randomise by cluster id: the one read assign makes."""
     policies = (cohort.get("spilloverPolicies") or {}).values()
     return cohort.get("unitType") == UnitType.WALLET or SpilloverPolicy.CLUSTER in policies

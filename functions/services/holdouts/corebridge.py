@@ -12,9 +12,11 @@ Normalised decision per unit:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from functions.adapters.repositories.cohorts import CohortDoc
+from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.core.assignment import decision, eligibility, hashing
 
 
@@ -22,7 +24,7 @@ def _rules(raw: list[dict[str, Any]] | None) -> Any:
     return eligibility.compile_rules(list(raw or []))
 
 
-def cohort_config(cohort_id: str, doc: dict[str, Any]) -> Any:
+def cohort_config(cohort_id: str, doc: CohortDoc) -> Any:
     return decision.HoldoutCohortConfig(
         cohort_id=cohort_id,
         salt=str(doc["salt"]),
@@ -35,16 +37,16 @@ def cohort_config(cohort_id: str, doc: dict[str, Any]) -> Any:
     )
 
 
-def experiment_config(experiment_id: str, doc: dict[str, Any]) -> Any:
-    rollout = doc.get("rollout") or {}
+def experiment_config(experiment_id: str, doc: ExperimentDoc) -> Any:
+    rollout: Mapping[str, Any] = doc.get("rollout") or {}
+    targeting: Any = doc.get("targeting")  # a list of rules; a {"rules": [...]} map is read too
     lo, hi = (doc.get("layerRange") or [0.0, 1.0])[:2]
     return decision.ExperimentConfig(
         experiment_id=experiment_id,
         salt=str(doc.get("salt") or experiment_id),
         hash_version=int(doc.get("hashVersion", 1)),
         variants=tuple((str(v["key"]), float(v.get("weight", 1.0))) for v in doc.get("variants") or []),
-        eligibility=_rules((doc.get("targeting") or {}).get("rules") if isinstance(doc.get("targeting"), dict)
-                           else doc.get("targeting")),
+        eligibility=_rules(targeting.get("rules") if isinstance(targeting, dict) else targeting),
         holdout_cohort_id=doc.get("holdoutCohortId"),
         layer=doc.get("layer"),
         layer_range=(float(lo), float(hi)),
@@ -57,7 +59,7 @@ def experiment_config(experiment_id: str, doc: dict[str, Any]) -> Any:
     )
 
 
-def compile_config(cohorts: dict[str, dict[str, Any]], experiments: dict[str, dict[str, Any]]) -> Any:
+def compile_config(cohorts: Mapping[str, CohortDoc], experiments: Mapping[str, ExperimentDoc]) -> Any:
     return decision.AssignmentConfig(
         cohorts=tuple(cohort_config(cid, doc) for cid, doc in sorted(cohorts.items())),
         # an experiment whose holdout is missing or unfrozen is never exposed
@@ -90,7 +92,7 @@ def decide(
     return out
 
 
-def cohort_member(cohort: dict[str, Any], randomisation_id: str, attributes: dict[str, Any] | None) -> bool:
+def cohort_member(cohort: CohortDoc, randomisation_id: str, attributes: dict[str, Any] | None) -> bool:
     if attributes is not None and not _rules(cohort.get("eligibility")).matches(attributes):
         return False
     share = float(cohort["percentage"]) / 100.0

@@ -34,7 +34,7 @@ def _row(value: ExposureRow | dict[str, Any]) -> ExposureRow:
     return value if isinstance(value, ExposureRow) else ExposureRow.model_validate(value)
 
 
-def exposure_document(row: ExposureRow, at: datetime) -> dict[str, Any]:
+def exposure_document(row: ExposureRow, at: datetime) -> storage.ExposureDoc:
     return {
         "unitId": row.unitId,
         "experimentId": row.experimentId,
@@ -71,10 +71,12 @@ def _flag(row: ExposureRow, at: datetime) -> bool:
     """One transaction: mark the exposure and append the change to the experiment's ledger chain,
     once per later arm (a redelivery finds the arm already recorded)."""
     def work(uow: UnitOfWork) -> bool:
-        doc = uow.exposures.get(row.experimentId, row.unitId) or {}
+        doc = uow.exposures.get(row.experimentId, row.unitId)
+        if not doc:
+            return False
         first, later = _arm(doc.get("status"), doc.get("variant")), _arm(row.status, row.variant)
         others = list(doc.get("otherArms") or [])
-        if not doc or first == later or later in others:
+        if first == later or later in others:
             return False
         head = uow.ledger.experiment_head(row.experimentId)
         uow.exposures.update(row.experimentId, row.unitId,

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.adapters.holdout_keys import unit_key
+from functions.adapters.repositories.cohorts import CohortDoc
 from functions.adapters.repositories.links import randomisation_ids
 from functions.adapters.unit_of_work import UnitOfWork, atomically, reading
 from functions.core.clock import now_text, utc_now
@@ -42,7 +43,7 @@ from functions.services.holdouts.unionfind import Forest, Node
 from functions.services.metrics import landing
 
 
-def policy_for(cohort: dict[str, Any], link_type: LinkType) -> SpilloverPolicy:
+def policy_for(cohort: CohortDoc, link_type: LinkType) -> SpilloverPolicy:
     raw = (cohort.get("spilloverPolicies") or {}).get(str(link_type)) or DEFAULT_POLICIES[link_type]
     return SpilloverPolicy(raw)
 
@@ -75,7 +76,7 @@ def _contaminate(node: Node, link_type: LinkType, at: str) -> bool:
 
 
 def _apply_cohort(
-    forest: Forest, cohort: dict[str, Any], link: SpilloverLinkIn, at: str
+    forest: Forest, cohort: CohortDoc, link: SpilloverLinkIn, at: str
 ) -> tuple[CohortVerdict, dict[str, int], list[str]]:
     """Decide and stage one cohort's effect; returns the verdict, counter deltas, contaminated keys."""
     policy = policy_for(cohort, link.linkType)
@@ -144,7 +145,7 @@ def ingest(link: SpilloverLinkIn, actor: dict[str, str]) -> SpilloverResult:
         if existing is not None:
             stored = existing.get("result", {})
             return SpilloverResult.model_validate({**stored, "duplicate": True})
-        docs: dict[str, dict[str, Any]] = {}
+        docs: dict[str, CohortDoc] = {}
         for cid in cohort_ids:
             doc = uow.cohorts.get(cid)
             if doc is None:

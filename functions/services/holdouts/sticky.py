@@ -17,12 +17,13 @@ from typing import Any
 
 from functions.adapters.holdout_keys import assignment_id
 from functions.adapters.repositories import holdouts as storage
+from functions.adapters.repositories.holdouts import RecordedArm
 
 # outcomes of hashing, which a cluster id can change; every other status is a deliberate decision
 REHASHED = frozenset({"ASSIGNED", "HOLDOUT", "NOT_EXPOSED", "LAYER_EXCLUDED"})
 
 
-def _arm(record: dict[str, Any]) -> dict[str, Any] | None:
+def _arm(record: RecordedArm) -> dict[str, Any] | None:
     if record.get("status") == "HOLDOUT":
         return {"status": "HOLDOUT", "variant": None, "exposed": False}
     if record.get("status", "ASSIGNED") == "ASSIGNED" and record.get("variant"):

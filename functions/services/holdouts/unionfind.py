@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.adapters.repositories.links import NodeDoc
 from functions.adapters.unit_of_work import UnitOfWork
 
 MAX_DEPTH = 64  # union by size bounds depth by log2(units); this only guards corrupt data
@@ -45,7 +46,7 @@ class Node:
         return self.is_root and self.holdout > 0 and self.treated > 0
 
     @classmethod
-    def from_doc(cls, key: str, doc: dict[str, Any]) -> Node:
+    def from_doc(cls, key: str, doc: NodeDoc) -> Node:
         node = cls(
             key=key,
             unit_id=doc.get("unitId"),
@@ -63,7 +64,7 @@ class Node:
         node.spans_before = node.spans
         return node
 
-    def to_doc(self) -> dict[str, Any]:
+    def to_doc(self) -> NodeDoc:
         return {
             "unitId": self.unit_id,
             "parent": self.parent,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ def _details(entry: Mapping[str, Any]) -> dict[str, Any]:
     return dict((entry.get("payload") or {}).get("details") or {})
 
 
-def final_analysis(final: Mapping[str, Any] | None, kpis: list[Mapping[str, Any]],
+def final_analysis(final: Mapping[str, Any] | None, kpis: Sequence[Mapping[str, Any]],
                    guardrails_held: bool) -> dict[str, Any] | None:
     """The final analysis in words and numbers: per KPI and arm, the primary estimate (lift and
     difference with their CIs, p-value, method), the decision and trust with their reasons, and

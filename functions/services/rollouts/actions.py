@@ -5,9 +5,10 @@ and manual advance (requirements must hold unless an admin overrides with a writ
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from functions.adapters.auth import Principal
+from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.rollouts import RolloutEventExtra
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core.clock import utc_now
 from functions.core.errors import Conflict, ErrorCode, Forbidden, Unprocessable
@@ -21,7 +22,7 @@ from functions.services.rollouts.progression import assess
 LIVE = ("RUNNING", "PAUSED")
 
 
-def _require_live(experiment: dict[str, Any], *allowed: str) -> None:
+def _require_live(experiment: ExperimentDoc, *allowed: str) -> None:
     state = experiment.get("state")
     if state not in (allowed or LIVE):
         raise Conflict(f"the experiment is {state}", code=ErrorCode.EXPERIMENT_NOT_LIVE,
@@ -29,11 +30,11 @@ def _require_live(experiment: dict[str, Any], *allowed: str) -> None:
 
 
 def _act(experiment_id: str, actor: dict[str, str], reason: str,
-         move: Callable[[PlanState, dict[str, Any]], tuple[PlanState, Change]],
+         move: Callable[[PlanState, ExperimentDoc], tuple[PlanState, Change]],
          exposures: dict[str, int] | None = None, kill_if_live: bool = False,
-         extra: dict[str, Any] | None = None, results: Sequence[RequirementResult] = ()) -> dict[str, Any]:
+         extra: RolloutEventExtra | None = None, results: Sequence[RequirementResult] = ()) -> store.RolloutEventView:
 
-    def work(uow: UnitOfWork) -> dict[str, Any]:
+    def work(uow: UnitOfWork) -> store.RolloutEventView:
         current = store.read(uow, experiment_id)
         after, change = move(current.state, current.experiment)
         kill = None
@@ -52,51 +53,51 @@ def _counts(experiment_id: str) -> dict[str, int]:
     return inputs.exposure_counts(experiment_id, [k for k, _ in inputs.weights(experiment)])
 
 
-def pause(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
-    def move(state: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
+def pause(experiment_id: str, actor: dict[str, str], reason: str) -> store.RolloutEventView:
+    def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp)
         return plan_core.pause(state)
 
     return _act(experiment_id, actor, reason, move)
 
 
-def resume(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
-    def move(state: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
+def resume(experiment_id: str, actor: dict[str, str], reason: str) -> store.RolloutEventView:
+    def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp)
         return plan_core.resume(state)
 
     return _act(experiment_id, actor, reason, move)
 
 
-def rollback(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
+def rollback(experiment_id: str, actor: dict[str, str], reason: str) -> store.RolloutEventView:
     counts = _counts(experiment_id)
 
-    def move(state: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
+    def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp)
         return plan_core.rollback(state, utc_now(), counts)
 
     return _act(experiment_id, actor, reason, move, exposures=counts)
 
 
-def abort(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
+def abort(experiment_id: str, actor: dict[str, str], reason: str) -> store.RolloutEventView:
     """Stage 0 for everyone and the experiment KILLED, in one commit (the kill switch rides the outbox)."""
 
-    def move(state: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
+    def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp, "RUNNING", "PAUSED", "KILLED")
         return plan_core.abort(state)
 
     return _act(experiment_id, actor, reason, move, exposures=_counts(experiment_id), kill_if_live=True)
 
 
-def approve_stage(experiment_id: str, actor: dict[str, str], reason: str) -> dict[str, Any]:
-    def move(state: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
+def approve_stage(experiment_id: str, actor: dict[str, str], reason: str) -> store.RolloutEventView:
+    def move(state: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp)
         return plan_core.approve_stage(state)
 
     return _act(experiment_id, actor, reason, move)
 
 
-def advance(experiment_id: str, principal: Principal, reason: str, override: bool) -> dict[str, Any]:
+def advance(experiment_id: str, principal: Principal, reason: str, override: bool) -> store.RolloutEventView:
     """Requirements are evaluated now; an operator's advance is itself the manual approval."""
     experiment = experiments.load(experiment_id)
     seen = store.require_plan(experiment_id)
@@ -115,14 +116,15 @@ def advance(experiment_id: str, principal: Principal, reason: str, override: boo
         raise Conflict("requirements of the current stage are not met", code=ErrorCode.REQUIREMENTS_NOT_MET,
                        details={"blocking": [r.to_dict() for r in failing]})
 
-    def move(current: PlanState, exp: dict[str, Any]) -> tuple[PlanState, Change]:
+    def move(current: PlanState, exp: ExperimentDoc) -> tuple[PlanState, Change]:
         _require_live(exp, "RUNNING")
         if current.seq != state.seq:
             raise Conflict("the rollout changed while requirements were evaluated; retry",
                            code=ErrorCode.ROLLOUT_CHANGED, details={"seq": current.seq})
         return plan_core.advance(current, now, observed.exposures, override=bool(override and failing))
 
-    extra = {"override": bool(override and failing), "overriddenRequirements": [r.name for r in failing]}
+    extra: RolloutEventExtra = {"override": bool(override and failing),
+                                "overriddenRequirements": [r.name for r in failing]}
     # the event records the values that justified (or were overridden by) the move
     return _act(experiment_id, principal.to_dict(), reason, move, exposures=observed.exposures, extra=extra,
                 results=results)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from functions.core.clock import utc_now
 from functions.core.rollout.plan import PlanState
@@ -13,7 +13,36 @@ from functions.services.rollouts import inputs, store
 from functions.services.rollouts.progression import assess
 
 
-def health(experiment_id: str, now: datetime | None = None) -> dict[str, Any]:
+class NextSweep(TypedDict):
+    step: str
+    reason: str
+
+
+class RolloutHealthView(TypedDict):
+    """What rollout health answers (`models.rollouts.RolloutHealth`)."""
+
+    experimentId: str
+    experimentState: str | None
+    status: str
+    stages: list[float]
+    currentIndex: int
+    currentStage: float
+    maxStageReached: float
+    finalStage: float
+    enteredAt: str | None
+    timeAtStageSeconds: float
+    requirements: list[dict[str, Any]]  # RequirementResult.to_dict()
+    blocking: list[str]
+    nextSweep: NextSweep
+    exposures: dict[str, int]
+    exposuresSinceStageStart: dict[str, int]
+    expectedSplit: dict[str, float]
+    eligibleUnitsPerSecond: float | None
+    projectedFinalStageAt: str | None
+    projectionAssumes: str
+
+
+def health(experiment_id: str, now: datetime | None = None) -> RolloutHealthView:
     now = now or utc_now()
     experiment = experiments.load(experiment_id)
     state = PlanState.from_doc(store.require_plan(experiment_id))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.unit_of_work import reading
 from functions.core.assignment.decision import expected_split
 from functions.core.rollout.plan import PlanState
@@ -31,7 +32,7 @@ def exposure_counts(experiment_id: str, variants: list[str]) -> dict[str, int]:
     return experiment_health.exposure_counts(experiment_id, variants)
 
 
-def latest_snapshot(experiment_id: str) -> dict[str, Any] | None:
+def latest_snapshot(experiment_id: str) -> experiment_health.SnapshotView | None:
     return experiment_health.latest_snapshot(experiment_id)
 
 
@@ -52,7 +53,7 @@ def _at(doc: Mapping[str, Any]) -> Any:
 
 def data_quality(experiment_id: str, snapshot: Mapping[str, Any] | None) -> str | None:
     """The newest trust verdict from an analysis (or the snapshot); None when nobody has judged yet."""
-    docs = reading().analyses.of_experiment(experiment_id, limit=50)
+    docs: list[Mapping[str, Any]] = [*reading().analyses.of_experiment(experiment_id, limit=50)]
     if snapshot:
         docs.append(dict(snapshot))
     judged = [d for d in docs if _trust(d) is not None]
@@ -73,7 +74,7 @@ def entered_at(state: PlanState, experiment: Mapping[str, Any], now: datetime) -
     return state.entered_at or experiment.get("startedAt") or now
 
 
-def observe(experiment: Mapping[str, Any], state: PlanState, now: datetime) -> Observed:
+def observe(experiment: ExperimentDoc, state: PlanState, now: datetime) -> Observed:
     eid = str(experiment["id"])
     arms = [k for k, _ in weights(experiment)]
     counts = exposure_counts(eid, arms)

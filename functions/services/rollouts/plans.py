@@ -4,14 +4,15 @@ is part of the approved content: changing it after submission voids the approval
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
+from functions.adapters.repositories.rollouts import PlanDoc
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core import four_eyes
 from functions.core.clock import utc_now
 from functions.core.errors import Conflict, ErrorCode, Unprocessable
 from functions.core.lifecycle import Action
-from functions.core.rollout.plan import PlanState, new_plan
+from functions.core.rollout.plan import PlanState, PlanStateDoc, new_plan
 from functions.core.rollout.requirements import StageRequirements
 from functions.core.rollout.stages import DEFAULT_STAGES, control_share, validate_stages
 from functions.models.rollouts import PlanRequest, RequirementsIn
@@ -22,6 +23,17 @@ from functions.services.rollouts import store
 from functions.services.rollouts.inputs import weights
 
 EDITABLE_STATES = frozenset({"DRAFT", "PENDING_APPROVAL", "APPROVED"})
+
+
+class PlanView(PlanStateDoc):
+    experimentId: str
+
+
+class PlanChangeView(TypedDict):
+    """What a plan change answers (`PlanChange`): the new plan and its rollout event."""
+
+    plan: PlanView
+    event: store.RolloutEventView
 
 
 def _requirements(body: PlanRequest, stages: tuple[float, ...]) -> tuple[StageRequirements, ...]:
@@ -62,12 +74,12 @@ def _content_changed(uow: UnitOfWork, current: store.Read, state: PlanState,
     return store.Read(after, current.plan, current.head)
 
 
-def put_plan(experiment_id: str, body: PlanRequest, actor: dict[str, str]) -> dict[str, Any]:
+def put_plan(experiment_id: str, body: PlanRequest, actor: dict[str, str]) -> PlanChangeView:
     """Validate (422 with the reason) and store the plan, mirrored into the experiment."""
     if body.stages is not None:
         validate_stages(body.stages, 0.0)  # shape errors answer before any read; the capacity check needs the doc
 
-    def work(uow: UnitOfWork) -> dict[str, Any]:
+    def work(uow: UnitOfWork) -> PlanChangeView:
         current = store.read(uow, experiment_id)
         state_name = current.experiment.get("state")
         if state_name not in EDITABLE_STATES:
@@ -88,6 +100,6 @@ def put_plan(experiment_id: str, body: PlanRequest, actor: dict[str, str]) -> di
     return result
 
 
-def get_plan(experiment_id: str) -> dict[str, Any]:
+def get_plan(experiment_id: str) -> PlanDoc:
     experiments.load(experiment_id)
     return store.require_plan(experiment_id)

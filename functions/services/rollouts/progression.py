@@ -16,6 +16,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from functions.adapters.auth import SYSTEM
+from functions.adapters.repositories.experiments import ExperimentDoc
 from functions.adapters.unit_of_work import UnitOfWork, atomically
 from functions.core.rollout import plan as plan_core
 from functions.core.rollout.plan import PlanState
@@ -27,7 +28,7 @@ from functions.services.rollouts import inputs, store
 log = logging.getLogger(__name__)
 
 
-def assess(experiment: dict[str, Any], state: PlanState, now: datetime
+def assess(experiment: ExperimentDoc, state: PlanState, now: datetime
            ) -> tuple[inputs.Observed, list[RequirementResult], Decision]:
     observed = inputs.observe(experiment, state, now)
     results = evaluate(state.requirements[state.index], observed.inputs)
@@ -50,7 +51,7 @@ def progress_experiment(experiment_id: str, now: datetime) -> dict[str, Any] | N
     if decision.step in (Step.HOLD, Step.NONE):
         return _summary(experiment_id, seen, decision)
 
-    def work(uow: UnitOfWork) -> dict[str, Any] | None:
+    def work(uow: UnitOfWork) -> store.RolloutEventView | None:
         current = store.read(uow, experiment_id)
         state = current.state
         if state.seq != seen.seq:

@@ -10,9 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from functions.adapters.repositories.experiments import ExperimentDoc
+from functions.adapters.repositories.experiments import ExperimentChanges, ExperimentDoc
 from functions.adapters.repositories.ledger import Head
-from functions.adapters.repositories.rollouts import PlanDoc, RolloutEventDoc
+from functions.adapters.repositories.rollouts import (
+    HistoryEntry,
+    PlanDoc,
+    RolloutEventDoc,
+    RolloutEventExtra,
+    RolloutEventRecord,
+)
 from functions.adapters.unit_of_work import UnitOfWork, reading
 from functions.core.errors import ErrorCode, NotFound
 from functions.core.rollout.plan import Change, ChangeKind, PlanState
@@ -20,6 +26,14 @@ from functions.core.rollout.requirements import RequirementResult
 from functions.services.experiments.transitions import apply_transition, record_event
 
 HISTORY_LIMIT = 200
+
+
+class RolloutEventView(RolloutEventRecord):
+    """What a rollout action answers (`RolloutEventOut`): the event, and the experiment after it."""
+
+    at: str
+    experimentVersion: int
+    experimentState: str
 
 
 def list_events(experiment_id: str) -> list[RolloutEventDoc]:
@@ -72,13 +86,13 @@ def commit(
     results: Sequence[RequirementResult] = (),
     exposures: Mapping[str, int] | None = None,
     kill: dict[str, Any] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    extra: RolloutEventExtra | None = None,
+) -> RolloutEventView:
     """Write one rollout change; with `kill`, the experiment is killed in the same commit."""
     eid = str(current.experiment["id"])
     event_id = change.event_id(eid)
     requirements = [r.to_dict() for r in results]
-    record = {
+    record: RolloutEventRecord = {
         "eventId": event_id, "experimentId": eid, "seq": change.seq, "kind": change.kind.value,
         "fromStage": change.from_stage, "toStage": change.to_stage, "stageIndex": state.index,
         "status": state.status.value, "maxStageReached": state.max_stage_reached,
@@ -89,16 +103,16 @@ def commit(
         # Units whose bucket lies in [to, maxStageReached) saw treatment and now get control; the
         # assignment marks them ROLLED_BACK, and this band lets analysis find them from the ledger.
         record["returnedToControl"] = {"bucketFrom": state.stage, "bucketTo": state.max_stage_reached}
-    history = list((current.plan or {}).get("history") or [])
+    history: list[HistoryEntry] = list(current.plan.get("history") or []) if current.plan else []
     history.append({"seq": change.seq, "kind": change.kind.value, "fromStage": change.from_stage,
                     "toStage": change.to_stage, "at": now, "actor": actor, "reason": reason, "eventId": event_id})
-    created_at = (current.plan or {}).get("createdAt") or now
+    created_at = (current.plan.get("createdAt") if current.plan else None) or now
     uow.rollouts.save_plan(eid, {**state.to_doc(), "experimentId": eid, "createdAt": created_at, "updatedAt": now,
                                  "history": history[-HISTORY_LIMIT:]})
     uow.rollouts.add_event(event_id, {**record, "at": now})
     ledger_payload = {k: v for k, v in record.items() if k != "actor"}
     action = f"ROLLOUT_{change.kind.value}"
-    updates = {"rollout": state.mirror()}
+    updates: ExperimentChanges = {"rollout": state.mirror()}
     if kill is not None:
         details = {**kill, "rolloutEventId": event_id, "rollout": state.mirror()}
         after = apply_transition(uow, current.experiment, "KILL", actor, reason, details,
