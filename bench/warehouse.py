@@ -315,7 +315,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--no-in-memory", action="store_true", help="skip the in-memory comparison")
     parser.add_argument("--threads", type=int, default=1, help="the analysis's METRIC_STORE_THREADS")
-    parser.add_argument("--memory-limit", default="", help='the analysis\'s METRIC_STORE_MEMORY, e.g. "450MB"')
+    parser.add_argument("--memory-limit", default="",
+                        help='the analysis\'s METRIC_STORE_MEMORY, e.g. "450MB"; "80%%" is DuckDB\'s own default '
+                             '(unbounded in practice); unset: the store\'s default')
     parser.add_argument("--only", choices=PARTS, action="append",
                         help="run only this part (repeatable); the JSON line has null for the others")
     parser.add_argument("--repeat", type=int, default=1,
@@ -341,7 +343,7 @@ def main(argv: list[str]) -> int:
         "analysis_peak_rss_mb": _round(an["sql_peak_rss_mb"], 1),
         "analysis_cpu_seconds": _round(an["sql_cpu_seconds"], 2),
         "analysis_rss_before_query_mb": _round(an.get("rss_before_query_mb"), 1),
-        "analysis_threads": args.threads, "analysis_memory_limit": args.memory_limit or None,
+        "analysis_threads": args.threads, "analysis_memory_limit": _limit(args),
         "analysis_runs": an.get("runs"),
         "sweep_seconds_500": _round(sw["seconds"], 3),
         "units_per_arm": args.units_per_arm, "experiments": args.experiments,
@@ -350,6 +352,12 @@ def main(argv: list[str]) -> int:
         "engine": "duckdb-embedded", "today": TODAY, "wall_seconds": round(time.perf_counter() - wall, 1),
         "peak_rss_mb_bench_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
     return 0
+
+
+def _limit(args: argparse.Namespace) -> str:
+    from functions.config import EMBEDDED_MEMORY_LIMIT
+
+    return str(args.memory_limit or EMBEDDED_MEMORY_LIMIT)
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -383,7 +391,7 @@ def _analysis_part(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
                                            "region": 4, "event_time": 8, "received_at": 8})
     reads_today = 3 * sizes["exposures"]
     print(f"analysis of {args.units_per_arm:,} units per arm in SQL: {an['sql_seconds']:.2f} s "
-          f"({an['sql_cpu_seconds']:.1f} CPU s, {args.threads} thread(s), memory limit {args.memory_limit or 'none'}), "
+          f"({an['sql_cpu_seconds']:.1f} CPU s, {args.threads} thread(s), memory limit {_limit(args)}), "
           f"function peak RSS {an['sql_peak_rss_mb']:.0f} MB, {an['rss_before_query_mb']:.0f} MB of it before the "
           f"query (lift {an['lift']:+.4f}, p {an['p']:.2g}, cap {an['cap']:.2f})", flush=True)
     if len(runs) > 1:
