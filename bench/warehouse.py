@@ -202,8 +202,17 @@ def _in_memory(path: str) -> dict[str, Any]:
     from functions.core.stats.corrections import ExclusionConfig, UnitData
     from functions.core.stats.pipeline import AnalysisConfig, analyse_units
 
+    # the peer holds every unit's row by design; its ordered ARRAY_AGGs do not spill, so it runs
+    # without the store's default bound
+    bound = os.environ.get("METRIC_STORE_MEMORY")
+    os.environ["METRIC_STORE_MEMORY"] = "80%"
     _env(path)
-    rows = store().query("""
+    engine = store()  # settings are read here, before the bound comes back for the parts after this one
+    if bound is None:
+        os.environ.pop("METRIC_STORE_MEMORY")
+    else:
+        os.environ["METRIC_STORE_MEMORY"] = bound
+    rows = engine.query("""
 WITH exposed AS (
   SELECT unit_id, MIN(exposed_at) AS exposed_at, LOGICAL_AND(analytics_consent) AS consent,
          MAX(IF(status = 'HOLDOUT', 'holdout', variant)) AS arm,
