@@ -271,19 +271,25 @@ def analysis(value: MetricPart, second: MetricPart | None = None, *, ratio: bool
                      for i, p in enumerate(parts) if not _folded(p))
     x = _shaped(0, value)
     covariate = _shaped(1, second) if ratio and second is not None else f"COALESCE({_column(0, value, 'pre')}, 0)"
+    # with the population, one row per unit of `everyone` (its facts come from the same join);
+    # `analysed` marks the units of the analysis itself
+    source, analysed = (("everyone", "u.arm IN UNNEST(@arms) AND u.unit_id NOT IN UNNEST(@left_out)")
+                        if population else ("units", "TRUE"))
     ctes.append(f"""{_FLAGS},
 base AS (
   SELECT u.arm, u.consent, COALESCE(a.region, 'unknown') AS region, COALESCE(a.events, 0) AS events,
          COALESCE(a.same_ts, 0) AS same_ts, fl.unit_id IS NOT NULL AS fraud,
          GREATEST(CAST(CEIL(IFNULL(UNIX_MICROS(a.last_seen) - UNIX_MICROS(a.first_seen), 0) / 86400e6) AS FLOAT64),
                   1.0) AS active_days,
-         {x} AS x, {covariate} AS pre, u.unit_id IN UNNEST(@crossing_units) AS crosses
-  FROM units u LEFT JOIN activity a ON a.unit_id = u.unit_id LEFT JOIN flags fl ON fl.unit_id = u.unit_id {joins}
+         {x} AS x, {covariate} AS pre, u.unit_id IN UNNEST(@crossing_units) AS crosses, {analysed} AS analysed,
+         u.exposed_at, a.unit_id IS NOT NULL AS active, a.late, a.last_seen
+  FROM {source} u LEFT JOIN activity a ON a.unit_id = u.unit_id LEFT JOIN flags fl ON fl.unit_id = u.unit_id {joins}
 ),
-baseline AS (SELECT {exact_quantile("SELECT events AS v FROM base WHERE consent", "0.5")} AS med),
+baseline AS (SELECT {exact_quantile("SELECT events AS v FROM base WHERE consent AND analysed", "0.5")} AS med),
 spread AS (
   SELECT ANY_VALUE(med) AS med,
-         {exact_quantile("SELECT ABS(events - (SELECT med FROM baseline)) AS v FROM base WHERE consent", "0.5")} AS mad
+         {exact_quantile("SELECT ABS(events - (SELECT med FROM baseline)) AS v FROM base WHERE consent AND analysed",
+                         "0.5")} AS mad
   FROM baseline
 ),
 unit_rows AS (
@@ -297,6 +303,7 @@ unit_rows AS (
         OR (@has_max_value AND (b.x > @max_value OR b.x < 0)) THEN 'bot'
     END AS removed_by
   FROM base b CROSS JOIN spread s
+  WHERE b.analysed
 ),
 cap AS (
   SELECT IF(@has_fixed_cap, @fixed_cap, {
@@ -319,7 +326,7 @@ cap AS (
     if crossing:
         selects.append(_sums("clean_stats", "x", "pre", "removed_by IS NULL AND NOT crosses"))
     if population:
-        ctes.append(_population("everyone"))
+        ctes.append(_POPULATION_OF_BASE)
         selects += _population_rows()
     return "WITH " + ",".join(ctes) + "\n" + "\nUNION ALL".join(selects)
 
@@ -341,6 +348,18 @@ population AS (
          COUNTIF(fl.unit_id IS NOT NULL) AS flagged
   FROM {source} u LEFT JOIN activity a ON a.unit_id = u.unit_id LEFT JOIN flags fl ON fl.unit_id = u.unit_id
   GROUP BY u.arm
+)"""
+
+
+# the population facts from `base` (every unit of `everyone`, joined once to its activity)
+_POPULATION_OF_BASE = """
+population AS (
+  SELECT arm, COUNT(*) AS units, COUNTIF(consent) AS consenting, COUNTIF(consent AND NOT active) AS missing,
+         SUM(IF(consent, events, 0)) AS events, SUM(IF(consent, IFNULL(late, 0), 0)) AS late,
+         UNIX_MICROS(MAX(IF(consent, last_seen, NULL))) AS newest, UNIX_MICROS(MIN(exposed_at)) AS first_exposed,
+         COUNTIF(fraud) AS flagged
+  FROM base
+  GROUP BY arm
 )"""
 
 
