@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -198,7 +199,7 @@ def analysis(path: str, units_per_arm: int, in_memory: bool, threads: int = 1,
 def _in_memory(path: str) -> dict[str, Any]:
     """Today's shape: every unit's totals brought into the process, then the numpy pipeline (the
     SQL for the per-unit rows is the same attribution; only the aggregation moves)."""
-    from functions.adapters.metric_store import store
+    from functions.adapters.metric_store import reset_store, store
     from functions.core.stats.corrections import ExclusionConfig, UnitData
     from functions.core.stats.pipeline import AnalysisConfig, analyse_units
 
@@ -229,6 +230,7 @@ FROM exposed u LEFT JOIN ev e ON e.unit_id = u.unit_id AND e.event_time >= u.exp
 LEFT JOIN (SELECT DISTINCT unit_id FROM fraud_flags) f ON f.unit_id = u.unit_id
 WHERE u.k = 1 AND u.arm IN ('control', 'plus10')
 GROUP BY u.unit_id, u.arm, u.consent ORDER BY u.unit_id""")
+    reset_store()  # one process may hold the store's file: let the next analysis process open it
     arms = {}
     for arm in ("control", "plus10"):
         mine = [r for r in rows if r["arm"] == arm]
@@ -340,12 +342,18 @@ def main(argv: list[str]) -> int:
     ing: dict[str, Any] = {"events_per_s": None}
     an: dict[str, Any] = {"sql_seconds": None, "sql_peak_rss_mb": None, "sql_cpu_seconds": None}
     sw: dict[str, Any] = {"seconds": None}
-    if "ingest" in parts:
-        ing = _ingest_part(tmp, args)
-    if "analysis" in parts:
-        an = _analysis_part(tmp, args)
-    if "sweep" in parts:
-        sw = _sweep_part(tmp, args)
+    try:  # each part's store file (the analysis's is 118 MB at 1M units per arm) goes with the run
+        if "ingest" in parts:
+            ing = _ingest_part(tmp, args)
+        if "analysis" in parts:
+            an = _analysis_part(tmp, args)
+        if "sweep" in parts:
+            sw = _sweep_part(tmp, args)
+    finally:
+        from functions.adapters.metric_store import reset_store
+
+        reset_store()
+        shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps({
         "ingest_events_per_s": _round(ing["events_per_s"], 1),
         "analysis_seconds_1m_per_arm": _round(an["sql_seconds"], 3),
