@@ -8,6 +8,7 @@ import re
 import pytest
 
 from functions.adapters.metric_store.duckdb_store import DuckDBStore, transpile
+from functions.config import reset_settings
 
 # a hash aggregate of 2M distinct string keys holds well over 64 MB of state
 WIDE = ("SELECT COUNT(*) AS groups, SUM(n) AS rows FROM ("
@@ -45,3 +46,31 @@ def test_only_ctes_read_more_than_once_are_materialised():
                     "SELECT * FROM twice a JOIN twice b USING (x)")
     modes = dict(re.findall(r"(\w+) AS (NOT MATERIALIZED|MATERIALIZED)", sql))
     assert modes == {"once": "NOT MATERIALIZED", "twice": "MATERIALIZED"}
+
+
+def _configured_limit(monkeypatch, tmp_path, value: str | None) -> str:
+    """The memory limit of the store `METRIC_STORE*` configure (None: the variable unset)."""
+    from functions.adapters.metric_store import _build
+
+    monkeypatch.setenv("METRIC_STORE", "embedded")
+    monkeypatch.setenv("METRIC_STORE_PATH", str(tmp_path / "configured.duckdb"))
+    if value is None:
+        monkeypatch.delenv("METRIC_STORE_MEMORY", raising=False)
+    else:
+        monkeypatch.setenv("METRIC_STORE_MEMORY", value)
+    reset_settings()
+    store = _build()
+    try:
+        return str(store.query("SELECT CURRENT_SETTING('memory_limit') AS v")[0]["v"])
+    finally:
+        store.close()
+        monkeypatch.undo()
+        reset_settings()
+
+
+def test_the_configured_embedded_store_is_bounded_unless_told_otherwise(monkeypatch, tmp_path):
+    bounded = _configured_limit(monkeypatch, tmp_path, None)
+    assert bounded.endswith("MiB") and float(bounded.split()[0]) <= 256  # 256 MB = 244.1 MiB
+    assert _configured_limit(monkeypatch, tmp_path, "1GB") != bounded
+    engine_default = _configured_limit(monkeypatch, tmp_path, "80%")
+    assert engine_default.endswith("GiB") or float(engine_default.split()[0]) > 256
