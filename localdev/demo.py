@@ -3,6 +3,7 @@ the served functions, ending in an automatic guardrail kill and its kill-switch 
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
@@ -25,6 +26,18 @@ VIEWER = bearer("demo-viewer", ["viewer"])
 
 
 _CLOCK = {"start": time.monotonic()}  # reset when the demo starts
+
+
+def _for_people(message: str | None) -> str | None:
+    """A JSON message with its numbers rounded for the terminal (the message itself is exact)."""
+    try:
+        body = json.loads(message or "")
+    except ValueError:
+        return message
+    if not isinstance(body, dict):
+        return message
+    return json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in body.items()},
+                      separators=(",", ":"))
 
 
 def _say(text: str) -> None:
@@ -144,7 +157,7 @@ def run_demo(base: str, units: int = 400, seed: int = 7) -> dict[str, Any]:
         if resp.received_messages:
             subscriber.acknowledge(request={"subscription": kill_sub,
                                             "ack_ids": [m.ack_id for m in resp.received_messages]})
-    _say(f"kill-switch message received by a subscriber: {message}")
+    _say(f"kill-switch message received by a subscriber: {_for_people(message)}")
     verify = requests.get(f"{base}/ledger/verify/{eid}", headers=VIEWER, timeout=60)
     if verify.status_code == 200:
         _say(f"ledger chain verifies: {verify.json().get('ok')}")

@@ -72,3 +72,12 @@ def test_without_quiet_everything_is_printed_and_no_file_is_written(tmp_path: Pa
     assert capsys.readouterr().out == "console: http://127.0.0.1:8000/console/\npush subscriptions:\n"
     assert logging.getLogger().handlers == before
     assert not log_path.exists()
+
+
+def test_the_demo_rounds_a_messages_numbers_for_people_and_keeps_anything_else():
+    from localdev.demo import _for_people
+
+    exact = '{"action":"KILL","bound":0.11727774053495457,"units":400}'
+    assert _for_people(exact) == '{"action":"KILL","bound":0.117,"units":400}'
+    assert _for_people("not json") == "not json" and _for_people("[1.23456]") == "[1.23456]"
+    assert _for_people(None) is None
