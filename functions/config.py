@@ -71,6 +71,9 @@ class Settings:
     ga4_dataset: str = "analytics_demo"  # the Firebase / GA4 export's dataset (catalog metrics ga4.*)
     metric_location: str = ""  # BigQuery location of that dataset ("": the client's default, US)
     metric_landing: str = "direct"  # direct (append from the handler) | pubsub (landing topics)
+    # days of history before an experiment's start from which an analysis reads a MEAN KPI's
+    # skewness when the KPI does not configure one (0: never; docs/statistics.md, "Skewness gate")
+    analysis_history_days: int = 28
 
     def topic(self, name: str) -> str:
         """Full topic id (prefix lets parallel tests use their own topics)."""
@@ -114,6 +117,7 @@ def settings() -> Settings:
         ga4_dataset=_env("GA4_DATASET", "analytics_demo"),
         metric_location=_env("METRIC_LOCATION", ""),
         metric_landing=_env("METRIC_LANDING", "direct"),
+        analysis_history_days=int(_env("ANALYSIS_HISTORY_DAYS", "28")),
     )
 
 

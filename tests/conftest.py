@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "demo-offers-test")
 os.environ.setdefault("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# Analyses read no automatic history unless a test asks (the session's store holds other tests'
+# rows, which would otherwise be one test's history): tests/integration/analytics/test_shape_history.py
+os.environ.setdefault("ANALYSIS_HISTORY_DAYS", "0")
 os.environ.setdefault("LEDGER_KEY_FILE", str(ROOT / ".run" / "ledger-test-key.pem"))
 os.environ.setdefault("EMULATOR_PIDS_FILE", str(ROOT / ".run" / "test-emulator-pids"))
 

@@ -8,7 +8,9 @@ one commit with its ledger entry, so anyone can recompute a published verdict of
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypedDict, cast
 
 from functions.adapters.repositories.analyses import AnalysisDoc, AnalysisFields
@@ -28,7 +30,7 @@ from functions.core.stats.pipeline import (
     replay_stats,
 )
 from functions.models.analytics import AnalysisRequest
-from functions.services.analytics import inputs
+from functions.services.analytics import inputs, metric_profile
 from functions.services.experiments import repository
 from functions.services.metrics import analysis_inputs
 from functions.services.metrics.analysis_inputs import HOLDOUT_ARM
@@ -44,6 +46,21 @@ class AnalysisResultView(AnalysisSummaryView):
     """A published analysis with its results per KPI (`models.analytics.AnalysisView`)."""
 
     results: dict[str, dict[str, Any]]
+
+
+def _shape_history(doc: Mapping[str, Any], kpi: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Where a MEAN KPI's skewness gate reads its shape: the KPI's configured historical skewness,
+    else the metric's profile over the days before the experiment started (landed metrics, when
+    that history is thick enough; `ANALYSIS_HISTORY_DAYS`), else nothing (its own samples)."""
+    if kpi.get("historicalSkewness") is not None:
+        return {"source": "configured", "skewness": float(kpi["historicalSkewness"])}
+    started = doc.get("startedAt")
+    if kpi.get("definition") is not None or not isinstance(started, datetime):
+        return None
+    read = metric_profile.history_before(kpi["metric"], started, settings().analysis_history_days)
+    if read is None:
+        return None
+    return {"source": "profile", **{k: read[k] for k in ("skewness", "units", "nonZeroUnits", "since", "until")}}
 
 
 def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> AnalysisResultView:
@@ -82,9 +99,12 @@ def run(experiment_id: str, request: AnalysisRequest, actor: dict[str, str]) -> 
         cfg = AnalysisConfig(control=keys[0], direction=kpi.get("direction", "INCREASE"),
                              expected_split=split, planned_mde_relative=float(doc.get("minimumDetectableEffect", 0.05)),
                              daily_units_per_arm=daily, exclusions=exclusions,
-                             metric_type=str(kpi.get("type") or MEAN),
-                             historical_skewness=kpi.get("historicalSkewness"))
-        results[kpi["metric"]] = {"role": kpi["role"], "type": cfg.metric_type, **analyse_aggregated(agg, cfg, checks)}
+                             metric_type=str(kpi.get("type") or MEAN))
+        shape = _shape_history(doc, kpi) if cfg.metric_type == MEAN else None
+        if shape is not None:
+            cfg = replace(cfg, historical_skewness=shape["skewness"])
+        results[kpi["metric"]] = {"role": kpi["role"], "type": cfg.metric_type, **analyse_aggregated(agg, cfg, checks),
+                                  "shapeHistory": shape}
         if held is not None and held.units and cfg.metric_type != RATIO:
             # every arm against the holdout, without the members reached by treatment (contaminated):
             # the long-run cost or benefit of the programme, kept honest

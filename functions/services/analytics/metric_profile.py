@@ -8,7 +8,7 @@ profile is what `Kpi.historicalSkewness` is set from."""
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from functions.adapters.metric_store import store
@@ -21,8 +21,15 @@ ESTIMAND = ("per-unit total of {metric} over {days} days, every unit with analyt
             "zeros included")
 
 
-def profile(metric: str, days: int, experiment_id: str | None = None) -> dict[str, Any]:
-    until = utc_now()
+# An automatic history is used only when it is a read of its own: enough units, and enough of
+# them with a value, that its skewness is not the handful of units an experiment's arm has.
+MIN_HISTORY_UNITS = 1000
+MIN_HISTORY_NON_ZERO = 30
+
+
+def profile(metric: str, days: int, experiment_id: str | None = None,
+            until: datetime | None = None) -> dict[str, Any]:
+    until = until or utc_now()
     since = until - timedelta(days=days)
     [row] = store().query(PROFILE_SQL, {"metric": metric, "since": since, "until": until,
                                         "experiments": [experiment_id] if experiment_id else []})
@@ -40,3 +47,16 @@ def profile(metric: str, days: int, experiment_id: str | None = None) -> dict[st
         "estimand": ESTIMAND.format(metric=metric, days=days,
                                     who=f"experiment {experiment_id}" if experiment_id else "any experiment"),
     })
+
+
+def history_before(metric: str, started_at: datetime, days: int) -> dict[str, Any] | None:
+    """The metric's profile over the `days` before an experiment started, when it can stand in
+    for `Kpi.historicalSkewness`: the window ends at the start, so it holds none of the
+    experiment's own outcomes, and its skewness does not move with the experiment's samples.
+    None when it is too thin to read a shape from."""
+    if days <= 0:
+        return None
+    read = profile(metric, days, until=started_at)
+    usable = (read["skewness"] is not None and read["units"] >= MIN_HISTORY_UNITS
+              and read["nonZeroUnits"] >= MIN_HISTORY_NON_ZERO)
+    return read if usable else None

@@ -80,3 +80,17 @@ def test_without_data_the_profile_has_no_shape(store, monkeypatch):
     store.append("exposures", [_exposure(f"z{i}", "exp-z") for i in range(5)])
     flat = metric_profile.profile("revenue", 28)  # five units, all zero: no spread, no shape
     assert (flat["units"], flat["sd"], flat["skewness"]) == (5, 0.0, None)
+
+
+@pytest.mark.parametrize(("units", "spenders", "usable"), [(999, 200, False), (1000, 29, False), (1000, 30, True)])
+def test_an_automatic_history_needs_enough_units_and_values(store, monkeypatch, units, spenders, usable):
+    monkeypatch.setattr(metric_profile, "store", lambda: store)
+    store.append("exposures", [_exposure(f"a{i}", "exp-h") for i in range(units)])
+    store.append("kpi_events", [_event(f"a{i}-1", f"a{i}", 5.0 + i, 2.0) for i in range(spenders)])
+    read = metric_profile.history_before("revenue", NOW, 28)
+    assert (read is not None) == usable
+    if usable:
+        assert read["units"] == units and read["nonZeroUnits"] == spenders
+    # the window ends at the start: the same values a day after it are not history
+    assert metric_profile.history_before("revenue", NOW - timedelta(days=3), 28) is None
+    assert metric_profile.history_before("revenue", NOW, 0) is None
