@@ -197,7 +197,11 @@ def _column(i: int, part: MetricPart, name: str) -> str:
 
 def _shaped(i: int, part: MetricPart) -> str:
     """The per-unit value after the metric's own shaping: 0/1 for a conversion, then its cap."""
-    x = f"COALESCE({_column(i, part, 'x')}, 0)"
+    return shaped(f"COALESCE({_column(i, part, 'x')}, 0)", part)
+
+
+def shaped(x: str, part: MetricPart) -> str:
+    """A per-unit total `x` shaped as the metric says: 0/1 for a conversion, then its cap."""
     if part.binary:
         x = f"IF({x} > 0, 1.0, 0.0)"
     if part.cap is not None:

@@ -31,7 +31,7 @@ from functions.core.stats.pipeline import (
 )
 from functions.models.analytics import AnalysisRequest
 from functions.services.analytics import inputs, metric_profile
-from functions.services.experiments import repository
+from functions.services.experiments import metrics, repository
 from functions.services.metrics import analysis_inputs
 from functions.services.metrics.analysis_inputs import HOLDOUT_ARM
 
@@ -50,14 +50,17 @@ class AnalysisResultView(AnalysisSummaryView):
 
 def _shape_history(doc: Mapping[str, Any], kpi: Mapping[str, Any]) -> dict[str, Any] | None:
     """Where a MEAN KPI's skewness gate reads its shape: the KPI's configured historical skewness,
-    else the metric's profile over the days before the experiment started (landed metrics, when
-    that history is thick enough; `ANALYSIS_HISTORY_DAYS`), else nothing (its own samples)."""
+    else the metric's profile over the days before the experiment started, read and shaped as the
+    analysis reads the KPI (its definition, cap), when that history is thick enough
+    (`ANALYSIS_HISTORY_DAYS`), else nothing (its own samples)."""
     if kpi.get("historicalSkewness") is not None:
         return {"source": "configured", "skewness": float(kpi["historicalSkewness"])}
     started = doc.get("startedAt")
-    if kpi.get("definition") is not None or not isinstance(started, datetime):
+    if not isinstance(started, datetime):
         return None
-    read = metric_profile.history_before(kpi["metric"], started, settings().analysis_history_days)
+    definition = metrics.kpi_facts(kpi)["value"] if kpi.get("definition") is not None else None
+    part = analysis_inputs.part(doc, kpi["metric"], "metric", definition)
+    read = metric_profile.history_before(kpi["metric"], started, settings().analysis_history_days, part)
     if read is None:
         return None
     return {"source": "profile", **{k: read[k] for k in ("skewness", "units", "nonZeroUnits", "since", "until")}}

@@ -11,8 +11,8 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from functions.adapters.metric_store import store
-from functions.adapters.metric_store.profile import PROFILE_SQL
+from functions.adapters.metric_store import queries, store
+from functions.adapters.metric_store.profile import profile_sql
 from functions.core.clock import utc_now
 from functions.core.stats.inference import MAX_MEAN_SKEWNESS, finite
 from functions.core.stats.sufficient import MomentStats
@@ -27,12 +27,15 @@ MIN_HISTORY_UNITS = 1000
 MIN_HISTORY_NON_ZERO = 30
 
 
-def profile(metric: str, days: int, experiment_id: str | None = None,
-            until: datetime | None = None) -> dict[str, Any]:
+def profile(metric: str, days: int, experiment_id: str | None = None, until: datetime | None = None,
+            part: queries.MetricPart | None = None) -> dict[str, Any]:
+    """`part`: how the metric's facts are read and shaped per unit (an analysis passes its KPI's:
+    a fact-table definition, a cap, 0/1); by default the landed KPI events `metric`, summed."""
     until = until or utc_now()
     since = until - timedelta(days=days)
-    [row] = store().query(PROFILE_SQL, {"metric": metric, "since": since, "until": until,
-                                        "experiments": [experiment_id] if experiment_id else []})
+    part = part or queries.landed("metric")
+    [row] = store().query(profile_sql(part), {"metric": metric, "since": since, "until": until,
+                                              "experiments": [experiment_id] if experiment_id else []})
     n = int(row.get("n") or 0)
     stats = MomentStats(n=float(n), sum_x=float(row.get("sx") or 0.0), sum_x2=float(row.get("sxx") or 0.0),
                         shift_x=float(row.get("kx") or 0.0), sum_x3=float(row.get("sxxx") or 0.0))
@@ -49,14 +52,15 @@ def profile(metric: str, days: int, experiment_id: str | None = None,
     })
 
 
-def history_before(metric: str, started_at: datetime, days: int) -> dict[str, Any] | None:
+def history_before(metric: str, started_at: datetime, days: int,
+                   part: queries.MetricPart | None = None) -> dict[str, Any] | None:
     """The metric's profile over the `days` before an experiment started, when it can stand in
     for `Kpi.historicalSkewness`: the window ends at the start, so it holds none of the
     experiment's own outcomes, and its skewness does not move with the experiment's samples.
     None when it is too thin to read a shape from."""
     if days <= 0:
         return None
-    read = profile(metric, days, until=started_at)
+    read = profile(metric, days, until=started_at, part=part)
     usable = (read["skewness"] is not None and read["units"] >= MIN_HISTORY_UNITS
               and read["nonZeroUnits"] >= MIN_HISTORY_NON_ZERO)
     return read if usable else None

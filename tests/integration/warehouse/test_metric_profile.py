@@ -13,6 +13,7 @@ from scipy import stats as scipy_stats
 from functions.services.analytics import metric_profile
 
 NOW = datetime.now(UTC)
+_EVENTS_OF_LAND: list[dict] = []  # the in-window revenue events the last `_land` wrote
 
 
 def _exposure(unit: str, experiment: str, consent: bool = True) -> dict:
@@ -55,6 +56,8 @@ def _land(store) -> dict[str, dict[str, float]]:
     events.append(_event("never-exposed", "stranger", 7e5, 1.0))  # exposed to no experiment
     store.append("exposures", exposures)
     store.append("kpi_events", events)
+    _EVENTS_OF_LAND[:] = [e for e in events
+                          if e["metric"] == "revenue" and NOW - timedelta(days=28) <= e["event_time"] < NOW]
     return totals
 
 
@@ -94,3 +97,24 @@ def test_an_automatic_history_needs_enough_units_and_values(store, monkeypatch, 
     # the window ends at the start: the same values a day after it are not history
     assert metric_profile.history_before("revenue", NOW - timedelta(days=3), 28) is None
     assert metric_profile.history_before("revenue", NOW, 0) is None
+
+
+def test_the_profile_reads_the_metric_as_the_analysis_shapes_it(store, monkeypatch):
+    """A cap, a 0/1 metric and a count per unit: the same shaping the analysis applies."""
+    from functions.adapters.metric_store import queries
+
+    totals = _land(store)["all"]
+    monkeypatch.setattr(metric_profile, "store", lambda: store)
+    counts = {u: 0 for u in totals}
+    seen: set[str] = set()
+    for eid, unit in ((e["event_id"], e["unit_id"]) for e in _EVENTS_OF_LAND):
+        if unit in counts and eid not in seen:
+            seen.add(eid)
+            counts[unit] += 1
+    cases = [(queries.landed("metric", cap=40.0), [min(v, 40.0) for v in totals.values()]),
+             (queries.landed("metric", binary=True), [float(v > 0) for v in totals.values()]),
+             (queries.MetricPart(queries.kpi_facts("metric"), aggregation=queries.COUNT), list(counts.values()))]
+    for part, values in cases:
+        got = metric_profile.profile("revenue", 28, part=part)
+        assert got["units"] == len(values) and got["nonZeroUnits"] == sum(v != 0 for v in values)
+        assert got["skewness"] == pytest.approx(float(scipy_stats.skew(values, bias=False)), rel=1e-9)
