@@ -19,11 +19,12 @@ test: setup-tests
 	.venv/bin/python -m pytest -p no:cacheprovider
 	@bash scripts/check_no_stray_emulators.sh
 
-# Unit and fake-backed service tests only: no emulators, no long simulations (under a minute).
+# Unit and fake-backed service tests only: no emulators, no long simulations, one worker per core
+# (pytest-xdist; the whole suite stays serial: its emulators are shared per session). Under a minute.
 test-fast: setup
 	.venv/bin/ruff check .
 	.venv/bin/mypy
-	.venv/bin/python -m pytest -p no:cacheprovider -m "not emulator and not slow" tests/unit
+	.venv/bin/python -m pytest -p no:cacheprovider -n auto -m "not emulator and not slow" tests/unit
 
 lint: setup
 	.venv/bin/ruff check .
