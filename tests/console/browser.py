@@ -111,11 +111,18 @@ def unlabelled_controls(page) -> list[str]:
 _PATH_OPS = re.compile(rb"(?<![A-Za-z])(?:re|l|c|m)(?![A-Za-z])")
 
 
+_FONT_PROGRAM = re.compile(rb"/Length[123]\b|/Subtype\s*/(?:Type1C|CIDFontType0C|OpenType)")
+
+
 def pdf_drawing_ops(pdf: bytes) -> int:
-    """Vector path operators (move, line, curve, rectangle) in the PDF's content streams."""
+    """Vector path operators (move, line, curve, rectangle) in the PDF's content streams. Embedded
+    font programs are skipped: their binary glyph data matches the operators by chance, and each
+    PDF embeds a different subset, which made the count move by hundreds between two prints."""
     total = 0
-    for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
-        data = m.group(1)
+    for m in re.finditer(rb"<<((?:(?!>>).)*)>>\s*stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
+        if _FONT_PROGRAM.search(m.group(1)):
+            continue
+        data = m.group(2)
         try:
             data = zlib.decompress(data)
         except zlib.error:
