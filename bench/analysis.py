@@ -15,9 +15,10 @@ arrays, side by side with
   its timing is compared with the same step of ours (`inference.cuped` on MomentStats), not
   with the whole pipeline.
 
-"Ours" is `functions.core.stats.pipeline.analyse_units`, the entry the analytics service runs,
-used as is. Prints the time ratios and the largest differences in estimate and standard error;
-the last line is the JSON result.
+"Ours" is `functions.core.stats.pipeline.analyse_units`, used as is: the unit-level entry, which
+ends in the `analyse_aggregated` the analytics service runs on the warehouse's aggregates.
+Prints the time ratios and the largest differences in estimate and standard error; the last line
+is the JSON result.
 
     python -m bench analysis [--units 1000000] [--repeat 3] [--seed 20261124] [--quick]
 """

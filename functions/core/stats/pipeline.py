@@ -240,10 +240,39 @@ def replay_stats(document: Mapping[str, Any]) -> dict[str, Any]:
                          if capped_raw is not None else None)
 
 
+MAX_LABEL_TABLE = 1 << 20  # entries of the table from a label's byte digits to its code
+
+
+def _fixed_width_codes(values: list[Any], labels: list[str]) -> np.ndarray | None:
+    """Codes of labels that are ASCII of one width (ISO region codes), or None for other labels.
+    The values are joined into one byte buffer; each byte column that varies among the labels
+    becomes a digit, and the digits index one small table: a few vectorised gathers instead of a
+    Python call per unit."""
+    width = len(labels[0]) if labels else 0
+    if not width or any(not label.isascii() or len(label) != width for label in labels):
+        return None
+    names = np.frombuffer("".join(labels).encode("ascii"), dtype=np.uint8).reshape(-1, width)
+    columns = [(j, np.unique(names[:, j])) for j in range(width)]
+    columns = [(j, seen) for j, seen in columns if seen.size > 1]
+    if math.prod(seen.size for _, seen in columns) > MAX_LABEL_TABLE:
+        return None
+    data = np.frombuffer("".join(values).encode("ascii"), dtype=np.uint8).reshape(-1, width)
+    key, name_key = np.zeros(len(values), dtype=np.intp), np.zeros(len(labels), dtype=np.intp)
+    for j, seen in columns:
+        digit = np.zeros(256, dtype=np.intp)
+        digit[seen] = np.arange(seen.size)
+        key = key * seen.size + digit[data[:, j]]
+        name_key = name_key * seen.size + digit[names[:, j]]
+    table = np.zeros(int(name_key.max()) + 1, dtype=np.intp)
+    table[name_key] = np.arange(len(labels))
+    return table[key]
+
+
 @dataclass(frozen=True)
 class RegionCodes:
-    """Every unit's region as a small integer (one hash pass per arm, no sort and no string
-    conversion of millions of objects); counts per region are then one bincount."""
+    """Every unit's region as a small integer (one hash pass per arm to find the labels, then one
+    byte view when they are short ASCII of one width, else one lookup per unit; no sort of millions
+    of objects); counts per region are then one bincount."""
 
     names: tuple[str, ...]
     codes: Mapping[str, np.ndarray]
@@ -254,8 +283,14 @@ class RegionCodes:
         distinct = set().union(*map(set, lists.values())) if lists else set()
         labels = sorted({str(v) for v in distinct})
         lookup = {v: labels.index(str(v)) for v in distinct}
-        return cls(tuple(labels), {arm: np.fromiter(map(lookup.__getitem__, values), dtype=np.intp, count=len(values))
-                                   for arm, values in lists.items()})
+        plain = all(type(v) is str for v in distinct)  # else str(v) names a value, not its bytes
+
+        def codes(values: list[Any]) -> np.ndarray:
+            fast = _fixed_width_codes(values, labels) if plain else None
+            return fast if fast is not None else np.fromiter(map(lookup.__getitem__, values), dtype=np.intp,
+                                                             count=len(values))
+
+        return cls(tuple(labels), {arm: codes(values) for arm, values in lists.items()})
 
     def counts(self, arm: str, mask: np.ndarray | None = None) -> Counter[str]:
         codes = self.codes[arm] if mask is None else self.codes[arm][mask]
@@ -404,8 +439,9 @@ def analyse_units(arms: Mapping[str, UnitData], cfg: AnalysisConfig,
                   for arm, d in arms.items()}
     activity = np.concatenate([d.events[consenting[arm]] for arm, d in arms.items() if d.events is not None]
                               or [np.zeros(0)])
-    median = float(np.median(activity)) if activity.size else None
-    mad = float(np.median(np.abs(activity - median))) if activity.size else None
+    # both arrays are this function's own temporaries, so the medians may reorder them in place
+    median = float(np.median(activity, overwrite_input=True)) if activity.size else None
+    mad = float(np.median(np.abs(activity - median), overwrite_input=True)) if activity.size else None
     with_regions = bool(arms) and all(d.region is not None for d in arms.values())
     codes = RegionCodes.of(arms) if with_regions else None
     masks = {arm: corrections.exclusion_masks(d, ex, median, mad,
