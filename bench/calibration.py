@@ -219,10 +219,8 @@ def history_skewness(family: Family, rng: np.random.Generator, units: int = HIST
     if family.amount == "ratio" or family.binary:  # a 0/1 sample reads its own shape exactly
         return 0.0
     s1, s2, s3 = family.sums(rng, units, 1, third=True)
-    mean = s1[0] / units
-    var = s2[0] / units - mean * mean
-    third = s3[0] / units - 3 * mean * s2[0] / units + 2 * mean**3
-    return float(third / var**1.5) if var > 0 else 0.0
+    skewness = MomentStats(n=float(units), sum_x=float(s1[0]), sum_x2=float(s2[0]), sum_x3=float(s3[0])).skewness
+    return skewness or 0.0
 
 
 def primary_estimate(family: Family, control: Any, treatment: Any, known_skewness: float = 0.0) -> inference.Estimate:

@@ -293,10 +293,9 @@ def _unit_skewness(stats: MomentStats) -> float:
     """g = k3 / s³, one unit's standardised skewness, less twice its standard error under
     normality, sqrt(6n(n-1) / ((n-2)(n+1)(n+3))) (0 for a constant arm or one within noise): a
     tiny symmetric arm's sample skewness is mostly noise and must not refuse its test."""
-    var, n = stats.var, stats.n
-    if var <= 0 or n < 3:
+    g, n = stats.skewness, stats.n
+    if g is None:
         return 0.0
-    g = stats.k3 / var**1.5
     noise = 2.0 * math.sqrt(6.0 * n * (n - 1) / ((n - 2) * (n + 1) * (n + 3)))
     return math.copysign(max(abs(g) - noise, 0.0), g)
 

@@ -158,6 +158,13 @@ class MomentStats(_Shifted):
         n = self.n
         return n * self.m3 / ((n - 1) * (n - 2)) if n >= 3 else 0.0
 
+    @property
+    def skewness(self) -> float | None:
+        """k3 / s³, one unit's standardised skewness (None below three units or without spread):
+        what the skewness gate, a metric's profile and the calibration's history all read."""
+        var = self.var
+        return self.k3 / var**1.5 if self.n >= 3 and var > 0 else None
+
     def __add__(self, other: MomentStats) -> MomentStats:
         """Shards with the same shifts add field by field; otherwise Chan et al. for the second
         moments and Pébay (2008, eq. 2.1) for the third, expressed about the larger part's shift."""

@@ -39,8 +39,7 @@ def profile(metric: str, days: int, experiment_id: str | None = None, until: dat
     n = int(row.get("n") or 0)
     stats = MomentStats(n=float(n), sum_x=float(row.get("sx") or 0.0), sum_x2=float(row.get("sxx") or 0.0),
                         shift_x=float(row.get("kx") or 0.0), sum_x3=float(row.get("sxxx") or 0.0))
-    shaped = n >= 3 and stats.var > 0
-    skewness = stats.k3 / stats.var**1.5 if shaped else None
+    skewness = stats.skewness
     return finite({
         "metric": metric, "since": since.isoformat(), "until": until.isoformat(), "experimentId": experiment_id,
         "units": n, "nonZeroUnits": int(row.get("nonzero") or 0),

@@ -188,3 +188,17 @@ def test_an_unusable_history_falls_back_to_the_samples(known):
     r = np.random.default_rng(17)
     control, treatment = (MomentStats.from_arrays(r.lognormal(0, 1.5, n)) for n in (5000, 300))
     assert difference_skewness(control, treatment, known) == difference_skewness(control, treatment)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+def test_a_units_skewness_is_scipys_adjusted_fisher_pearson_coefficient(offset: float) -> None:
+    """`MomentStats.skewness` (what the gate, a metric's profile and the calibration's history read)
+    equals scipy's bias-corrected G1, also far from zero and after shards merge."""
+    rng = np.random.default_rng(11)
+    x = offset + np.where(rng.random(5_000) < 0.2, rng.lognormal(2.0, 1.0, 5_000), 0.0)
+    merged = MomentStats.from_arrays(x[:1_700]) + MomentStats.from_arrays(x[1_700:])
+    expected = float(scipy_stats.skew(x, bias=False))
+    for stats in (MomentStats.from_arrays(x), merged):
+        assert stats.skewness == pytest.approx(expected, rel=1e-9)
+    assert MomentStats.from_arrays(np.array([1.0, 2.0])).skewness is None  # fewer than three units
+    assert MomentStats.from_arrays(np.full(10, 3.0)).skewness is None  # no spread
