@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 from pydantic import Field
-from scipy import stats
 
 from functions.api.router import ANY_STAFF, RequestContext, Router
 from functions.core.stats import power
@@ -97,4 +96,4 @@ def power_calculator(ctx: RequestContext, body: PowerRequest) -> PowerResult:
     n = power.sample_size_per_arm(sd, body.mdeRelative * abs(mean), body.alpha, body.power)
     return PowerResult(samplePerArm=math.ceil(n), baselineMean=mean, standardDeviation=sd,
                        mdeAbsolute=body.mdeRelative * abs(mean), alpha=body.alpha, power=body.power,
-                       zAlpha=float(stats.norm.ppf(1 - body.alpha / 2)))
+                       zAlpha=power.z_two_sided(body.alpha))

@@ -17,7 +17,7 @@ SRM_ALPHA = 0.001
 INVALID_INPUT = "INVALID_INPUT"
 
 
-def _chi_square(observed: np.ndarray, expected: np.ndarray, dof: int) -> tuple[float, float]:
+def chi_square(observed: np.ndarray, expected: np.ndarray, dof: int) -> tuple[float, float]:
     """Pearson's statistic and its upper-tail p-value (= scipy chisquare / chi2_contingency
     without correction), without scipy.stats' per-call array-API dispatch, which cost more than
     the test itself in an analysis that runs a dozen of them."""
@@ -69,7 +69,7 @@ def srm(observed: Mapping[str, float], expected_shares: Mapping[str, float], alp
         return CheckResult("srm", "INSUFFICIENT_DATA", None, {"observed": dict(observed)})
     shares = np.array([expected_shares[a] for a in arms], dtype=float)
     expected = shares / shares.sum() * total
-    chi2, p = _chi_square(counts, expected, len(arms) - 1)
+    chi2, p = chi_square(counts, expected, len(arms) - 1)
     return CheckResult("srm", "FAIL" if p < alpha else "PASS", float(p),
                        {"chi2": float(chi2), "observed": dict(zip(arms, counts.tolist(), strict=True)),
                         "expected": dict(zip(arms, expected.tolist(), strict=True)), "alpha": alpha})
@@ -104,7 +104,7 @@ def exclusion_balance(removed: Mapping[str, float], totals: Mapping[str, float],
     if (table.sum(axis=1) == 0).any():
         return CheckResult(f"exclusion_balance:{name}", "PASS", None, {"removed": dict(removed)})
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
-    chi2, p = _chi_square(table, expected, table.shape[1] - 1)  # = chi2_contingency(correction=False)
+    chi2, p = chi_square(table, expected, table.shape[1] - 1)  # = chi2_contingency(correction=False)
     shares = {a: (removed.get(a, 0) / totals[a]) for a in arms}
     return CheckResult(f"exclusion_balance:{name}", "FAIL" if p < alpha else "PASS", float(p),
                        {"removed": dict(removed), "share": shares, "chi2": float(chi2)})

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scipy import stats
+import numpy as np
+
+from functions.core.stats import quality
 
 SRM_ALPHA = 0.001
 CONTAMINATION_GOAL = 0.01
@@ -22,7 +24,7 @@ def sample_ratio(observed: int, holdout: int, share: float) -> Srm:
     if observed <= 0 or not 0.0 < share < 1.0:
         return Srm(None, None)
     expected = [observed * share, observed * (1.0 - share)]
-    chi2, p = stats.chisquare([holdout, observed - holdout], expected)
+    chi2, p = quality.chi_square(np.array([holdout, observed - holdout], dtype=float), np.array(expected), 1)
     return Srm(float(chi2), float(p))
 
 
