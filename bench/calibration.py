@@ -41,6 +41,7 @@ from functions.core.stats import inference
 from functions.core.stats.inference import cuped, delta_ratio, skew_gate, two_proportion_z, welch
 from functions.core.stats.sequential import DECREASE, INCREASE, absolute_check, relative_check
 from functions.core.stats.sufficient import MomentStats, RatioStats
+from functions.services.analytics.metric_profile import MIN_HISTORY_UNITS
 
 ALLOCATIONS = {"50/50": 0.5, "75/25": 0.25, "90/10": 0.10, "98/2": 0.02, "1:50": 1 / 51}
 VARIANCE_RATIOS = {"1/4": 0.25, "1": 1.0, "4": 4.0}
@@ -137,12 +138,15 @@ class PrimaryCell:
     allocation: str
     variance_ratio: str
     lift: float
-    shape: str = "history"  # where a mean's skewness gate reads the shape: "history" | "sample"
+    # where a mean's skewness gate reads the shape: "history" (configured, read once over
+    # HISTORY_UNITS), "thin" (the automatic reading at its minimum, a fresh one per analysis) or
+    # "sample" (no history at all)
+    shape: str = "history"
 
     @property
     def label(self) -> str:
         effect = "A/A" if self.lift == 0 else f"+{self.lift:.0%}"
-        shape = " | shape from sample" if self.shape == "sample" else ""
+        shape = {"sample": " | shape from sample", "thin": " | thin history"}.get(self.shape, "")
         return f"primary | {self.family.name} | {self.allocation} | var {self.variance_ratio} | {effect}{shape}"
 
 
@@ -223,6 +227,21 @@ def history_skewness(family: Family, rng: np.random.Generator, units: int = HIST
     return skewness or 0.0
 
 
+def thin_histories(family: Family, rng: np.random.Generator, sims: int) -> np.ndarray:
+    """One automatic history per analysis at the smallest the analysis accepts: the skewness of
+    MIN_HISTORY_UNITS units, or 0.0 (the samples decide, as in production) when none of them has
+    a value. A thin history misses whales as a small arm does, so whether its reading still keeps
+    the intervals honest is a question for the simulation."""
+    units = MIN_HISTORY_UNITS
+    paying = np.full(sims, units) if family.p >= 1 else rng.binomial(units, family.p, sims)
+    amounts = family.amounts(rng, int(paying.sum()))
+    group = np.repeat(np.arange(sims), paying)
+    s1, s2, s3 = (np.bincount(group, amounts**k, sims) for k in (1, 2, 3))
+    shapes = [MomentStats(n=float(units), sum_x=a, sum_x2=b, sum_x3=c).skewness or 0.0
+              for a, b, c in zip(s1.tolist(), s2.tolist(), s3.tolist(), strict=True)]
+    return np.asarray(shapes)
+
+
 def primary_estimate(family: Family, control: Any, treatment: Any, known_skewness: float = 0.0) -> inference.Estimate:
     """The primary estimate as pipeline.analyse_stats picks it (CUPED unless it falls back); a mean's
     gate reads the metric's configured historical skewness, a proportion's its own samples."""
@@ -269,17 +288,19 @@ def run_primary(cells: list[PrimaryCell], sims: int, seed: Any) -> list[dict[str
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     # the history has a stream of its own: the experiments' draws stay those of the run without it
     history = history_skewness(cells[0].family, np.random.default_rng(seq.spawn(1)[0]))
+    thin = (thin_histories(cells[0].family, np.random.default_rng(seq.spawn(1)[0]), sims)
+            if any(c.shape == "thin" for c in cells) else np.zeros(sims))
     rng = np.random.default_rng(seq)
     out = []
     for cell, controls, treatments in group_data(cells, sims, rng):
-        known = history if cell.shape == "history" else 0.0
+        known = {"history": np.full(sims, history), "thin": thin}.get(cell.shape, np.zeros(sims))
         started = time.perf_counter()
         fam = cell.family
         true_lift = cell.lift if fam.amount != "ratio" else ratio_truth(cell.lift) / ratio_truth(0.0) - 1
         true_diff = ratio_truth(cell.lift) - ratio_truth(0.0) if fam.amount == "ratio" else cell.lift * fam.mean
         rejected = diff_cover = diff_seen = lift_cover = lift_seen = 0
-        for control, treatment in zip(controls, treatments, strict=True):
-            est = primary_estimate(fam, control, treatment, known)
+        for control, treatment, shape in zip(controls, treatments, known.tolist(), strict=True):
+            est = primary_estimate(fam, control, treatment, shape)
             rejected += est.ok and est.p_value is not None and est.p_value < ALPHA
             if est.ok and est.diff_ci is not None:
                 diff_seen += 1
@@ -290,7 +311,10 @@ def run_primary(cells: list[PrimaryCell], sims: int, seed: Any) -> list[dict[str
         rate = Rate(int(rejected), sims)
         out.append({"cell": cell.label, "kind": "primary", "effect": "null" if cell.lift == 0 else "real",
                     "family": fam.name, "allocation": cell.allocation, "varianceRatio": cell.variance_ratio,
-                    "shape": cell.shape, "historicalSkewness": known or None,
+                    "shape": cell.shape,
+                    "historicalSkewness": history if cell.shape == "history" and history else None,
+                    "thinHistory": {"median": float(np.median(known)), "sampleDecides": float(np.mean(known == 0))}
+                    if cell.shape == "thin" else None,
                     "rate": rate.rate, "ci95": list(rate.ci()), "sims": sims,
                     "coverage": {"diff": _coverage(diff_cover, diff_seen), "lift": _coverage(lift_cover, lift_seen)},
                     "noEstimate": (sims - diff_seen) / sims, "seconds": round(time.perf_counter() - started, 2)})
@@ -391,7 +415,7 @@ def grid(quick: bool = False, only: str | None = None) -> list[list[Cell]]:
         for fam in families:
             ratios = list(VARIANCE_RATIOS) if fam.amount in ("normal", "lognormal", "pareto") else ["1"]
             # heavy tails also without a configured history: the gate then reads the samples' shape
-            shapes = ["history", "sample"] if fam.amount in ("lognormal", "pareto") else ["history"]
+            shapes = ["history", "thin", "sample"] if fam.amount in ("lognormal", "pareto") else ["history"]
             for alloc in ALLOCATIONS if not quick else ["50/50", "98/2"]:
                 groups.append([PrimaryCell(fam, alloc, r, lift, shape) for shape in shapes for r in ratios
                                for lift in (0.0, LIFT)])
@@ -441,15 +465,15 @@ class Summary:
         guard = [c for c in self.cells if c["kind"] == "guardrail" and c["effect"] == "null"]
         # Coverage of what is published with each metric configured as docs/statistics.md asks (a mean
         # with its historical skewness); without it, separately: the gate then reads the sample's shape.
-        coverages = [(cov["rate"], c["cell"], name) for c in self.cells if c.get("shape") != "sample"
-                     for name, cov in c["coverage"].items() if cov is not None and cov["n"] >= MIN_COVERAGE_N]
-        sample_shape = [(cov["rate"], c["cell"], name) for c in self.cells if c.get("shape") == "sample"
-                        for name, cov in c["coverage"].items() if cov is not None and cov["n"] >= MIN_COVERAGE_N]
-        low_sample = min(sample_shape, default=None)
+        def lowest(shapes: tuple[str | None, ...]) -> tuple[float, str, str] | None:
+            return min(((cov["rate"], c["cell"], name) for c in self.cells if c.get("shape") in shapes
+                        for name, cov in c["coverage"].items() if cov is not None and cov["n"] >= MIN_COVERAGE_N),
+                       default=None)
+
+        low_cov, low_thin, low_sample = lowest(("history", None)), lowest(("thin",)), lowest(("sample",))
         worst_aa = max(aa, key=lambda c: c["rate"], default=None)
         worst_aa_low = max(aa, key=lambda c: c["ci95"][0], default=None)
         worst_guard = max(guard, key=lambda c: c["ci95"][1], default=None)
-        low_cov = min(coverages, default=None)
         return {
             "fpr_worst": worst_aa["rate"] if worst_aa else None,
             "fpr_worst_cell": worst_aa["cell"] if worst_aa else None,
@@ -460,6 +484,8 @@ class Summary:
             "breach_worst_cell": worst_guard["cell"] if worst_guard else None,
             "coverage_min": low_cov[0] if low_cov else None,
             "coverage_min_cell": f"{low_cov[1]} ({low_cov[2]})" if low_cov else None,
+            "coverage_min_thin_history": low_thin[0] if low_thin else None,
+            "coverage_min_thin_history_cell": f"{low_thin[1]} ({low_thin[2]})" if low_thin else None,
             "coverage_min_sample_shape": low_sample[0] if low_sample else None,
             "coverage_min_sample_shape_cell": f"{low_sample[1]} ({low_sample[2]})" if low_sample else None,
             "primary_cells_failing": sorted(c["cell"] for c in aa if c["ci95"][0] > 0.05 or c["rate"] > 0.065),

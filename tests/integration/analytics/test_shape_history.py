@@ -33,11 +33,12 @@ def history_days(monkeypatch):
     reset_settings()
 
 
-def _land(experiment_id: str, values: dict[str, float], arms: dict[str, str] | None, at: datetime) -> None:
+def _land(experiment_id: str, values: dict[str, float], arms: dict[str, str] | None, at: datetime,
+          metric: str | None = None) -> None:
     rows = [{"unitId": u, "experimentId": experiment_id, "variant": (arms or {}).get(u, "control"),
              "inHoldout": False, "status": "ASSIGNED"} for u in values]
     assert record_exposures(rows, at - timedelta(hours=1)) == len(rows)
-    events = [kpi(u, METRIC, v, timestamp=at.isoformat()) for u, v in values.items() if v]
+    events = [kpi(u, metric or METRIC, v, timestamp=at.isoformat()) for u, v in values.items() if v]
     assert ingest([KpiEvent.model_validate(e) for e in events]).accepted == len(events)
 
 
@@ -92,3 +93,20 @@ def test_a_configured_skewness_wins_over_the_history(function_client, history_da
     assert result["shapeHistory"] == {"source": "configured", "skewness": 0.25}
     primary = result["arms"]["treatment"]["primary"]
     assert primary["extra"]["shapeFrom"] == "history" and primary["status"] == "OK"  # 0.25/sqrt(30) < 1/sqrt(355)
+
+
+def test_a_sparse_history_is_read_and_asks_for_more_units_rather_than_leaving_the_shape_to_the_samples():
+    """Six spenders among 1 200 units: too few to say much about their amounts, but enough to say
+    the metric is rare, and rarity alone is skew (about 1/sqrt(share)). The history is used; the
+    samples' own shape would have covered 62-74% on 1% payers (`bench calibration`, thin history)."""
+    metric = f"refund-{random_hex(8)}"
+    rng = random.Random(33)
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    past = running_experiment(kpis=[{"metric": metric, "role": "PRIMARY", "type": "MEAN"}])
+    spenders = set(rng.sample(range(1200), 6))
+    _land(past, {f"{past}-s{i}": 5 + 20 * rng.random() if i in spenders else 0.0 for i in range(1200)}, None,
+          yesterday, metric)
+    read = metric_profile.history_before(metric, datetime.now(UTC), 28)
+    assert read is not None and read["units"] == 1200 and read["nonZeroUnits"] == 6
+    assert read["skewness"] > 10  # about sqrt(1200 / 6) = 14: thousands of units per arm before an interval
+    assert metric_profile.history_before(metric, yesterday - timedelta(hours=2), 28) is None  # before any unit
