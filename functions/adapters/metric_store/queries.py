@@ -210,7 +210,13 @@ def shaped(x: str, part: MetricPart) -> str:
 
 
 def exact_quantile(values: str, p: str) -> str:
-    """The exact `p` quantile of a query's column `v`, interpolated as numpy's default (linear):
+    """The exact `p` quantile of a query's column `v` (see `exact_quantile_counted`)."""
+    return exact_quantile_counted(f"SELECT v, COUNT(*) AS c FROM ({values}) GROUP BY v", p)
+
+
+def exact_quantile_counted(counted: str, p: str) -> str:
+    """The exact `p` quantile of values given as distinct values `v` with their counts `c`
+    (one row per value), interpolated as numpy's default (linear):
     h = (n - 1) p, x[floor h] + (h - floor h) (x[floor h + 1] - x[floor h]), where x is sorted.
     The values are counted first and only the distinct ones are ranked (activity counts and zero
     amounts repeat a lot), so it costs one hash aggregate and a small sort on any engine (an
@@ -226,27 +232,71 @@ def exact_quantile(values: str, p: str) -> str:
         FROM (
           SELECT v, c, SUM(c) OVER (ORDER BY v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS stop,
                  SUM(c) OVER () AS n
-          FROM (SELECT v, COUNT(*) AS c FROM ({values}) GROUP BY v)))))"""
+          FROM ({counted})))))"""
 
 
 STATS_COLUMNS = "n, sx, sxx, sp, spp, sxp, kx, kp, sxxx"
 
 
-def _sums(subset: str, value: str, covariate: str, where: str) -> str:
+# The per-unit rows are read three times: for the cap, for each arm's shifts, and once for
+# everything else, grouped by (arm, region, filter, above the cap); every count and shifted sum
+# then adds up from those few groups. They were read eleven times, once per kind of row, and under
+# the embedded engine's memory bound each read is a scan of a spilled table.
+_SHIFTED = {"": ("u.x", "kx", "u.pre", "kp"), "c": ("LEAST(u.x, (SELECT value FROM cap))", "kc", "u.pre", "kp"),
+            "f": ("u.x", "kxf", "u.pre", "kpf")}  # prefix -> value, its shift, covariate, its shift
+
+
+def _column_of(prefix: str, stat: str) -> str:
+    """The group column holding `stat` for `prefix`: the capped statistics share the units and the
+    covariate (and its shift) of the uncapped ones, so they share those columns."""
+    return stat if prefix == "c" and stat in ("n", "sp", "spp") else f"{prefix}{stat}"
+
+
+def _unit_groups(crossing: bool) -> str:
+    shifts = """
+  SELECT arm, AVG(IF(removed_by IS NULL, x, NULL)) AS kx, AVG(IF(removed_by IS NULL, pre, NULL)) AS kp,
+         AVG(IF(removed_by IS NULL, LEAST(x, (SELECT value FROM cap)), NULL)) AS kc,
+         AVG(IF(removed_by IS NULL AND NOT crosses, x, NULL)) AS kxf,
+         AVG(IF(removed_by IS NULL AND NOT crosses, pre, NULL)) AS kpf
+  FROM unit_rows GROUP BY arm"""
+    sums = []
+    for prefix, (value, kv, cov, kc) in _SHIFTED.items():
+        if prefix == "f" and not crossing:
+            continue
+        keep = "NOT u.crosses" if prefix == "f" else None  # the clean statistics leave linked units out
+        d, e = f"({value} - s.{kv})", f"({cov} - s.{kc})"
+        terms = {"n": f"COUNTIF({keep})" if keep else "COUNT(*)"} | {
+            stat: f"SUM(IF({keep}, {t}, 0))" if keep else f"SUM({t})"
+            for stat, t in (("sx", d), ("sxx", f"{d} * {d}"), ("sp", e), ("spp", f"{e} * {e}"),
+                            ("sxp", f"{d} * {e}"), ("sxxx", f"{d} * {d} * {d}"))}
+        sums += [f"{t} AS {prefix}{stat}" for stat, t in terms.items() if _column_of(prefix, stat) == prefix + stat]
     return f"""
-  SELECT '{subset}' AS kind, arm, CAST(NULL AS STRING) AS name, CAST(NULL AS STRING) AS region,
-         COUNT(*) AS n, SUM(v - kx) AS sx, SUM((v - kx) * (v - kx)) AS sxx, SUM(c - kp) AS sp,
-         SUM((c - kp) * (c - kp)) AS spp, SUM((v - kx) * (c - kp)) AS sxp, ANY_VALUE(kx) AS kx, ANY_VALUE(kp) AS kp,
-         SUM((v - kx) * (v - kx) * (v - kx)) AS sxxx
-  FROM (SELECT arm, {value} AS v, {covariate} AS c FROM unit_rows WHERE {where})
-  JOIN (SELECT arm, AVG({value}) AS kx, AVG({covariate}) AS kp FROM unit_rows WHERE {where} GROUP BY arm) USING (arm)
-  GROUP BY arm"""
+shifts AS ({shifts}
+),
+unit_groups AS (
+  SELECT u.arm, u.region, u.removed_by, u.removed_by IS NULL AND u.x > (SELECT value FROM cap) AS above,
+         {", ".join(sums)}
+  FROM unit_rows u JOIN shifts s ON s.arm = u.arm
+  GROUP BY u.arm, u.region, u.removed_by, above
+)"""
+
+
+def _sums(kind: str, prefix: str, where: str) -> str:
+    """Sufficient statistics per arm from the groups: the shifted sums add exactly, and each arm
+    keeps its one shift."""
+    _, kv, _, kc = _SHIFTED[prefix]
+    return f"""
+  SELECT '{kind}' AS kind, g.arm, CAST(NULL AS STRING) AS name, CAST(NULL AS STRING) AS region,
+         {", ".join(f"SUM(g.{_column_of(prefix, c)}) AS {c}" for c in ("n", "sx", "sxx", "sp", "spp", "sxp"))},
+         ANY_VALUE(s.{kv}) AS kx, ANY_VALUE(s.{kc}) AS kp, SUM(g.{_column_of(prefix, "sxxx")}) AS sxxx
+  FROM unit_groups g JOIN shifts s ON s.arm = g.arm WHERE {where}
+  GROUP BY g.arm HAVING SUM(g.{_column_of(prefix, "n")}) > 0"""
 
 
 def _counts(kind: str, name: str, where: str) -> str:
     return f"""
-  SELECT '{kind}' AS kind, arm, {name} AS name, region, COUNT(*) AS n, {_NULLS}
-  FROM unit_rows WHERE {where} GROUP BY arm, name, region"""
+  SELECT '{kind}' AS kind, arm, {name} AS name, region, SUM(n) AS n, {_NULLS}
+  FROM unit_groups WHERE {where} GROUP BY arm, name, region"""
 
 
 _NULLS = ", ".join(f"CAST(NULL AS FLOAT64) AS {c}" for c in STATS_COLUMNS.split(", ")[1:])
@@ -289,11 +339,12 @@ base AS (
          u.exposed_at, a.unit_id IS NOT NULL AS active, a.late, a.last_seen
   FROM {source} u LEFT JOIN activity a ON a.unit_id = u.unit_id LEFT JOIN flags fl ON fl.unit_id = u.unit_id {joins}
 ),
-baseline AS (SELECT {exact_quantile("SELECT events AS v FROM base WHERE consent AND analysed", "0.5")} AS med),
+activity_counts AS (SELECT events AS v, COUNT(*) AS c FROM base WHERE consent AND analysed GROUP BY events),
+baseline AS (SELECT {exact_quantile_counted("SELECT v, c FROM activity_counts", "0.5")} AS med),
 spread AS (
   SELECT ANY_VALUE(med) AS med,
-         {exact_quantile("SELECT ABS(events - (SELECT med FROM baseline)) AS v FROM base WHERE consent AND analysed",
-                         "0.5")} AS mad
+         {exact_quantile_counted("SELECT ABS(v - (SELECT med FROM baseline)) AS v, SUM(c) AS c FROM activity_counts "
+                                 "GROUP BY ABS(v - (SELECT med FROM baseline))", "0.5")} AS mad
   FROM baseline
 ),
 unit_rows AS (
@@ -314,6 +365,7 @@ cap AS (
       exact_quantile("SELECT x AS v FROM unit_rows WHERE removed_by IS NULL AND x > 0", "@percentile")
       if percentile_cap else "CAST(NULL AS FLOAT64)"}) AS value
 )""")
+    ctes.append(_unit_groups(crossing))
     selects = [
         _counts("filter", "removed_by", "removed_by IS NOT NULL"),
         _counts("scope", "CAST(NULL AS STRING)", "TRUE"),
@@ -321,14 +373,13 @@ cap AS (
   SELECT 'cap' AS kind, CAST(NULL AS STRING) AS arm, CAST(NULL AS STRING) AS name, CAST(NULL AS STRING) AS region,
          0 AS n, {", ".join(f"CAST(NULL AS FLOAT64) AS {c}" for c in ("sx", "sxx", "sp", "spp", "sxp"))},
          (SELECT value FROM cap) AS kx, CAST(NULL AS FLOAT64) AS kp, CAST(NULL AS FLOAT64) AS sxxx""",
-        _counts("capped", "CAST(NULL AS STRING)", "removed_by IS NULL AND x > (SELECT value FROM cap)"),
+        _counts("capped", "CAST(NULL AS STRING)", "above"),
         _counts("kept", "CAST(NULL AS STRING)", "removed_by IS NULL"),
-        _sums("stats", "x", "pre", "removed_by IS NULL"),
-        _sums("capped_stats", "LEAST(x, (SELECT value FROM cap))", "pre",
-              "removed_by IS NULL AND (SELECT value FROM cap) IS NOT NULL"),
+        _sums("stats", "", "removed_by IS NULL"),
+        _sums("capped_stats", "c", "removed_by IS NULL AND (SELECT value FROM cap) IS NOT NULL"),
     ]
     if crossing:
-        selects.append(_sums("clean_stats", "x", "pre", "removed_by IS NULL AND NOT crosses"))
+        selects.append(_sums("clean_stats", "f", "removed_by IS NULL"))
     if population:
         ctes.append(_POPULATION_OF_BASE)
         selects += _population_rows()
