@@ -217,29 +217,19 @@ def ratio_truth(lift: float) -> float:
     return float(p @ y / (p @ d))
 
 
-def history_skewness(family: Family, rng: np.random.Generator, units: int = HISTORY_UNITS) -> float:
-    """The metric's unit skewness as its owner reads it once from history (`Kpi.historicalSkewness`):
-    the sample skewness of `units` independent units, drawn apart from every experiment's data."""
+def history_skewness(family: Family, rng: np.random.Generator, units: int = HISTORY_UNITS,
+                     sims: int = 1) -> np.ndarray:
+    """The metric's unit skewness as read from history, `sims` independent readings of `units`
+    units each, drawn apart from every experiment's data: a configured `Kpi.historicalSkewness`
+    (one reading of HISTORY_UNITS), or the automatic reading at its thinnest (one of
+    MIN_HISTORY_UNITS per analysis; a thin history misses whales as a small arm does, so whether
+    it keeps the intervals honest is a question for the simulation). 0.0 where a reading has no
+    spread: the samples then decide, as in production."""
     if family.amount == "ratio" or family.binary:  # a 0/1 sample reads its own shape exactly
-        return 0.0
-    s1, s2, s3 = family.sums(rng, units, 1, third=True)
-    skewness = MomentStats(n=float(units), sum_x=float(s1[0]), sum_x2=float(s2[0]), sum_x3=float(s3[0])).skewness
-    return skewness or 0.0
-
-
-def thin_histories(family: Family, rng: np.random.Generator, sims: int) -> np.ndarray:
-    """One automatic history per analysis at the smallest the analysis accepts: the skewness of
-    MIN_HISTORY_UNITS units, or 0.0 (the samples decide, as in production) when none of them has
-    a value. A thin history misses whales as a small arm does, so whether its reading still keeps
-    the intervals honest is a question for the simulation."""
-    units = MIN_HISTORY_UNITS
-    paying = np.full(sims, units) if family.p >= 1 else rng.binomial(units, family.p, sims)
-    amounts = family.amounts(rng, int(paying.sum()))
-    group = np.repeat(np.arange(sims), paying)
-    s1, s2, s3 = (np.bincount(group, amounts**k, sims) for k in (1, 2, 3))
-    shapes = [MomentStats(n=float(units), sum_x=a, sum_x2=b, sum_x3=c).skewness or 0.0
-              for a, b, c in zip(s1.tolist(), s2.tolist(), s3.tolist(), strict=True)]
-    return np.asarray(shapes)
+        return np.zeros(sims)
+    s1, s2, s3 = family.sums(rng, units, sims, third=True)
+    return np.array([MomentStats(n=float(units), sum_x=a, sum_x2=b, sum_x3=c).skewness or 0.0
+                     for a, b, c in zip(s1.tolist(), s2.tolist(), s3.tolist(), strict=True)])
 
 
 def primary_estimate(family: Family, control: Any, treatment: Any, known_skewness: float = 0.0) -> inference.Estimate:
@@ -287,8 +277,8 @@ def group_data(cells: list[PrimaryCell], sims: int, rng: np.random.Generator) ->
 def run_primary(cells: list[PrimaryCell], sims: int, seed: Any) -> list[dict[str, Any]]:
     seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     # the history has a stream of its own: the experiments' draws stay those of the run without it
-    history = history_skewness(cells[0].family, np.random.default_rng(seq.spawn(1)[0]))
-    thin = (thin_histories(cells[0].family, np.random.default_rng(seq.spawn(1)[0]), sims)
+    history = float(history_skewness(cells[0].family, np.random.default_rng(seq.spawn(1)[0]))[0])
+    thin = (history_skewness(cells[0].family, np.random.default_rng(seq.spawn(1)[0]), MIN_HISTORY_UNITS, sims)
             if any(c.shape == "thin" for c in cells) else np.zeros(sims))
     rng = np.random.default_rng(seq)
     out = []
